@@ -1,0 +1,39 @@
+package io.github.hesmar.grpcproxy.connector;
+
+import static java.util.Objects.requireNonNull;
+
+import io.grpc.ConnectivityState;
+import java.time.Instant;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * A snapshot of one channel cached by a {@link CachingConnector}, as listed by {@link
+ * CachingConnector#connections()}.
+ *
+ * @param address the target address the channel was dialed for
+ * @param leases the number of outstanding leases on the channel
+ * @param idlePasses the number of consecutive expiry passes that found the channel unused (the
+ *     channel closes at the second)
+ * @param state the channel's connectivity state, or {@code null} if the channel does not report it
+ * @param closing whether the channel was detached by {@link CachingConnector#closeOnRelease(String)}
+ *     (or found shut down) and closes once its leases are released
+ * @param createdAt when the dialer created the channel
+ * @param lastDialedAt when the channel was last leased, to within one expiry pass: of the dials
+ *     between two passes, the first is recorded
+ */
+public record ConnectionInfo(
+    String address,
+    int leases,
+    int idlePasses,
+    @Nullable ConnectivityState state,
+    boolean closing,
+    Instant createdAt,
+    Instant lastDialedAt) {
+
+  /** Checks the arguments. */
+  public ConnectionInfo {
+    requireNonNull(address, "address");
+    requireNonNull(createdAt, "createdAt");
+    requireNonNull(lastDialedAt, "lastDialedAt");
+  }
+}

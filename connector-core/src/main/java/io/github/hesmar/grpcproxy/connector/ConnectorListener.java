@@ -1,0 +1,83 @@
+package io.github.hesmar.grpcproxy.connector;
+
+import java.time.Duration;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * Receives the events of a {@link CachingConnector}, for metrics and logging. Register listeners
+ * with {@link CachingConnector.Builder#listener(ConnectorListener)}; every method has an empty
+ * default, so a listener overrides only what it needs.
+ *
+ * <p>Methods are called on the thread that caused the event (a dialing, releasing or expiring
+ * thread, or the connector's dial executor and scheduler), possibly concurrently, and must be
+ * thread-safe and fast: {@link #onConnect} runs on every {@link CachingConnector#dial dial}. An
+ * exception thrown by a listener is logged and otherwise ignored.
+ */
+public interface ConnectorListener {
+
+  /**
+   * Called on every dial, cached or not (the seed's {@code OnConnect}).
+   *
+   * @param address the address dialed
+   */
+  default void onConnect(String address) {}
+
+  /**
+   * Called once per channel creation, before the dialer is called (the seed's {@code OnCacheMiss}).
+   *
+   * @param address the address about to be dialed
+   */
+  default void onCacheMiss(String address) {}
+
+  /**
+   * Called with the number of open channels (pending-close included) whenever it changes, up and
+   * down (the seed's {@code OnConnectionCountUpdate}). Calls never overlap and arrive in order;
+   * under concurrent changes intermediate values may be skipped, but once activity stops the last
+   * value delivered equals {@link CachingConnector#connectionCount()}.
+   *
+   * @param count the number of open channels
+   */
+  default void onConnectionCountUpdate(int count) {}
+
+  /**
+   * Called when a call of the {@link Dialer} returns or throws.
+   *
+   * @param address the address dialed
+   * @param duration how long the dialer took
+   * @param failure what the dialer threw, or {@code null} if it returned a channel
+   */
+  default void onDialComplete(String address, Duration duration, @Nullable Throwable failure) {}
+
+  /**
+   * Called when the connector starts closing a channel it created.
+   *
+   * @param address the address the channel was dialed for
+   * @param cause why it is closed
+   */
+  default void onClose(String address, CloseCause cause) {}
+
+  /**
+   * Called when a lease has been held longer than the {@link
+   * CachingConnector.Builder#leakDetectionThreshold(Duration) leak detection threshold}; at most
+   * once per lease.
+   *
+   * @param address the address of the leased channel
+   * @param heldFor how long the lease had been held when detected
+   */
+  default void onLeak(String address, Duration heldFor) {}
+
+  /** Why a {@link CachingConnector} closed a channel. */
+  enum CloseCause {
+    /** Unused for two consecutive {@link CachingConnector#expire() expiry passes}. */
+    EXPIRED,
+    /**
+     * Detached by {@link CachingConnector#closeOnRelease(String)}, and closed after its last lease
+     * was released.
+     */
+    RELEASED,
+    /** Found shut down by someone other than the connector, and dropped. */
+    STALE,
+    /** The connector was {@linkplain CachingConnector#close() closed}. */
+    SHUTDOWN
+  }
+}
