@@ -1,0 +1,82 @@
+package io.github.hesmar.grpcproxy.connector;
+
+import io.grpc.ManagedChannel;
+import io.grpc.inprocess.InProcessChannelBuilder;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * A dialer that records every channel it creates. With a server name, channels are real
+ * in-process channels to that server; without, bare fakes. A test can make the next dials fail or
+ * block by setting {@link #behaviour}.
+ */
+final class TrackingDialer implements Dialer {
+
+  /** What a dial does before it creates its channel. */
+  @FunctionalInterface
+  interface Behaviour {
+    void beforeDial(String address) throws Exception;
+  }
+
+  private final @Nullable String serverName;
+  final List<TrackedChannel> created = new CopyOnWriteArrayList<>();
+  final Map<String, AtomicInteger> dialsPerAddress = new ConcurrentHashMap<>();
+  final AtomicInteger dials = new AtomicInteger();
+  volatile Behaviour behaviour = address -> {};
+
+  private TrackingDialer(@Nullable String serverName) {
+    this.serverName = serverName;
+  }
+
+  /** Dials real in-process channels to the server named {@code serverName}. */
+  static TrackingDialer inProcess(String serverName) {
+    return new TrackingDialer(serverName);
+  }
+
+  /** Dials fake channels that carry no calls. */
+  static TrackingDialer fake() {
+    return new TrackingDialer(null);
+  }
+
+  @Override
+  public ManagedChannel dial(String address) throws Exception {
+    dials.incrementAndGet();
+    dialsPerAddress.computeIfAbsent(address, a -> new AtomicInteger()).incrementAndGet();
+    behaviour.beforeDial(address);
+    ManagedChannel delegate =
+        serverName == null ? null : InProcessChannelBuilder.forName(serverName).build();
+    TrackedChannel channel = new TrackedChannel(address, created.size(), delegate);
+    created.add(channel);
+    return channel;
+  }
+
+  int dialsOf(String address) {
+    AtomicInteger count = dialsPerAddress.get(address);
+    return count == null ? 0 : count.get();
+  }
+
+  List<TrackedChannel> createdFor(String address) {
+    List<TrackedChannel> channels = new ArrayList<>();
+    for (TrackedChannel channel : created) {
+      if (channel.address.equals(address)) {
+        channels.add(channel);
+      }
+    }
+    return channels;
+  }
+
+  List<TrackedChannel> open() {
+    List<TrackedChannel> channels = new ArrayList<>();
+    for (TrackedChannel channel : created) {
+      if (channel.shutdowns.get() == 0) {
+        channels.add(channel);
+      }
+    }
+    return channels;
+  }
+}
