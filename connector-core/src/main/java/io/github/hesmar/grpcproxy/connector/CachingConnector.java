@@ -314,8 +314,10 @@ public final class CachingConnector implements AutoCloseable {
     // Publishes the channel: leases can be taken from here on. No one else changes the state of a
     // pending entry. DIALED makes the first expiry pass count as idle pass 1.
     entry.state = DIALED;
-    entry.dialed.complete(entry);
+    // Deliver the count before waking the waiters, so that a caller whose dial returned has seen
+    // its channel counted.
     deliverConnectionCount();
+    entry.dialed.complete(entry);
     if (isClosed()) {
       closeEntry(entry, CloseCause.SHUTDOWN, /* force= */ true);
     }
