@@ -1,0 +1,238 @@
+package io.github.hesmar.grpcproxy.connector;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import io.grpc.Context;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+
+/** At most one dial in flight per address, and each waiter bounded by its own deadline. */
+class DialConcurrencyTest {
+
+  static final int CALLERS = 32;
+
+  @RegisterExtension final HealthBackend backend = new HealthBackend();
+
+  final ExecutorService threads = Executors.newFixedThreadPool(CALLERS);
+  final AtomicInteger connects = new AtomicInteger();
+  final CountDownLatch dialing = new CountDownLatch(1);
+  final CountDownLatch proceed = new CountDownLatch(1);
+  TrackingDialer dialer;
+  CachingConnector connector;
+
+  @BeforeEach
+  void setUp() {
+    dialer = TrackingDialer.inProcess(backend.name());
+    connector =
+        CachingConnector.builder()
+            .dialer(dialer)
+            .shutdownGracePeriod(Duration.ofSeconds(5))
+            .onConnect(address -> connects.incrementAndGet())
+            .build();
+  }
+
+  @AfterEach
+  void tearDown() {
+    proceed.countDown();
+    threads.shutdownNow();
+    connector.close();
+  }
+
+  /** Makes the next dials block until {@link #proceed} opens, then run {@code after}. */
+  void blockDials(TrackingDialer.Behaviour after) {
+    dialer.behaviour =
+        address -> {
+          dialing.countDown();
+          proceed.await();
+          after.beforeDial(address);
+        };
+  }
+
+  List<Future<LeasedChannel>> dialFromManyThreads(String address) {
+    List<Future<LeasedChannel>> results = new ArrayList<>();
+    for (int i = 0; i < CALLERS; i++) {
+      results.add(threads.submit(() -> connector.dial(address, Duration.ofMinutes(1))));
+    }
+    return results;
+  }
+
+  @Test
+  void manyThreadsDialingOneNewAddressCauseOneDialerCall() throws Exception {
+    blockDials(address -> {});
+    List<Future<LeasedChannel>> results = dialFromManyThreads("alpha");
+    await().until(() -> connects.get() == CALLERS);
+    proceed.countDown();
+
+    for (Future<LeasedChannel> result : results) {
+      try (LeasedChannel lease = result.get(10, TimeUnit.SECONDS)) {
+        assertThat(HealthBackend.check(lease)).isEqualTo(ServingStatus.SERVING);
+      }
+    }
+    assertThat(dialer.dials).hasValue(1);
+    assertThat(connector.connectionCount()).isEqualTo(1);
+  }
+
+  @Test
+  void dialsOfDifferentAddressesRunInParallel() throws Exception {
+    CountDownLatch bothDialing = new CountDownLatch(2);
+    dialer.behaviour =
+        address -> {
+          bothDialing.countDown();
+          // Returns only once the other address is being dialed too: a serialized dialer would
+          // never get here for both.
+          assertThat(bothDialing.await(10, TimeUnit.SECONDS)).isTrue();
+        };
+    Future<LeasedChannel> alpha = threads.submit(() -> connector.dial("alpha"));
+    Future<LeasedChannel> beta = threads.submit(() -> connector.dial("beta"));
+
+    alpha.get(10, TimeUnit.SECONDS).close();
+    beta.get(10, TimeUnit.SECONDS).close();
+    assertThat(connector.connectionCount()).isEqualTo(2);
+  }
+
+  @Test
+  void failingDialerGivesEveryWaiterUnavailableAndNextDialRetries() throws Exception {
+    IllegalStateException boom = new IllegalStateException("resolver failed");
+    blockDials(
+        address -> {
+          throw boom;
+        });
+    List<Future<LeasedChannel>> results = dialFromManyThreads("alpha");
+    await().until(() -> connects.get() == CALLERS);
+    proceed.countDown();
+
+    for (Future<LeasedChannel> result : results) {
+      assertThatThrownBy(() -> result.get(10, TimeUnit.SECONDS))
+          .isInstanceOf(ExecutionException.class)
+          .cause()
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE))
+          .hasRootCause(boom);
+    }
+    assertThat(dialer.dials).hasValue(1);
+    assertThat(connector.connections()).isEmpty();
+
+    dialer.behaviour = address -> {};
+    connector.dial("alpha").close();
+    assertThat(dialer.dials).hasValue(2);
+  }
+
+  @Test
+  void slowDialerGivesShortTimeoutDeadlineExceededAndCachesTheLateChannel() throws Exception {
+    blockDials(address -> {});
+
+    assertThatThrownBy(() -> connector.dial("alpha", Duration.ofMillis(100)))
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> {
+              assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED);
+              assertThat(e.getStatus().getDescription()).contains("alpha", "PT0.1S");
+            });
+    assertThat(dialing.await(10, TimeUnit.SECONDS)).isTrue();
+    proceed.countDown();
+
+    await().until(() -> connector.connectionCount() == 1);
+    assertThat(connector.connections())
+        .singleElement()
+        .satisfies(info -> assertThat(info.leases()).isZero());
+    try (LeasedChannel lease = connector.dial("alpha")) {
+      assertThat(HealthBackend.check(lease)).isEqualTo(ServingStatus.SERVING);
+    }
+    assertThat(dialer.dials).hasValue(1);
+  }
+
+  @Test
+  void lateChannelNobodyWaitedForExpiresAfterTwoPasses() throws Exception {
+    blockDials(address -> {});
+    assertThatThrownBy(() -> connector.dial("alpha", Duration.ofMillis(10)))
+        .isInstanceOf(StatusRuntimeException.class);
+    proceed.countDown();
+    await().until(() -> connector.connectionCount() == 1);
+
+    assertThat(connector.expire()).isEmpty();
+    assertThat(connector.expire()).containsExactly("alpha");
+    assertThat(dialer.created.get(0).shutdowns).hasValue(1);
+  }
+
+  @Test
+  void contextDeadlineBoundsTheWait() throws Exception {
+    blockDials(address -> {});
+    Context.CancellableContext context =
+        Context.current()
+            .withDeadlineAfter(100, TimeUnit.MILLISECONDS, Executors.newSingleThreadScheduledExecutor());
+    try {
+      assertThatThrownBy(() -> context.call(() -> connector.dial("alpha")))
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              e -> {
+                assertThat(e.getStatus().getCode())
+                    .isIn(Status.Code.DEADLINE_EXCEEDED, Status.Code.CANCELLED);
+                assertThat(e.getStatus().getDescription()).contains("alpha");
+              });
+    } finally {
+      context.cancel(null);
+    }
+  }
+
+  @Test
+  void cancelledContextGivesCancelled() throws Exception {
+    blockDials(address -> {});
+    Context.CancellableContext context = Context.current().withCancellation();
+    Future<LeasedChannel> waiter = threads.submit(() -> context.call(() -> connector.dial("alpha")));
+    assertThat(dialing.await(10, TimeUnit.SECONDS)).isTrue();
+
+    context.cancel(new RuntimeException("client went away"));
+
+    assertThatThrownBy(() -> waiter.get(10, TimeUnit.SECONDS))
+        .cause()
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.CANCELLED))
+        .hasRootCauseMessage("client went away");
+  }
+
+  @Test
+  void interruptedWaiterGetsCancelledAndKeepsInterruptFlag() throws Exception {
+    blockDials(address -> {});
+    CountDownLatch interrupted = new CountDownLatch(1);
+    Thread waiter =
+        new Thread(
+            () -> {
+              try {
+                connector.dial("alpha");
+              } catch (StatusRuntimeException e) {
+                if (e.getStatus().getCode() == Status.Code.CANCELLED
+                    && Thread.currentThread().isInterrupted()) {
+                  interrupted.countDown();
+                }
+              }
+            });
+    waiter.start();
+    assertThat(dialing.await(10, TimeUnit.SECONDS)).isTrue();
+    await().until(() -> waiter.getState() == Thread.State.WAITING
+        || waiter.getState() == Thread.State.TIMED_WAITING);
+
+    waiter.interrupt();
+
+    assertThat(interrupted.await(10, TimeUnit.SECONDS)).isTrue();
+    waiter.join();
+  }
+}
