@@ -1,0 +1,128 @@
+package io.github.hesmar.grpcproxy.connector;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Several threads dial and release (sometimes twice) over 1 or 16 addresses while another runs
+ * {@code expire()} and {@code closeOnRelease()} in a loop. Each run is bounded to 8 seconds and
+ * 150,000 leases per worker. Invariants: no dial returns a lease on a channel that is shut down;
+ * counts never go negative; once all leases are released, two passes shut every channel the
+ * dialer created down exactly once, and the count (and its last callback) is 0.
+ */
+class StressTest {
+
+  static final int WORKERS = 3;
+  static final int LEASES_PER_WORKER = 150_000;
+  static final long BUDGET_NANOS = TimeUnit.SECONDS.toNanos(8);
+
+  @ParameterizedTest(name = "{0} addresses")
+  @ValueSource(ints = {1, 16})
+  void invariantsHoldUnderConcurrentDialReleaseExpireAndCloseOnRelease(int addresses)
+      throws Exception {
+    TrackingDialer dialer = TrackingDialer.fake();
+    AtomicInteger lastCount = new AtomicInteger(-1);
+    AtomicInteger minCount = new AtomicInteger();
+    CachingConnector connector =
+        CachingConnector.builder()
+            .dialer(dialer)
+            .shutdownGracePeriod(Duration.ZERO)
+            .onConnectionCountUpdate(
+                count -> {
+                  lastCount.set(count);
+                  minCount.accumulateAndGet(count, Math::min);
+                })
+            .build();
+    ExecutorService threads = Executors.newFixedThreadPool(WORKERS + 1);
+    AtomicLong closedHandedOut = new AtomicLong();
+    AtomicLong negativeSeen = new AtomicLong();
+    AtomicLong leasesTaken = new AtomicLong();
+    AtomicBoolean workersDone = new AtomicBoolean();
+    long deadline = System.nanoTime() + BUDGET_NANOS;
+    try {
+      List<Future<?>> workers = new ArrayList<>();
+      for (int w = 0; w < WORKERS; w++) {
+        workers.add(
+            threads.submit(
+                () -> {
+                  ThreadLocalRandom random = ThreadLocalRandom.current();
+                  Deque<LeasedChannel> held = new ArrayDeque<>();
+                  for (int i = 0; i < LEASES_PER_WORKER && System.nanoTime() < deadline; i++) {
+                    String address = "backend-" + random.nextInt(addresses);
+                    LeasedChannel lease = connector.dial(address, Duration.ofSeconds(30));
+                    leasesTaken.incrementAndGet();
+                    if (((TrackedChannel) lease.entry.channel()).isShutdown()) {
+                      closedHandedOut.incrementAndGet();
+                    }
+                    held.add(lease);
+                    while (held.size() > random.nextInt(4)) {
+                      LeasedChannel done = random.nextBoolean() ? held.pollFirst() : held.pollLast();
+                      if (random.nextInt(8) == 0) {
+                        connector.release(done.address(), done);
+                      } else {
+                        done.close();
+                      }
+                      if (random.nextInt(16) == 0) {
+                        done.close(); // a second release: must be a no-op
+                      }
+                    }
+                  }
+                  held.forEach(LeasedChannel::close);
+                  return null;
+                }));
+      }
+      Future<?> churn =
+          threads.submit(
+              () -> {
+                ThreadLocalRandom random = ThreadLocalRandom.current();
+                while (!workersDone.get()) {
+                  connector.expire();
+                  connector.closeOnRelease("backend-" + random.nextInt(addresses));
+                  if (connector.connectionCount() < 0 || connector.leaseCount() < 0) {
+                    negativeSeen.incrementAndGet();
+                  }
+                }
+                return null;
+              });
+      for (Future<?> worker : workers) {
+        worker.get(60, TimeUnit.SECONDS);
+      }
+      workersDone.set(true);
+      churn.get(60, TimeUnit.SECONDS);
+
+      assertThat(connector.leaseCount()).isZero();
+      connector.expire();
+      connector.expire();
+
+      assertThat(closedHandedOut).as("leases handed out on shut-down channels").hasValue(0);
+      assertThat(negativeSeen).as("negative counts observed").hasValue(0);
+      assertThat(minCount).as("smallest count delivered").hasValueGreaterThanOrEqualTo(0);
+      assertThat(leasesTaken).hasPositiveValue();
+      assertThat(dialer.created)
+          .as("every channel created is shut down exactly once")
+          .allSatisfy(channel -> assertThat(channel.shutdowns).hasValue(1));
+      assertThat(connector.connectionCount()).isZero();
+      assertThat(connector.connections()).isEmpty();
+      await().untilAsserted(() -> assertThat(lastCount).hasValue(0));
+    } finally {
+      threads.shutdownNow();
+      connector.close();
+    }
+  }
+}
