@@ -1,0 +1,756 @@
+package io.github.hesmar.grpcproxy.connector;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.fail;
+
+import io.grpc.ConnectivityState;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.jspecify.annotations.Nullable;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A model-based property test of {@link CachingConnector}: random single-threaded sequences of
+ * dials, releases, double releases, expiry passes, {@code closeOnRelease} calls and (rarely) {@code
+ * close()} over three addresses run against a real connector and against a small reference model,
+ * and the two are compared after every step.
+ *
+ * <p>The model is a direct transcription of DESIGN.md and of the design comment of {@link
+ * CachingConnector}, with no concurrency in it. It knows every channel the dialer created, in
+ * creation order; per address the attached channel, with its leases, its count of consecutive idle
+ * passes and whether it was dialed since the last pass; the channels detached by {@code
+ * closeOnRelease}, with their leases; which channels are open and which are closed; and which
+ * callbacks each step must fire. An expiry pass that finds an attached channel without leases counts
+ * an idle pass, one that finds leases resets the count, and so does a dial; the channel closes at
+ * the second consecutive idle pass. A detached channel closes at the first pass that finds it
+ * without leases. {@code close()} closes everything, after which dials throw and releases do
+ * nothing.
+ *
+ * <p>Each run checks {@value #FIXED_SEQUENCES} fixed seeds and {@value #RANDOM_SEQUENCES} seeds
+ * from a random base printed on standard output, {@value #STEPS} steps each. A failure names its
+ * seed and step, prints the history of the run, and a shrunk minimal sequence that still fails;
+ * rerun one seed with {@code -Dmodel.seed=N}.
+ */
+class CachingConnectorModelTest {
+
+  static final int FIXED_SEQUENCES = 400;
+  static final int RANDOM_SEQUENCES = 100;
+  static final int STEPS = 60;
+  private static final long FIXED_BASE = 20_260_101L;
+  private static final int IDLE_PASSES_TO_CLOSE = 2;
+  private static final Duration TICK = Duration.ofSeconds(1);
+  private static final List<String> ADDRESSES =
+      List.of("dns:///alpha.test:443", "dns:///beta.test:443", "dns:///gamma.test:443");
+  private static final int ALPHA = 0;
+  private static final int BETA = 1;
+
+  @Test
+  void randomSequencesOfOperationsLeaveTheConnectorInTheStateTheModelPredicts() {
+    long started = System.nanoTime();
+    long[] seeds = seeds();
+    for (long seed : seeds) {
+      List<Op> ops = generate(seed, STEPS);
+      Outcome outcome = run(ops);
+      if (outcome.failure() != null) {
+        fail(report(seed, ops, outcome), outcome.failure());
+      }
+    }
+    System.out.printf(
+        "CachingConnectorModelTest: %d sequences of %d steps agreed with the model in %d ms%n",
+        seeds.length, STEPS, (System.nanoTime() - started) / 1_000_000);
+  }
+
+  @Test
+  void aReleasedChannelClosesAtTheSecondIdlePassAndADialResetsTheCount() {
+    try (Harness harness = new Harness()) {
+      harness.step(Op.dial(ALPHA));
+      harness.step(Op.release(0, Via.CLOSE));
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).isEmpty();
+      assertThat(harness.connector.connections()).singleElement()
+          .extracting(ConnectionInfo::idlePasses).isEqualTo(1);
+
+      harness.step(Op.dial(ALPHA));
+      harness.step(Op.release(0, Via.RELEASE));
+      assertThat(harness.connector.connections()).singleElement()
+          .extracting(ConnectionInfo::idlePasses).isEqualTo(0);
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).isEmpty();
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).containsExactly(ADDRESSES.get(ALPHA));
+      assertThat(harness.dialer.created).singleElement()
+          .satisfies(channel -> assertThat(channel.shutdowns).hasValue(1));
+    }
+  }
+
+  @Test
+  void aHeldLeaseKeepsItsChannelOpenThroughAnyNumberOfPasses() {
+    try (Harness harness = new Harness()) {
+      harness.step(Op.dial(ALPHA));
+      for (int i = 0; i < 5; i++) {
+        harness.step(Op.expire());
+        assertThat(harness.lastExpired).isEmpty();
+      }
+      harness.step(Op.release(0, Via.SHUTDOWN));
+      harness.step(Op.releaseAgain(0, Via.RELEASE));
+      harness.step(Op.expire());
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).containsExactly(ADDRESSES.get(ALPHA));
+    }
+  }
+
+  @Test
+  void aChannelDetachedByCloseOnReleaseClosesAtTheFirstPassAfterItsLastRelease() {
+    try (Harness harness = new Harness()) {
+      harness.step(Op.dial(BETA));
+      harness.step(Op.closeOnRelease(BETA));
+      assertThat(harness.lastCloseOnRelease).isTrue();
+      harness.step(Op.dial(BETA)); // a new channel; the detached one keeps its lease
+      assertThat(harness.dialer.created).hasSize(2);
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).isEmpty();
+      harness.step(Op.release(0, Via.CLOSE)); // the lease on the detached channel
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).containsExactly(ADDRESSES.get(BETA));
+      assertThat(harness.dialer.created.get(0).shutdowns).hasValue(1);
+      assertThat(harness.dialer.created.get(1).shutdowns).hasValue(0);
+      harness.step(Op.closeOnRelease(ALPHA));
+      assertThat(harness.lastCloseOnRelease).isFalse();
+    }
+  }
+
+  @Test
+  void afterCloseDialsFailEveryChannelIsShutDownAndReleasesAreHarmless() {
+    try (Harness harness = new Harness()) {
+      harness.step(Op.dial(ALPHA));
+      harness.step(Op.dial(BETA));
+      harness.step(Op.closeOnRelease(BETA));
+      harness.step(Op.close());
+      assertThat(harness.dialer.created)
+          .allSatisfy(channel -> assertThat(channel.shutdowns).hasValue(1));
+      harness.step(Op.dial(ALPHA)); // expects IllegalStateException
+      harness.step(Op.release(0, Via.RELEASE));
+      harness.step(Op.release(0, Via.CLOSE));
+      harness.step(Op.releaseAgain(0, Via.SHUTDOWN));
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).isEmpty();
+      harness.step(Op.close());
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Seeds, generation, running, shrinking, reporting
+
+  private static long[] seeds() {
+    String single = System.getProperty("model.seed");
+    if (single != null && !single.isBlank()) {
+      return new long[] {Long.parseLong(single.trim())};
+    }
+    long randomBase = new SecureRandom().nextLong();
+    System.out.printf(
+        "CachingConnectorModelTest: seeds %d..%d, and %d seeds from the random base %d"
+            + " (replay one with -Dmodel.seed=N)%n",
+        FIXED_BASE, FIXED_BASE + FIXED_SEQUENCES - 1, RANDOM_SEQUENCES, randomBase);
+    long[] seeds = new long[FIXED_SEQUENCES + RANDOM_SEQUENCES];
+    for (int i = 0; i < FIXED_SEQUENCES; i++) {
+      seeds[i] = FIXED_BASE + i;
+    }
+    for (int i = 0; i < RANDOM_SEQUENCES; i++) {
+      seeds[FIXED_SEQUENCES + i] = randomBase + i;
+    }
+    return seeds;
+  }
+
+  /** The operations of one sequence: a pure function of the seed, so that a seed replays. */
+  static List<Op> generate(long seed, int steps) {
+    Random random = new Random(seed);
+    List<Op> ops = new ArrayList<>(steps);
+    for (int i = 0; i < steps; i++) {
+      int roll = random.nextInt(1000);
+      int address = random.nextInt(ADDRESSES.size());
+      int pick = random.nextInt(Integer.MAX_VALUE);
+      Via via = Via.values()[random.nextInt(Via.values().length)];
+      Kind kind;
+      if (roll < 6) {
+        kind = Kind.CLOSE; // about one sequence in three closes the connector somewhere
+      } else if (roll < 360) {
+        kind = Kind.DIAL;
+      } else if (roll < 610) {
+        kind = Kind.RELEASE;
+      } else if (roll < 670) {
+        kind = Kind.RELEASE_AGAIN;
+      } else if (roll < 890) {
+        kind = Kind.EXPIRE;
+      } else {
+        kind = Kind.CLOSE_ON_RELEASE;
+      }
+      ops.add(new Op(kind, address, pick, via));
+    }
+    return ops;
+  }
+
+  /** Runs {@code ops} on a fresh connector and model; the outcome holds the first failure. */
+  static Outcome run(List<Op> ops) {
+    Harness harness = new Harness();
+    try {
+      for (int i = 0; i < ops.size(); i++) {
+        try {
+          harness.step(ops.get(i));
+        } catch (VirtualMachineError e) {
+          throw e;
+        } catch (Throwable t) {
+          return new Outcome(List.copyOf(harness.history), i, t);
+        }
+      }
+      return new Outcome(List.copyOf(harness.history), -1, null);
+    } finally {
+      harness.close();
+    }
+  }
+
+  /**
+   * Shrinks a failing sequence by deleting ever smaller chunks of operations as long as what is
+   * left still fails. Releases pick their lease by index, so any subsequence replays.
+   */
+  static List<Op> shrink(List<Op> ops, int failedStep) {
+    List<Op> current = List.copyOf(ops.subList(0, failedStep + 1));
+    int budget = 3_000;
+    boolean progress = true;
+    while (progress && budget > 0) {
+      progress = false;
+      for (int chunk = Math.max(1, current.size() / 2); chunk >= 1 && budget > 0; chunk /= 2) {
+        for (int start = 0; start + chunk <= current.size() && budget > 0; ) {
+          List<Op> candidate = new ArrayList<>(current.subList(0, start));
+          candidate.addAll(current.subList(start + chunk, current.size()));
+          budget--;
+          Outcome outcome = run(candidate);
+          if (outcome.failure() != null) {
+            current = List.copyOf(candidate.subList(0, outcome.failedStep() + 1));
+            progress = true;
+          } else {
+            start += chunk;
+          }
+        }
+      }
+    }
+    return current;
+  }
+
+  private static String report(long seed, List<Op> ops, Outcome outcome) {
+    Throwable failure = outcome.failure();
+    StringBuilder out = new StringBuilder();
+    out.append("seed=").append(seed).append(" (replay with -Dmodel.seed=").append(seed)
+        .append("): step ").append(outcome.failedStep()).append(" of ").append(ops.size())
+        .append(" failed: ").append(failure).append("\nhistory:\n");
+    outcome.history().forEach(line -> out.append("  ").append(line).append('\n'));
+    List<Op> minimal = shrink(ops, outcome.failedStep());
+    Outcome replay = run(minimal);
+    out.append("minimal failing sequence (").append(minimal.size()).append(" steps), failing with ")
+        .append(replay.failure()).append(":\n");
+    replay.history().forEach(line -> out.append("  ").append(line).append('\n'));
+    out.append("as ops: ").append(minimal);
+    return out.toString();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Operations
+
+  enum Kind {
+    DIAL,
+    RELEASE,
+    RELEASE_AGAIN,
+    EXPIRE,
+    CLOSE_ON_RELEASE,
+    CLOSE
+  }
+
+  /** How a lease is given back. */
+  enum Via {
+    /** {@link LeasedChannel#close()}. */
+    CLOSE,
+    /** {@link CachingConnector#release(String, io.grpc.ManagedChannel)}. */
+    RELEASE,
+    /** {@link LeasedChannel#shutdown()}. */
+    SHUTDOWN
+  }
+
+  /**
+   * One step. {@code address} indexes {@link #ADDRESSES}; {@code pick} chooses, modulo their
+   * number, among the leases held (for a release) or already released (for a double release).
+   */
+  record Op(Kind kind, int address, int pick, Via via) {
+
+    static Op dial(int address) {
+      return new Op(Kind.DIAL, address, 0, Via.CLOSE);
+    }
+
+    static Op release(int pick, Via via) {
+      return new Op(Kind.RELEASE, 0, pick, via);
+    }
+
+    static Op releaseAgain(int pick, Via via) {
+      return new Op(Kind.RELEASE_AGAIN, 0, pick, via);
+    }
+
+    static Op expire() {
+      return new Op(Kind.EXPIRE, 0, 0, Via.CLOSE);
+    }
+
+    static Op closeOnRelease(int address) {
+      return new Op(Kind.CLOSE_ON_RELEASE, address, 0, Via.CLOSE);
+    }
+
+    static Op close() {
+      return new Op(Kind.CLOSE, 0, 0, Via.CLOSE);
+    }
+
+    @Override
+    public String toString() {
+      return switch (kind) {
+        case DIAL -> "dial(" + address + ")";
+        case RELEASE -> "release(" + pick + ", " + via + ")";
+        case RELEASE_AGAIN -> "releaseAgain(" + pick + ", " + via + ")";
+        case EXPIRE -> "expire()";
+        case CLOSE_ON_RELEASE -> "closeOnRelease(" + address + ")";
+        case CLOSE -> "close()";
+      };
+    }
+  }
+
+  record Outcome(List<String> history, int failedStep, @Nullable Throwable failure) {}
+
+  /** What {@link CachingConnector#connections()} reports of one channel. */
+  record Row(
+      String address,
+      int leases,
+      int idlePasses,
+      boolean closing,
+      @Nullable ConnectivityState state,
+      Instant createdAt,
+      Instant lastDialedAt) {
+
+    static Row of(ConnectionInfo info) {
+      return new Row(
+          info.address(),
+          info.leases(),
+          info.idlePasses(),
+          info.closing(),
+          info.state(),
+          info.createdAt(),
+          info.lastDialedAt());
+    }
+  }
+
+  /** A lease taken by a step: the real one and the model channel it must be on. */
+  static final class Lease {
+    final int number;
+    final LeasedChannel channel;
+    final ModelChannel expected;
+    boolean released;
+
+    Lease(int number, LeasedChannel channel, ModelChannel expected) {
+      this.number = number;
+      this.channel = channel;
+      this.expected = expected;
+    }
+
+    @Override
+    public String toString() {
+      return "L" + number + " (" + expected.address + " #" + expected.id + ")";
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The model
+
+  /** One channel the dialer created, as the model sees it. */
+  static final class ModelChannel {
+    final int id;
+    final String address;
+    final Instant createdAt;
+    Instant lastDialedAt;
+    int leases;
+    int idlePasses;
+    boolean dialedSincePass = true;
+    boolean detached;
+    boolean closed;
+
+    ModelChannel(int id, String address, Instant now) {
+      this.id = id;
+      this.address = address;
+      this.createdAt = now;
+      this.lastDialedAt = now;
+    }
+
+    Row row() {
+      return new Row(
+          address, leases, idlePasses, detached, ConnectivityState.IDLE, createdAt, lastDialedAt);
+    }
+
+    @Override
+    public String toString() {
+      return "#" + id + " " + address + (closed ? " closed" : detached ? " detached" : "")
+          + " leases=" + leases + " idle=" + idlePasses;
+    }
+  }
+
+  /** The reference model: what the connector must look like after each step. */
+  static final class Model {
+    final List<ModelChannel> created = new ArrayList<>();
+    final Map<String, ModelChannel> attached = new LinkedHashMap<>();
+    final List<ModelChannel> detached = new ArrayList<>();
+    final List<String> connects = new ArrayList<>();
+    final List<String> misses = new ArrayList<>();
+    /** Values onConnectionCountUpdate must deliver during the current step, in order. */
+    final List<Integer> stepCountUpdates = new ArrayList<>();
+    /** "address CAUSE" of the onClose calls the current step must make, in any order. */
+    final List<String> stepCloses = new ArrayList<>();
+    boolean closed;
+
+    void beginStep() {
+      stepCountUpdates.clear();
+      stepCloses.clear();
+    }
+
+    int openCount() {
+      int open = 0;
+      for (ModelChannel channel : created) {
+        if (!channel.closed) {
+          open++;
+        }
+      }
+      return open;
+    }
+
+    int leaseCount() {
+      int leases = 0;
+      for (ModelChannel channel : attached.values()) {
+        leases += channel.leases;
+      }
+      for (ModelChannel channel : detached) {
+        leases += channel.leases;
+      }
+      return leases;
+    }
+
+    List<Row> rows() {
+      List<Row> rows = new ArrayList<>();
+      attached.values().forEach(channel -> rows.add(channel.row()));
+      detached.forEach(channel -> rows.add(channel.row()));
+      return rows;
+    }
+
+    /**
+     * Rule 1: a lease on the attached channel, created on a miss. Only while open: a dial after
+     * {@code close()} is refused before it counts as a connect.
+     */
+    ModelChannel dial(String address, Instant now) {
+      connects.add(address);
+      ModelChannel channel = attached.get(address);
+      if (channel == null) {
+        channel = new ModelChannel(created.size(), address, now);
+        created.add(channel);
+        attached.put(address, channel);
+        misses.add(address);
+        stepCountUpdates.add(openCount());
+      } else if (!channel.dialedSincePass) {
+        channel.lastDialedAt = now; // the first dial between two passes is recorded
+      }
+      channel.dialedSincePass = true;
+      channel.idlePasses = 0;
+      channel.leases++;
+      return channel;
+    }
+
+    /** Rules 2 and 7: the first release of a lease gives it back, unless closed; later ones don't. */
+    void release(Lease lease) {
+      if (lease.released) {
+        return;
+      }
+      lease.released = true;
+      if (!closed) {
+        lease.expected.leases--;
+      }
+    }
+
+    /**
+     * Rule 3. Passes no longer count for a detached channel: it keeps the idle count it had when
+     * it was detached until it closes.
+     */
+    List<String> expire() {
+      List<String> expired = new ArrayList<>();
+      if (closed) {
+        return expired;
+      }
+      for (Iterator<ModelChannel> it = attached.values().iterator(); it.hasNext(); ) {
+        ModelChannel channel = it.next();
+        channel.dialedSincePass = false;
+        channel.idlePasses = channel.leases == 0 ? channel.idlePasses + 1 : 0;
+        if (channel.idlePasses >= IDLE_PASSES_TO_CLOSE) {
+          it.remove();
+          shut(channel, ConnectorListener.CloseCause.EXPIRED);
+          expired.add(channel.address);
+        }
+      }
+      for (Iterator<ModelChannel> it = detached.iterator(); it.hasNext(); ) {
+        ModelChannel channel = it.next();
+        if (channel.leases == 0) {
+          it.remove();
+          shut(channel, ConnectorListener.CloseCause.RELEASED);
+          expired.add(channel.address);
+        }
+      }
+      return expired;
+    }
+
+    /** Rule 4. */
+    boolean closeOnRelease(String address) {
+      if (closed) {
+        return false;
+      }
+      ModelChannel channel = attached.remove(address);
+      if (channel == null) {
+        return false;
+      }
+      channel.detached = true;
+      detached.add(channel);
+      return true;
+    }
+
+    /** Rule 7. */
+    void close() {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      attached.values().forEach(channel -> shut(channel, ConnectorListener.CloseCause.SHUTDOWN));
+      detached.forEach(channel -> shut(channel, ConnectorListener.CloseCause.SHUTDOWN));
+      attached.clear();
+      detached.clear();
+    }
+
+    private void shut(ModelChannel channel, ConnectorListener.CloseCause cause) {
+      channel.closed = true;
+      stepCloses.add(channel.address + " " + cause);
+      stepCountUpdates.add(openCount()); // rule 5: every change, down as well as up
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The harness: a real connector and the model, stepped together and compared
+
+  static final class Harness implements AutoCloseable {
+    final FakeClock clock = new FakeClock();
+    final TrackingDialer dialer = TrackingDialer.fake();
+    final List<String> connects = new ArrayList<>();
+    final List<String> misses = new ArrayList<>();
+    final List<Integer> countUpdates = new ArrayList<>();
+    final List<String> closes = new ArrayList<>();
+    final CachingConnector connector;
+    final Model model = new Model();
+    final List<Lease> leases = new ArrayList<>();
+    final List<String> history = new ArrayList<>();
+    private final Instant start = clock.instant();
+    List<String> lastExpired = List.of();
+    boolean lastCloseOnRelease;
+
+    Harness() {
+      connector =
+          CachingConnector.builder()
+              .dialer(dialer)
+              .dialExecutor(Runnable::run)
+              .scheduler(clock.scheduler())
+              .clock(clock)
+              .shutdownGracePeriod(Duration.ZERO)
+              .onConnect(connects::add)
+              .onCacheMiss(misses::add)
+              .onConnectionCountUpdate(countUpdates::add)
+              .listener(
+                  new ConnectorListener() {
+                    @Override
+                    public void onClose(String address, CloseCause cause) {
+                      closes.add(address + " " + cause);
+                    }
+                  })
+              .build();
+    }
+
+    /** Applies {@code op} to the connector and the model, then compares them. */
+    void step(Op op) {
+      clock.forward(TICK);
+      model.beginStep();
+      int updatesBefore = countUpdates.size();
+      int closesBefore = closes.size();
+      int index = history.size();
+      String prefix =
+          String.format("%2d t=%-4s ", index, Duration.between(start, clock.instant()).toSeconds() + "s");
+      history.add(prefix + op + " ...");
+      String result =
+          switch (op.kind()) {
+            case DIAL -> dial(ADDRESSES.get(op.address()));
+            case RELEASE -> release(op);
+            case RELEASE_AGAIN -> releaseAgain(op);
+            case EXPIRE -> expire();
+            case CLOSE_ON_RELEASE -> closeOnRelease(ADDRESSES.get(op.address()));
+            case CLOSE -> closeConnector();
+          };
+      history.set(index, prefix + result);
+      check(updatesBefore, closesBefore);
+    }
+
+    private String dial(String address) {
+      if (model.closed) {
+        assertThatThrownBy(() -> connector.dial(address))
+            .as("dial after close()")
+            .isInstanceOf(IllegalStateException.class);
+        return "dial(" + address + ") -> IllegalStateException, as the connector is closed";
+      }
+      boolean miss = !model.attached.containsKey(address);
+      ModelChannel expected = model.dial(address, clock.instant());
+      LeasedChannel channel = connector.dial(address);
+      Lease lease = new Lease(leases.size(), channel, expected);
+      leases.add(lease);
+      assertThat(channel.address()).as("address of the lease").isEqualTo(address);
+      assertThat(channel.isShutdown()).as("a fresh lease is released").isFalse();
+      assertThat(channel.getState(false))
+          .as("state of the channel a dial handed out")
+          .isNotEqualTo(ConnectivityState.SHUTDOWN);
+      assertThat(dialer.created)
+          .as("channels created by the dialer")
+          .hasSizeGreaterThan(expected.id);
+      assertThat(channel.entry.channel())
+          .as("the channel %s is on", lease)
+          .isSameAs(dialer.created.get(expected.id));
+      return "dial(" + address + ") -> " + lease + (miss ? ", a miss" : "");
+    }
+
+    private String release(Op op) {
+      List<Lease> held = leases.stream().filter(lease -> !lease.released).toList();
+      if (held.isEmpty()) {
+        return "release: no lease held, skipped";
+      }
+      Lease lease = held.get(op.pick() % held.size());
+      String how = giveBack(lease, op.via());
+      model.release(lease);
+      return "release " + lease + " by " + how;
+    }
+
+    private String releaseAgain(Op op) {
+      List<Lease> released = leases.stream().filter(lease -> lease.released).toList();
+      if (released.isEmpty()) {
+        return "release again: no lease released yet, skipped";
+      }
+      Lease lease = released.get(op.pick() % released.size());
+      String how = giveBack(lease, op.via());
+      model.release(lease); // a no-op in the model
+      return "release " + lease + " again by " + how + " (must be a no-op)";
+    }
+
+    private String giveBack(Lease lease, Via via) {
+      switch (via) {
+        case CLOSE -> lease.channel.close();
+        case RELEASE -> connector.release(lease.expected.address, lease.channel);
+        case SHUTDOWN -> lease.channel.shutdown();
+      }
+      return switch (via) {
+        case CLOSE -> "lease.close()";
+        case RELEASE -> "connector.release(address, lease)";
+        case SHUTDOWN -> "lease.shutdown()";
+      };
+    }
+
+    private String expire() {
+      List<String> expected = model.expire();
+      List<String> actual = connector.expire();
+      lastExpired = actual;
+      assertThat(actual).as("addresses returned by expire()")
+          .containsExactlyInAnyOrderElementsOf(expected);
+      return "expire() -> " + actual;
+    }
+
+    private String closeOnRelease(String address) {
+      boolean expected = model.closeOnRelease(address);
+      boolean actual = connector.closeOnRelease(address);
+      lastCloseOnRelease = actual;
+      assertThat(actual).as("closeOnRelease(%s)", address).isEqualTo(expected);
+      return "closeOnRelease(" + address + ") -> " + actual;
+    }
+
+    private String closeConnector() {
+      model.close();
+      connector.close();
+      return "close()";
+    }
+
+    /** Compares everything observable of the connector with the model. */
+    private void check(int updatesBefore, int closesBefore) {
+      assertThat(connector.connections().stream().map(Row::of).toList())
+          .as("connections(), expected from the model %s %s", model.attached, model.detached)
+          .containsExactlyInAnyOrderElementsOf(model.rows());
+      assertThat(connector.connectionCount()).as("connectionCount()")
+          .isEqualTo(model.openCount());
+      assertThat(connector.leaseCount()).as("leaseCount()").isEqualTo(model.leaseCount());
+
+      assertThat(dialer.dials).as("dialer calls").hasValue(model.created.size());
+      assertThat(dialer.created).as("channels created by the dialer")
+          .hasSize(model.created.size());
+      for (int i = 0; i < model.created.size(); i++) {
+        TrackedChannel channel = dialer.created.get(i);
+        ModelChannel expected = model.created.get(i);
+        assertThat(channel.address).as("address of channel #%d", i).isEqualTo(expected.address);
+        assertThat(channel.shutdowns)
+            .as("shutdown() calls on channel %s", expected)
+            .hasValue(expected.closed ? 1 : 0);
+        if (expected.closed) {
+          assertThat(channel.shutdownNows.get())
+              .as("shutdownNow() calls on channel %s, with a zero grace period", expected)
+              .isPositive();
+        } else {
+          assertThat(channel.shutdownNows).as("shutdownNow() calls on channel %s", expected)
+              .hasValue(0);
+        }
+      }
+
+      assertThat(connects).as("onConnect calls").isEqualTo(model.connects);
+      assertThat(misses).as("onCacheMiss calls").isEqualTo(model.misses);
+      assertThat(countUpdates.subList(updatesBefore, countUpdates.size()))
+          .as("onConnectionCountUpdate values in this step")
+          .isEqualTo(model.stepCountUpdates);
+      if (!countUpdates.isEmpty()) {
+        assertThat(countUpdates.get(countUpdates.size() - 1))
+            .as("last onConnectionCountUpdate value")
+            .isEqualTo(model.openCount());
+      }
+      assertThat(closes.subList(closesBefore, closes.size()))
+          .as("onClose calls in this step")
+          .containsExactlyInAnyOrderElementsOf(model.stepCloses);
+
+      for (Lease lease : leases) {
+        assertThat(lease.channel.isShutdown()).as("%s is released", lease)
+            .isEqualTo(lease.released);
+        if (!lease.released && !model.closed) {
+          assertThat(lease.channel.getState(false))
+              .as("state of the channel under the held %s", lease)
+              .isNotEqualTo(ConnectivityState.SHUTDOWN);
+        }
+      }
+    }
+
+    @Override
+    public void close() {
+      try {
+        connector.close();
+      } catch (RuntimeException e) {
+        // The run already failed or is over; a failing close() must not hide its outcome.
+      }
+    }
+  }
+}
