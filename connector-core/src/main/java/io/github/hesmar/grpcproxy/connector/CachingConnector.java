@@ -356,6 +356,9 @@ public final class CachingConnector implements AutoCloseable {
         CompletableFuture.anyOf(dialed, cancelled).get(waitNanos, TimeUnit.NANOSECONDS);
       }
       if (!dialed.isDone() && cancelled.isDone()) {
+        if (deadline != null && deadline.isExpired()) {
+          throw new TimeoutException(); // a Context is cancelled when its deadline passes
+        }
         throw Status.CANCELLED
             .withDescription("Context cancelled while waiting for the dial of " + entry.address)
             .withCause(context.cancellationCause())
