@@ -19,8 +19,11 @@ import org.springframework.validation.Validator;
  * <p>The properties validate themselves when bound: a bad value stops start-up with a message
  * naming the property. Not thread-safe; bound once at start-up.
  */
-@ConfigurationProperties("grpc.connector")
+@ConfigurationProperties(CachingConnectorProperties.PREFIX)
 public class CachingConnectorProperties implements Validator {
+
+  /** The prefix of these properties. */
+  public static final String PREFIX = "grpc.connector";
 
   /** Whether to auto-configure the CachingConnector bean. */
   private boolean enabled = true;
@@ -83,57 +86,85 @@ public class CachingConnectorProperties implements Validator {
   }
 
   /**
-   * Rejects values the connector or grpc-java would refuse later, naming the property (relative to
-   * {@code grpc.connector}) so that the start-up failure says which one to fix.
+   * Rejects values the connector or grpc-java would refuse later. Each message starts with the
+   * full property name, so that the start-up failure says which property to fix.
    */
   @Override
   public void validate(Object target, Errors errors) {
     CachingConnectorProperties properties = (CachingConnectorProperties) target;
     Duration interval = properties.expiry.interval;
     if (interval == null || interval.isNegative() || interval.isZero()) {
-      errors.rejectValue("expiry.interval", "positive", "must be positive, for example 30s");
+      reject(errors, "expiry.interval", "expiry.interval", "must be positive, for example 30s");
     }
-    notNegative(errors, "leakDetectionThreshold", properties.leakDetectionThreshold);
-    if (properties.shutdown.gracePeriod == null) {
-      errors.rejectValue("shutdown.gracePeriod", "required", "must be set, for example 30s");
+    notNegative(
+        errors,
+        "leakDetectionThreshold",
+        "leak-detection-threshold",
+        properties.leakDetectionThreshold);
+    Duration gracePeriod = properties.shutdown.gracePeriod;
+    if (gracePeriod == null || gracePeriod.isNegative()) {
+      reject(
+          errors,
+          "shutdown.gracePeriod",
+          "shutdown.grace-period",
+          "must not be negative, for example 30s");
     }
-    notNegative(errors, "shutdown.gracePeriod", properties.shutdown.gracePeriod);
     Channel channel = properties.channel;
-    positive(errors, "channel.idle.timeout", channel.idle.timeout);
-    positive(errors, "channel.keepalive.time", channel.keepalive.time);
-    positive(errors, "channel.keepalive.timeout", channel.keepalive.timeout);
-    positiveInt(errors, "channel.inbound.message.maxSize", channel.inbound.message.maxSize);
-    positiveInt(errors, "channel.inbound.metadata.maxSize", channel.inbound.metadata.maxSize);
+    positive(errors, "channel.idle.timeout", "channel.idle.timeout", channel.idle.timeout);
+    positive(errors, "channel.keepalive.time", "channel.keepalive.time", channel.keepalive.time);
+    positive(
+        errors, "channel.keepalive.timeout", "channel.keepalive.timeout", channel.keepalive.timeout);
+    positiveInt(
+        errors,
+        "channel.inbound.message.maxSize",
+        "channel.inbound.message.max-size",
+        channel.inbound.message.maxSize);
+    positiveInt(
+        errors,
+        "channel.inbound.metadata.maxSize",
+        "channel.inbound.metadata.max-size",
+        channel.inbound.metadata.maxSize);
     if (channel.plaintext && StringUtils.hasText(channel.ssl.bundle)) {
-      errors.rejectValue(
+      reject(
+          errors,
           "channel.ssl.bundle",
-          "plaintext",
-          "must not be set when grpc.connector.channel.plaintext is true");
+          "channel.ssl.bundle",
+          "must not be set when " + PREFIX + ".channel.plaintext is true");
     }
     if (channel.userAgent != null && !StringUtils.hasText(channel.userAgent)) {
-      errors.rejectValue("channel.userAgent", "blank", "must not be blank");
+      reject(errors, "channel.userAgent", "channel.user-agent", "must not be blank");
     }
     String policy = channel.defaults.loadBalancingPolicy;
     if (policy != null && !StringUtils.hasText(policy)) {
-      errors.rejectValue("channel.default.loadBalancingPolicy", "blank", "must not be blank");
+      reject(
+          errors,
+          "channel.default.loadBalancingPolicy",
+          "channel.default.load-balancing-policy",
+          "must not be blank");
     }
   }
 
-  private static void notNegative(Errors errors, String field, @Nullable Duration value) {
+  private static void reject(Errors errors, String field, String property, String message) {
+    errors.rejectValue(field, "invalid", PREFIX + "." + property + " " + message);
+  }
+
+  private static void notNegative(
+      Errors errors, String field, String property, @Nullable Duration value) {
     if (value != null && value.isNegative()) {
-      errors.rejectValue(field, "notNegative", "must not be negative");
+      reject(errors, field, property, "must not be negative");
     }
   }
 
-  private static void positive(Errors errors, String field, @Nullable Duration value) {
+  private static void positive(
+      Errors errors, String field, String property, @Nullable Duration value) {
     if (value != null && (value.isNegative() || value.isZero())) {
-      errors.rejectValue(field, "positive", "must be positive");
+      reject(errors, field, property, "must be positive");
     }
   }
 
-  private static void positiveInt(Errors errors, String field, DataSize value) {
+  private static void positiveInt(Errors errors, String field, String property, DataSize value) {
     if (value.toBytes() <= 0 || value.toBytes() > Integer.MAX_VALUE) {
-      errors.rejectValue(field, "range", "must be between 1B and 2047MB");
+      reject(errors, field, property, "must be between 1B and 2047MB");
     }
   }
 
