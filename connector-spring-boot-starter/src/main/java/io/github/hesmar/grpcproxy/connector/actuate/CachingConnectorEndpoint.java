@@ -1,0 +1,135 @@
+package io.github.hesmar.grpcproxy.connector.actuate;
+
+import static java.util.Objects.requireNonNull;
+
+import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
+import java.time.Instant;
+import java.util.List;
+import org.jspecify.annotations.Nullable;
+import org.springframework.boot.actuate.endpoint.Access;
+import org.springframework.boot.actuate.endpoint.OperationResponseBody;
+import org.springframework.boot.actuate.endpoint.annotation.DeleteOperation;
+import org.springframework.boot.actuate.endpoint.annotation.Endpoint;
+import org.springframework.boot.actuate.endpoint.annotation.ReadOperation;
+import org.springframework.boot.actuate.endpoint.annotation.Selector;
+
+/**
+ * The {@code grpcconnections} endpoint: the channels cached by a {@link CachingConnector}, one of
+ * them by address, and a delete that marks an address {@linkplain
+ * CachingConnector#closeOnRelease(String) close-on-release}.
+ *
+ * <p>Read-only by default: the delete is available only when the endpoint's access is {@code
+ * unrestricted} ({@code management.endpoint.grpcconnections.access=unrestricted}). Thread-safe.
+ */
+@Endpoint(id = "grpcconnections", defaultAccess = Access.READ_ONLY)
+public class CachingConnectorEndpoint {
+
+  private final CachingConnector connector;
+
+  /**
+   * Creates the endpoint.
+   *
+   * @param connector the connector to report on
+   */
+  public CachingConnectorEndpoint(CachingConnector connector) {
+    this.connector = requireNonNull(connector, "connector");
+  }
+
+  /**
+   * Lists the cached channels, closing ones included, sorted by address.
+   *
+   * @return the channels
+   */
+  @ReadOperation
+  public ConnectionsDescriptor connections() {
+    return new ConnectionsDescriptor(
+        connector.connections().stream().map(ConnectionDescriptor::of).toList());
+  }
+
+  /**
+   * Describes the channel cached for {@code address}: the one new dials get if there is one, else
+   * a closing one.
+   *
+   * @param address the target address (URL-encoded in the request path)
+   * @return the channel, or {@code null} (HTTP 404) if none is cached for {@code address}
+   */
+  @ReadOperation
+  public @Nullable ConnectionDescriptor connection(@Selector String address) {
+    ConnectionInfo found = null;
+    for (ConnectionInfo info : connector.connections()) {
+      if (info.address().equals(address) && (found == null || found.closing())) {
+        found = info;
+      }
+    }
+    return found == null ? null : ConnectionDescriptor.of(found);
+  }
+
+  /**
+   * Marks the channel cached for {@code address} close-on-release: new dials get a new channel,
+   * and the old one closes at the first expiry pass after its last lease is released.
+   *
+   * @param address the target address (URL-encoded in the request path)
+   * @return whether a channel was cached for {@code address}
+   */
+  @DeleteOperation
+  public CloseOnReleaseDescriptor closeOnRelease(@Selector String address) {
+    return new CloseOnReleaseDescriptor(address, connector.closeOnRelease(address));
+  }
+
+  /**
+   * The cached channels.
+   *
+   * @param connections one entry per open channel, sorted by address
+   */
+  public record ConnectionsDescriptor(List<ConnectionDescriptor> connections)
+      implements OperationResponseBody {
+
+    /** Copies the list. */
+    public ConnectionsDescriptor {
+      connections = List.copyOf(connections);
+    }
+  }
+
+  /**
+   * One cached channel.
+   *
+   * @param address the target address
+   * @param leases outstanding leases
+   * @param idlePasses consecutive expiry passes that found it unused (it closes at the second)
+   * @param state its connectivity state, or {@code null} if unknown
+   * @param closing whether it closes once its leases are released
+   * @param createdAt when it was created
+   * @param lastDialedAt when it was last leased, to within one expiry pass
+   */
+  public record ConnectionDescriptor(
+      String address,
+      int leases,
+      int idlePasses,
+      @Nullable String state,
+      boolean closing,
+      Instant createdAt,
+      Instant lastDialedAt)
+      implements OperationResponseBody {
+
+    static ConnectionDescriptor of(ConnectionInfo info) {
+      return new ConnectionDescriptor(
+          info.address(),
+          info.leases(),
+          info.idlePasses(),
+          info.state() == null ? null : info.state().name(),
+          info.closing(),
+          info.createdAt(),
+          info.lastDialedAt());
+    }
+  }
+
+  /**
+   * The outcome of a delete.
+   *
+   * @param address the target address
+   * @param closeOnRelease whether a cached channel was found and marked close-on-release
+   */
+  public record CloseOnReleaseDescriptor(String address, boolean closeOnRelease)
+      implements OperationResponseBody {}
+}

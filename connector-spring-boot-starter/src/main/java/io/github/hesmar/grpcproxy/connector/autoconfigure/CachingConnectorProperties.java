@@ -1,0 +1,458 @@
+package io.github.hesmar.grpcproxy.connector.autoconfigure;
+
+import java.time.Duration;
+import org.jspecify.annotations.Nullable;
+import org.springframework.boot.context.properties.ConfigurationProperties;
+import org.springframework.util.StringUtils;
+import org.springframework.util.unit.DataSize;
+import org.springframework.validation.Errors;
+import org.springframework.validation.Validator;
+
+/**
+ * Configuration properties of the auto-configured {@link
+ * io.github.hesmar.grpcproxy.connector.CachingConnector}, under {@code grpc.connector}.
+ *
+ * <p>The channel options apply to the default dialer only (not to a user's {@link
+ * io.github.hesmar.grpcproxy.connector.Dialer} bean) and reuse the key names of Spring Boot's gRPC
+ * client channels. Unset options keep grpc-java's defaults.
+ *
+ * <p>The properties validate themselves when bound: a bad value stops start-up with a message
+ * naming the property. Not thread-safe; bound once at start-up.
+ */
+@ConfigurationProperties(CachingConnectorProperties.PREFIX)
+public class CachingConnectorProperties implements Validator {
+
+  /** The prefix of these properties. */
+  public static final String PREFIX = "grpc.connector";
+
+  /** Whether to auto-configure the CachingConnector bean. */
+  private boolean enabled = true;
+
+  /**
+   * How long a lease may be held before it is reported as a leak (logged and counted). Unset or
+   * zero: off.
+   */
+  private @Nullable Duration leakDetectionThreshold;
+
+  private final Expiry expiry = new Expiry();
+
+  private final Shutdown shutdown = new Shutdown();
+
+  private final Channel channel = new Channel();
+
+  private final Observation observation = new Observation();
+
+  private final Health health = new Health();
+
+  public boolean isEnabled() {
+    return this.enabled;
+  }
+
+  public void setEnabled(boolean enabled) {
+    this.enabled = enabled;
+  }
+
+  public @Nullable Duration getLeakDetectionThreshold() {
+    return this.leakDetectionThreshold;
+  }
+
+  public void setLeakDetectionThreshold(@Nullable Duration leakDetectionThreshold) {
+    this.leakDetectionThreshold = leakDetectionThreshold;
+  }
+
+  public Expiry getExpiry() {
+    return this.expiry;
+  }
+
+  public Shutdown getShutdown() {
+    return this.shutdown;
+  }
+
+  public Channel getChannel() {
+    return this.channel;
+  }
+
+  public Observation getObservation() {
+    return this.observation;
+  }
+
+  public Health getHealth() {
+    return this.health;
+  }
+
+  @Override
+  public boolean supports(Class<?> type) {
+    return CachingConnectorProperties.class.isAssignableFrom(type);
+  }
+
+  /**
+   * Rejects values the connector or grpc-java would refuse later. Each message starts with the
+   * full property name, so that the start-up failure says which property to fix.
+   */
+  @Override
+  public void validate(Object target, Errors errors) {
+    CachingConnectorProperties properties = (CachingConnectorProperties) target;
+    Duration interval = properties.expiry.interval;
+    if (interval == null || interval.isNegative() || interval.isZero()) {
+      reject(errors, "expiry.interval", "expiry.interval", "must be positive, for example 30s");
+    }
+    notNegative(
+        errors,
+        "leakDetectionThreshold",
+        "leak-detection-threshold",
+        properties.leakDetectionThreshold);
+    Duration gracePeriod = properties.shutdown.gracePeriod;
+    if (gracePeriod == null || gracePeriod.isNegative()) {
+      reject(
+          errors,
+          "shutdown.gracePeriod",
+          "shutdown.grace-period",
+          "must not be negative, for example 30s");
+    }
+    Channel channel = properties.channel;
+    positive(errors, "channel.idle.timeout", "channel.idle.timeout", channel.idle.timeout);
+    positive(errors, "channel.keepalive.time", "channel.keepalive.time", channel.keepalive.time);
+    positive(
+        errors, "channel.keepalive.timeout", "channel.keepalive.timeout", channel.keepalive.timeout);
+    positiveInt(
+        errors,
+        "channel.inbound.message.maxSize",
+        "channel.inbound.message.max-size",
+        channel.inbound.message.maxSize);
+    positiveInt(
+        errors,
+        "channel.inbound.metadata.maxSize",
+        "channel.inbound.metadata.max-size",
+        channel.inbound.metadata.maxSize);
+    if (channel.plaintext && StringUtils.hasText(channel.ssl.bundle)) {
+      reject(
+          errors,
+          "channel.ssl.bundle",
+          "channel.ssl.bundle",
+          "must not be set when " + PREFIX + ".channel.plaintext is true");
+    }
+    if (channel.userAgent != null && !StringUtils.hasText(channel.userAgent)) {
+      reject(errors, "channel.userAgent", "channel.user-agent", "must not be blank");
+    }
+    String policy = channel.defaults.loadBalancingPolicy;
+    if (policy != null && !StringUtils.hasText(policy)) {
+      reject(
+          errors,
+          "channel.default.loadBalancingPolicy",
+          "channel.default.load-balancing-policy",
+          "must not be blank");
+    }
+  }
+
+  private static void reject(Errors errors, String field, String property, String message) {
+    errors.rejectValue(field, "invalid", PREFIX + "." + property + " " + message);
+  }
+
+  private static void notNegative(
+      Errors errors, String field, String property, @Nullable Duration value) {
+    if (value != null && value.isNegative()) {
+      reject(errors, field, property, "must not be negative");
+    }
+  }
+
+  private static void positive(
+      Errors errors, String field, String property, @Nullable Duration value) {
+    if (value != null && (value.isNegative() || value.isZero())) {
+      reject(errors, field, property, "must be positive");
+    }
+  }
+
+  private static void positiveInt(Errors errors, String field, String property, DataSize value) {
+    if (value.toBytes() <= 0 || value.toBytes() > Integer.MAX_VALUE) {
+      reject(errors, field, property, "must be between 1B and 2047MB");
+    }
+  }
+
+  /** Scheduled expiry. */
+  public static class Expiry {
+
+    /**
+     * Whether to call expire() on a schedule. When on, the starter enables Spring's scheduling
+     * (@EnableScheduling) for the application.
+     */
+    private boolean enabled = true;
+
+    /**
+     * Delay between the end of one expiry pass and the start of the next. An unused channel closes
+     * at the second pass that finds it unused.
+     */
+    private @Nullable Duration interval = Duration.ofSeconds(30);
+
+    public boolean isEnabled() {
+      return this.enabled;
+    }
+
+    public void setEnabled(boolean enabled) {
+      this.enabled = enabled;
+    }
+
+    public @Nullable Duration getInterval() {
+      return this.interval;
+    }
+
+    public void setInterval(@Nullable Duration interval) {
+      this.interval = interval;
+    }
+  }
+
+  /** Closing of the connector with the application context. */
+  public static class Shutdown {
+
+    /**
+     * How long closing channels may take to finish their calls before they are forced; the
+     * connector's close waits at most this long.
+     */
+    private @Nullable Duration gracePeriod = Duration.ofSeconds(30);
+
+    public @Nullable Duration getGracePeriod() {
+      return this.gracePeriod;
+    }
+
+    public void setGracePeriod(@Nullable Duration gracePeriod) {
+      this.gracePeriod = gracePeriod;
+    }
+  }
+
+  /** Options of the channels built by the default dialer. */
+  public static class Channel {
+
+    /** Whether to use plaintext (no TLS) instead of TLS. For loopback and development only. */
+    private boolean plaintext = false;
+
+    private final Ssl ssl = new Ssl();
+
+    private final Idle idle = new Idle();
+
+    private final Keepalive keepalive = new Keepalive();
+
+    private final Inbound inbound = new Inbound();
+
+    /** User agent sent by the channels. Unset: grpc-java's. */
+    private @Nullable String userAgent;
+
+    private final Default defaults = new Default();
+
+    public boolean isPlaintext() {
+      return this.plaintext;
+    }
+
+    public void setPlaintext(boolean plaintext) {
+      this.plaintext = plaintext;
+    }
+
+    public Ssl getSsl() {
+      return this.ssl;
+    }
+
+    public Idle getIdle() {
+      return this.idle;
+    }
+
+    public Keepalive getKeepalive() {
+      return this.keepalive;
+    }
+
+    public Inbound getInbound() {
+      return this.inbound;
+    }
+
+    public @Nullable String getUserAgent() {
+      return this.userAgent;
+    }
+
+    public void setUserAgent(@Nullable String userAgent) {
+      this.userAgent = userAgent;
+    }
+
+    /**
+     * Returns the {@code default.*} options.
+     *
+     * @return the default options
+     */
+    public Default getDefault() {
+      return this.defaults;
+    }
+
+    /** TLS material of the channels. */
+    public static class Ssl {
+
+      /**
+       * Name of a Spring Boot SSL bundle (spring.ssl.bundle.*) giving the trust material and the
+       * client certificate. Unset: the JDK's default trust store, no client certificate.
+       */
+      private @Nullable String bundle;
+
+      public @Nullable String getBundle() {
+        return this.bundle;
+      }
+
+      public void setBundle(@Nullable String bundle) {
+        this.bundle = bundle;
+      }
+    }
+
+    /** Idle mode of the channels. */
+    public static class Idle {
+
+      /**
+       * How long a channel may have no calls before its transport is released (the channel stays
+       * cached and reconnects on the next call). Unset: grpc-java's default (30 minutes).
+       */
+      private @Nullable Duration timeout;
+
+      public @Nullable Duration getTimeout() {
+        return this.timeout;
+      }
+
+      public void setTimeout(@Nullable Duration timeout) {
+        this.timeout = timeout;
+      }
+    }
+
+    /** HTTP/2 keepalive pings of the channels. */
+    public static class Keepalive {
+
+      /** Delay between keepalive pings. Unset: no keepalive pings. */
+      private @Nullable Duration time;
+
+      /**
+       * How long to wait for a ping's acknowledgement before closing the transport. Unset:
+       * grpc-java's default (20 seconds).
+       */
+      private @Nullable Duration timeout;
+
+      /** Whether to send keepalive pings while there are no calls. */
+      private boolean withoutCalls = false;
+
+      public @Nullable Duration getTime() {
+        return this.time;
+      }
+
+      public void setTime(@Nullable Duration time) {
+        this.time = time;
+      }
+
+      public @Nullable Duration getTimeout() {
+        return this.timeout;
+      }
+
+      public void setTimeout(@Nullable Duration timeout) {
+        this.timeout = timeout;
+      }
+
+      public boolean isWithoutCalls() {
+        return this.withoutCalls;
+      }
+
+      public void setWithoutCalls(boolean withoutCalls) {
+        this.withoutCalls = withoutCalls;
+      }
+    }
+
+    /** Limits on what the channels receive. */
+    public static class Inbound {
+
+      private final Message message = new Message();
+
+      private final Metadata metadata = new Metadata();
+
+      public Message getMessage() {
+        return this.message;
+      }
+
+      public Metadata getMetadata() {
+        return this.metadata;
+      }
+
+      /** Limits on received messages. */
+      public static class Message {
+
+        /** Largest message a channel accepts. */
+        private DataSize maxSize = DataSize.ofMegabytes(4);
+
+        public DataSize getMaxSize() {
+          return this.maxSize;
+        }
+
+        public void setMaxSize(DataSize maxSize) {
+          this.maxSize = maxSize;
+        }
+      }
+
+      /** Limits on received metadata. */
+      public static class Metadata {
+
+        /** Largest metadata (headers and trailers) a channel accepts. */
+        private DataSize maxSize = DataSize.ofKilobytes(8);
+
+        public DataSize getMaxSize() {
+          return this.maxSize;
+        }
+
+        public void setMaxSize(DataSize maxSize) {
+          this.maxSize = maxSize;
+        }
+      }
+    }
+
+    /** Defaults of the channels' service config. */
+    public static class Default {
+
+      /**
+       * Load-balancing policy, for example pick_first or round_robin. Unset: grpc-java's
+       * (pick_first).
+       */
+      private @Nullable String loadBalancingPolicy;
+
+      public @Nullable String getLoadBalancingPolicy() {
+        return this.loadBalancingPolicy;
+      }
+
+      public void setLoadBalancingPolicy(@Nullable String loadBalancingPolicy) {
+        this.loadBalancingPolicy = loadBalancingPolicy;
+      }
+    }
+  }
+
+  /** Micrometer observation of the calls on channels built by the default dialer. */
+  public static class Observation {
+
+    /**
+     * Whether channels built by the default dialer get Micrometer's
+     * ObservationGrpcClientInterceptor (per-call metrics and traces) when an ObservationRegistry
+     * bean exists.
+     */
+    private boolean enabled = true;
+
+    public boolean isEnabled() {
+      return this.enabled;
+    }
+
+    public void setEnabled(boolean enabled) {
+      this.enabled = enabled;
+    }
+  }
+
+  /** The grpcConnector health contributor. */
+  public static class Health {
+
+    /**
+     * Whether a channel in TRANSIENT_FAILURE makes the grpcConnector health DOWN. Off by default:
+     * a backend being down does not make this application down.
+     */
+    private boolean downOnTransientFailure = false;
+
+    public boolean isDownOnTransientFailure() {
+      return this.downOnTransientFailure;
+    }
+
+    public void setDownOnTransientFailure(boolean downOnTransientFailure) {
+      this.downOnTransientFailure = downOnTransientFailure;
+    }
+  }
+}

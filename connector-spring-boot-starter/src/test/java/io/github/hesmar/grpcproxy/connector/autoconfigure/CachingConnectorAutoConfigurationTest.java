@@ -1,0 +1,366 @@
+package io.github.hesmar.grpcproxy.connector.autoconfigure;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatIllegalStateException;
+import static org.awaitility.Awaitility.await;
+
+import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
+import io.github.hesmar.grpcproxy.connector.Dialer;
+import io.github.hesmar.grpcproxy.connector.LeasedChannel;
+import io.grpc.CallOptions;
+import io.grpc.Channel;
+import io.grpc.ClientCall;
+import io.grpc.ClientInterceptor;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.MethodDescriptor;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.observation.Observation;
+import io.micrometer.observation.ObservationHandler;
+import io.micrometer.observation.ObservationRegistry;
+import java.time.Duration;
+import java.util.List;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.springframework.boot.actuate.endpoint.annotation.Endpoint;
+import org.springframework.boot.autoconfigure.AutoConfigurations;
+import org.springframework.boot.autoconfigure.task.TaskSchedulingAutoConfiguration;
+import org.springframework.boot.health.contributor.HealthIndicator;
+import org.springframework.boot.micrometer.metrics.autoconfigure.MetricsAutoConfiguration;
+import org.springframework.boot.micrometer.metrics.autoconfigure.export.simple.SimpleMetricsExportAutoConfiguration;
+import org.springframework.boot.test.context.FilteredClassLoader;
+import org.springframework.boot.test.context.runner.ApplicationContextRunner;
+import org.springframework.boot.web.server.context.WebServerApplicationContext;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+import org.springframework.scheduling.config.TaskManagementConfigUtils;
+
+class CachingConnectorAutoConfigurationTest {
+
+  private static LoopbackBackend backend;
+
+  private final ApplicationContextRunner contextRunner =
+      new ApplicationContextRunner()
+          .withConfiguration(
+              AutoConfigurations.of(
+                  CachingConnectorAutoConfiguration.class, TaskSchedulingAutoConfiguration.class));
+
+  @BeforeAll
+  static void startBackend() {
+    backend = LoopbackBackend.start();
+  }
+
+  @AfterAll
+  static void stopBackend() throws InterruptedException {
+    backend.close();
+  }
+
+  @Test
+  void connectorBeanIsAutoConfiguredWithScheduledExpiryAndLifecycle() {
+    contextRunner.run(
+        context -> {
+          assertThat(context).hasSingleBean(CachingConnector.class);
+          assertThat(context).hasBean(CachingConnectorAutoConfiguration.CONNECTOR_BEAN_NAME);
+          assertThat(context).hasSingleBean(CachingConnectorExpiry.class);
+          assertThat(context).hasSingleBean(CachingConnectorLifecycle.class);
+          assertThat(context)
+              .hasBean(TaskManagementConfigUtils.SCHEDULED_ANNOTATION_PROCESSOR_BEAN_NAME);
+        });
+  }
+
+  @Test
+  void connectorBacksOffWhenUserProvidesOne() {
+    contextRunner
+        .withUserConfiguration(UserConnectorConfiguration.class)
+        .run(
+            context -> {
+              assertThat(context).hasSingleBean(CachingConnector.class);
+              assertThat(context.getBean(CachingConnector.class))
+                  .isSameAs(context.getBean("userConnector"));
+            });
+  }
+
+  @Test
+  void connectorUsesUserDialerBean() {
+    contextRunner
+        .withUserConfiguration(UserDialerConfiguration.class)
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              try (LeasedChannel channel = connector.dial(backend.address())) {
+                assertThat(LoopbackBackend.check(channel)).isEqualTo(ServingStatus.SERVING);
+              }
+              assertThat(context.getBean(UserDialerConfiguration.class).dialed)
+                  .containsExactly(backend.address());
+            });
+  }
+
+  @Test
+  void channelBuilderCustomizersAreAppliedToTheBuiltChannel() {
+    contextRunner
+        .withUserConfiguration(RecordingCustomizerConfiguration.class)
+        .withPropertyValues("grpc.connector.channel.plaintext=true")
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              try (LeasedChannel channel = connector.dial(backend.address())) {
+                assertThat(LoopbackBackend.check(channel)).isEqualTo(ServingStatus.SERVING);
+              }
+              RecordingCustomizerConfiguration recorded =
+                  context.getBean(RecordingCustomizerConfiguration.class);
+              assertThat(recorded.customized).containsExactly(backend.address());
+              assertThat(recorded.calls).containsExactly("grpc.health.v1.Health/Check");
+            });
+  }
+
+  @Test
+  void defaultDialerUsesTlsUnlessPlaintextIsConfigured() {
+    contextRunner.run(
+        context -> {
+          CachingConnector connector = context.getBean(CachingConnector.class);
+          try (LeasedChannel channel = connector.dial(backend.address())) {
+            // The plaintext backend cannot complete a TLS handshake.
+            assertThat(
+                    org.assertj.core.api.Assertions.catchThrowable(
+                        () -> LoopbackBackend.check(channel)))
+                .isInstanceOf(io.grpc.StatusRuntimeException.class);
+          }
+        });
+  }
+
+  @Test
+  void channelsOfTheDefaultDialerAreObservedWhenAnObservationRegistryExists() {
+    contextRunner
+        .withUserConfiguration(ObservationConfiguration.class)
+        .withPropertyValues("grpc.connector.channel.plaintext=true")
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              try (LeasedChannel channel = connector.dial(backend.address())) {
+                LoopbackBackend.check(channel);
+              }
+              await()
+                  .untilAsserted(
+                      () ->
+                          assertThat(context.getBean(ObservationConfiguration.class).observed)
+                              .contains("grpc.client"));
+            });
+  }
+
+  @Test
+  void observationOfChannelsCanBeSwitchedOff() {
+    contextRunner
+        .withUserConfiguration(ObservationConfiguration.class)
+        .withPropertyValues(
+            "grpc.connector.channel.plaintext=true", "grpc.connector.observation.enabled=false")
+        .run(
+            context -> {
+              assertThat(context).doesNotHaveBean(ChannelBuilderCustomizer.class);
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              try (LeasedChannel channel = connector.dial(backend.address())) {
+                LoopbackBackend.check(channel);
+              }
+              assertThat(context.getBean(ObservationConfiguration.class).observed).isEmpty();
+            });
+  }
+
+  @Test
+  void connectorIsSwitchedOffByProperty() {
+    contextRunner
+        .withPropertyValues("grpc.connector.enabled=false")
+        .run(
+            context -> {
+              assertThat(context).doesNotHaveBean(CachingConnector.class);
+              assertThat(context).doesNotHaveBean(CachingConnectorExpiry.class);
+              assertThat(context).doesNotHaveBean(CachingConnectorProperties.class);
+            });
+  }
+
+  @Test
+  void connectorWorksWithNeitherMicrometerNorActuatorOnTheClassPath() {
+    new ApplicationContextRunner()
+        .withClassLoader(
+            new FilteredClassLoader(
+                MeterRegistry.class,
+                ObservationRegistry.class,
+                MetricsAutoConfiguration.class,
+                Endpoint.class,
+                HealthIndicator.class))
+        .withConfiguration(
+            AutoConfigurations.of(
+                CachingConnectorAutoConfiguration.class,
+                CachingConnectorMetricsAutoConfiguration.class,
+                CachingConnectorEndpointAutoConfiguration.class,
+                CachingConnectorHealthContributorAutoConfiguration.class))
+        .withPropertyValues("grpc.connector.channel.plaintext=true")
+        .run(
+            context -> {
+              assertThat(context).hasNotFailed();
+              assertThat(context).hasSingleBean(CachingConnector.class);
+              assertThat(context).getBeanNames(ChannelBuilderCustomizer.class).isEmpty();
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              try (LeasedChannel channel = connector.dial(backend.address())) {
+                assertThat(LoopbackBackend.check(channel)).isEqualTo(ServingStatus.SERVING);
+              }
+            });
+  }
+
+  @Test
+  void scheduledExpiryClosesAnIdleChannelWithinAFewIntervalsAndNeverALeasedOne() {
+    contextRunner
+        .withPropertyValues(
+            "grpc.connector.channel.plaintext=true", "grpc.connector.expiry.interval=20ms")
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              connector.dial(backend.address()).close();
+              try (LeasedChannel leased = connector.dial(backend.dnsAddress())) {
+                await()
+                    .atMost(Duration.ofSeconds(10))
+                    .until(() -> addresses(connector).equals(List.of(backend.dnsAddress())));
+                // The leased channel survived every pass so far; and a leased channel is never
+                // counted idle, so no later pass can close it while the lease is held.
+                ConnectionInfo info = connector.connections().get(0);
+                assertThat(info.leases()).isEqualTo(1);
+                assertThat(info.idlePasses()).isZero();
+                assertThat(LoopbackBackend.check(leased)).isEqualTo(ServingStatus.SERVING);
+              }
+              await().atMost(Duration.ofSeconds(10)).until(() -> connector.connectionCount() == 0);
+            });
+  }
+
+  @Test
+  void expirySwitchedOffNeitherSchedulesNorEnablesScheduling() {
+    contextRunner
+        .withPropertyValues("grpc.connector.expiry.enabled=false")
+        .run(
+            context -> {
+              assertThat(context).hasSingleBean(CachingConnector.class);
+              assertThat(context).doesNotHaveBean(CachingConnectorExpiry.class);
+              assertThat(context)
+                  .doesNotHaveBean(TaskManagementConfigUtils.SCHEDULED_ANNOTATION_PROCESSOR_BEAN_NAME);
+            });
+  }
+
+  @Test
+  void contextCloseShutsEveryChannelDownLeasedOrNot() {
+    TrackingDialerConfiguration tracking = new TrackingDialerConfiguration();
+    contextRunner
+        .withBean(Dialer.class, () -> tracking)
+        .withPropertyValues("grpc.connector.shutdown.grace-period=0s")
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              connector.dial(backend.address()).close();
+              LeasedChannel stillLeased = connector.dial(backend.dnsAddress());
+              assertThat(LoopbackBackend.check(stillLeased)).isEqualTo(ServingStatus.SERVING);
+              assertThat(tracking.channels).hasSize(2).noneMatch(ManagedChannel::isShutdown);
+              context.close();
+              assertThat(tracking.channels).hasSize(2).allMatch(ManagedChannel::isShutdown);
+              assertThatIllegalStateException().isThrownBy(() -> connector.dial(backend.address()));
+            });
+  }
+
+  @Test
+  void connectorClosesAfterTheWebServerStoppedServingRequests() {
+    assertThat(CachingConnectorLifecycle.PHASE)
+        .isLessThan(WebServerApplicationContext.START_STOP_LIFECYCLE_PHASE)
+        .isLessThan(WebServerApplicationContext.GRACEFUL_SHUTDOWN_PHASE);
+  }
+
+  private static List<String> addresses(CachingConnector connector) {
+    return connector.connections().stream().map(ConnectionInfo::address).toList();
+  }
+
+  @Configuration(proxyBeanMethods = false)
+  static class UserConnectorConfiguration {
+
+    @Bean
+    CachingConnector userConnector() {
+      return CachingConnector.builder().dialer(Dialer.plaintext()).build();
+    }
+  }
+
+  @Configuration(proxyBeanMethods = false)
+  static class UserDialerConfiguration {
+
+    final Queue<String> dialed = new ConcurrentLinkedQueue<>();
+
+    @Bean
+    Dialer userDialer() {
+      return address -> {
+        dialed.add(address);
+        return Grpc.newChannelBuilder(address, InsecureChannelCredentials.create()).build();
+      };
+    }
+  }
+
+  static final class TrackingDialerConfiguration implements Dialer {
+
+    final Queue<ManagedChannel> channels = new ConcurrentLinkedQueue<>();
+
+    @Override
+    public ManagedChannel dial(String address) {
+      ManagedChannel channel =
+          Grpc.newChannelBuilder(address, InsecureChannelCredentials.create()).build();
+      channels.add(channel);
+      return channel;
+    }
+  }
+
+  @Configuration(proxyBeanMethods = false)
+  static class RecordingCustomizerConfiguration {
+
+    final Queue<String> customized = new ConcurrentLinkedQueue<>();
+    final Queue<String> calls = new ConcurrentLinkedQueue<>();
+
+    @Bean
+    ChannelBuilderCustomizer recordingCustomizer() {
+      ClientInterceptor interceptor =
+          new ClientInterceptor() {
+            @Override
+            public <ReqT, RespT> ClientCall<ReqT, RespT> interceptCall(
+                MethodDescriptor<ReqT, RespT> method, CallOptions callOptions, Channel next) {
+              calls.add(method.getFullMethodName());
+              return next.newCall(method, callOptions);
+            }
+          };
+      return (address, builder) -> {
+        customized.add(address);
+        builder.intercept(interceptor);
+      };
+    }
+  }
+
+  @Configuration(proxyBeanMethods = false)
+  static class ObservationConfiguration {
+
+    final Queue<String> observed = new ConcurrentLinkedQueue<>();
+
+    @Bean
+    ObservationRegistry observationRegistry() {
+      ObservationRegistry registry = ObservationRegistry.create();
+      registry
+          .observationConfig()
+          .observationHandler(
+              new ObservationHandler<>() {
+                @Override
+                public void onStart(Observation.Context context) {
+                  observed.add(context.getName());
+                }
+
+                @Override
+                public boolean supportsContext(Observation.Context context) {
+                  return true;
+                }
+              });
+      return registry;
+    }
+  }
+}

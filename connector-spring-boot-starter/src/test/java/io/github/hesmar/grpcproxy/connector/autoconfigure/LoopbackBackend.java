@@ -1,0 +1,59 @@
+package io.github.hesmar.grpcproxy.connector.autoconfigure;
+
+import io.grpc.Channel;
+import io.grpc.Grpc;
+import io.grpc.InsecureServerCredentials;
+import io.grpc.Server;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.protobuf.services.HealthStatusManager;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.concurrent.TimeUnit;
+
+/** A real gRPC server (Netty, plaintext) on a loopback port, serving the health service. */
+final class LoopbackBackend implements AutoCloseable {
+
+  private final Server server;
+
+  private LoopbackBackend(Server server) {
+    this.server = server;
+  }
+
+  static LoopbackBackend start() {
+    try {
+      return new LoopbackBackend(
+          Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create())
+              .addService(new HealthStatusManager().getHealthService())
+              .build()
+              .start());
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** A target address of this server, for example {@code localhost:54321}. */
+  String address() {
+    return "localhost:" + server.getPort();
+  }
+
+  /** The same server as a {@code dns:///} target, whose address contains {@code :} and {@code /}. */
+  String dnsAddress() {
+    return "dns:///" + address();
+  }
+
+  /** Makes a real health check call over {@code channel}. */
+  static HealthCheckResponse.ServingStatus check(Channel channel) {
+    return HealthGrpc.newBlockingStub(channel)
+        .withDeadlineAfter(10, TimeUnit.SECONDS)
+        .check(HealthCheckRequest.getDefaultInstance())
+        .getStatus();
+  }
+
+  @Override
+  public void close() throws InterruptedException {
+    server.shutdownNow();
+    server.awaitTermination(5, TimeUnit.SECONDS);
+  }
+}
