@@ -51,9 +51,7 @@ public final class ReverseProxy extends HandlerRegistry {
           Metadata.Key.of("user-agent", Metadata.ASCII_STRING_MARSHALLER),
           Metadata.Key.of("grpc-timeout", Metadata.ASCII_STRING_MARSHALLER),
           Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER),
-          Metadata.Key.of("grpc-accept-encoding", Metadata.ASCII_STRING_MARSHALLER),
-          Metadata.Key.of("connection", Metadata.ASCII_STRING_MARSHALLER),
-          Metadata.Key.of("host", Metadata.ASCII_STRING_MARSHALLER));
+          Metadata.Key.of("grpc-accept-encoding", Metadata.ASCII_STRING_MARSHALLER));
 
   private static final MethodDescriptor.Marshaller<byte[]> BYTES = new ByteMarshaller();
 

@@ -15,6 +15,9 @@ import io.grpc.Metadata;
 import io.grpc.Server;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.reflection.v1.ServerReflectionGrpc;
+import io.grpc.reflection.v1.ServerReflectionRequest;
+import io.grpc.reflection.v1.ServerReflectionResponse;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.MetadataUtils;
@@ -364,6 +367,41 @@ class ReverseProxyTest {
                 .getResponseMessage())
         .isEqualTo("alpha: again");
     assertThat(connector.connectionCount()).isEqualTo(1);
+  }
+
+  @Test
+  void serverReflectionIsForwardedSoToolsLikeGrpcurlWork() throws Exception {
+    List<String> services = new CopyOnWriteArrayList<>();
+    CompletableFuture<Status> done = new CompletableFuture<>();
+    StreamObserver<ServerReflectionRequest> requests =
+        ServerReflectionGrpc.newStub(
+                ClientInterceptors.intercept(
+                    client, MetadataUtils.newAttachHeadersInterceptor(headers("beta"))))
+            .withDeadlineAfter(10, TimeUnit.SECONDS)
+            .serverReflectionInfo(
+                new StreamObserver<>() {
+                  @Override
+                  public void onNext(ServerReflectionResponse response) {
+                    response.getListServicesResponse().getServiceList()
+                        .forEach(service -> services.add(service.getName()));
+                  }
+
+                  @Override
+                  public void onError(Throwable t) {
+                    done.complete(Status.fromThrowable(t));
+                  }
+
+                  @Override
+                  public void onCompleted() {
+                    done.complete(Status.OK);
+                  }
+                });
+    requests.onNext(ServerReflectionRequest.newBuilder().setListServices("").build());
+    requests.onCompleted();
+
+    assertThat(done.get(10, TimeUnit.SECONDS)).isEqualTo(Status.OK);
+    assertThat(services)
+        .contains("grpc.testing.SimpleService", "grpc.health.v1.Health");
   }
 
   /** Records a streaming call's headers, messages and end. */

@@ -1,0 +1,81 @@
+package io.github.hesmar.grpcproxy.sample;
+
+import io.grpc.Grpc;
+import io.grpc.InsecureServerCredentials;
+import io.grpc.Server;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
+import org.springframework.context.SmartLifecycle;
+
+/**
+ * The proxy's gRPC server, started and stopped with the application context. It stops in the
+ * phase of the web server's graceful shutdown, so calls in flight finish (up to {@code
+ * sample.proxy.shutdown-grace-period}) before the connector, which stops later, closes their
+ * channels.
+ */
+final class ProxyServer implements SmartLifecycle {
+
+  private final ReverseProxy proxy;
+  private final SampleProperties.Proxy properties;
+  private volatile @Nullable Server server;
+
+  ProxyServer(ReverseProxy proxy, SampleProperties.Proxy properties) {
+    this.proxy = proxy;
+    this.properties = properties;
+  }
+
+  /** Returns the port the proxy listens on, once started. */
+  int port() {
+    Server running = server;
+    if (running == null) {
+      throw new IllegalStateException("The proxy server is not running");
+    }
+    return running.getPort();
+  }
+
+  @Override
+  public void start() {
+    try {
+      server =
+          Grpc.newServerBuilderForPort(properties.getPort(), InsecureServerCredentials.create())
+              .fallbackHandlerRegistry(proxy)
+              .build()
+              .start();
+    } catch (IOException e) {
+      throw new UncheckedIOException(
+          "Cannot start the proxy on port " + properties.getPort()
+              + " (sample.proxy.port): " + e.getMessage(), e);
+    }
+  }
+
+  @Override
+  public void stop() {
+    Server running = server;
+    if (running == null) {
+      return;
+    }
+    running.shutdown();
+    try {
+      if (!running.awaitTermination(
+          properties.getShutdownGracePeriod().toMillis(), TimeUnit.MILLISECONDS)) {
+        running.shutdownNow();
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      running.shutdownNow();
+    }
+    server = null;
+  }
+
+  @Override
+  public boolean isRunning() {
+    return server != null;
+  }
+
+  @Override
+  public int getPhase() {
+    return SmartLifecycle.DEFAULT_PHASE - 1024;
+  }
+}

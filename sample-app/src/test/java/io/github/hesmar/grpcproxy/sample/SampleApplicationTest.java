@@ -1,0 +1,163 @@
+package io.github.hesmar.grpcproxy.sample;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
+import io.grpc.stub.MetadataUtils;
+import io.grpc.testing.protobuf.SimpleRequest;
+import io.grpc.testing.protobuf.SimpleServiceGrpc;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Test;
+import org.springframework.beans.factory.annotation.Autowired;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.context.SpringBootTest.WebEnvironment;
+import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.core.ParameterizedTypeReference;
+import org.springframework.http.HttpStatusCode;
+import org.springframework.http.ResponseEntity;
+import org.springframework.web.client.RestClient;
+
+/**
+ * The whole sample application on random ports: the embedded demo backends, the proxy, the probe
+ * and the actuator, over real gRPC and real HTTP.
+ */
+class SampleApplicationTest {
+
+  abstract static class RunningSample {
+
+    @LocalServerPort int httpPort;
+    @Autowired ProxyServer proxyServer;
+    @Autowired CachingConnector connector;
+    @Autowired DemoBackends backends;
+    ManagedChannel client;
+    RestClient http;
+
+    @BeforeEach
+    void connect() {
+      client =
+          Grpc.newChannelBuilderForAddress(
+                  "127.0.0.1", proxyServer.port(), InsecureChannelCredentials.create())
+              .build();
+      http =
+          RestClient.builder()
+              .baseUrl("http://127.0.0.1:" + httpPort)
+              .defaultStatusHandler(HttpStatusCode::isError, (request, response) -> {})
+              .build();
+    }
+
+    @AfterEach
+    void disconnect() {
+      client.shutdownNow();
+    }
+
+    /** One unary call through the proxy; returns the backend's answer and its x-backend header. */
+    String call(String route, String message) {
+      Metadata headers = new Metadata();
+      headers.put(ReverseProxy.ROUTE, route);
+      AtomicReference<Metadata> responseHeaders = new AtomicReference<>();
+      String answer =
+          SimpleServiceGrpc.newBlockingStub(client)
+              .withInterceptors(
+                  MetadataUtils.newAttachHeadersInterceptor(headers),
+                  MetadataUtils.newCaptureMetadataInterceptor(responseHeaders, new AtomicReference<>()))
+              .withDeadlineAfter(10, TimeUnit.SECONDS)
+              .unaryRpc(SimpleRequest.newBuilder().setRequestMessage(message).build())
+              .getResponseMessage();
+      return answer + " [x-backend: " + responseHeaders.get().get(DemoBackend.BACKEND) + "]";
+    }
+
+    ResponseEntity<Map<String, Object>> get(String path) {
+      return http.get().uri(path).retrieve().toEntity(new ParameterizedTypeReference<>() {});
+    }
+  }
+
+  @Nested
+  @SpringBootTest(
+      webEnvironment = WebEnvironment.RANDOM_PORT,
+      properties = {"sample.proxy.port=0"})
+  class WithDefaultSettings extends RunningSample {
+
+    @Test
+    void callsWithXRouteReachTheirBackends() {
+      assertThat(call("alpha", "hi")).isEqualTo("alpha: hi [x-backend: alpha]");
+      assertThat(call("beta", "hi")).isEqualTo("beta: hi [x-backend: beta]");
+    }
+
+    @Test
+    void probeChecksTheRoutesBackendThroughTheConnector() {
+      ResponseEntity<Map<String, Object>> probe = get("/probe/alpha");
+
+      assertThat(probe.getStatusCode().value()).isEqualTo(200);
+      assertThat(probe.getBody())
+          .containsEntry("route", "alpha")
+          .containsEntry("target", backends.get("alpha").target())
+          .containsEntry("status", "SERVING");
+      assertThat(get("/probe/gamma").getStatusCode().value()).isEqualTo(404);
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void actuatorShowsTheCachedBackendsWithNoLeaseAfterCallsEnd() {
+      call("alpha", "x");
+      call("beta", "x");
+      String alpha = backends.get("alpha").target();
+      String beta = backends.get("beta").target();
+
+      ResponseEntity<Map<String, Object>> connections = get("/actuator/grpcconnections");
+
+      assertThat(connections.getStatusCode().value()).isEqualTo(200);
+      List<Map<String, Object>> listed =
+          (List<Map<String, Object>>) connections.getBody().get("connections");
+      assertThat(listed)
+          .extracting(c -> c.get("address"))
+          .contains(alpha, beta);
+      assertThat(listed).allSatisfy(c -> assertThat(c.get("leases")).isEqualTo(0));
+      assertThat(connector.leaseCount()).isZero();
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void metricsShowTheOpenConnections() {
+      call("alpha", "x");
+
+      ResponseEntity<Map<String, Object>> metric =
+          get("/actuator/metrics/grpc.connector.connections");
+
+      assertThat(metric.getStatusCode().value()).isEqualTo(200);
+      List<Map<String, Object>> measurements =
+          (List<Map<String, Object>>) metric.getBody().get("measurements");
+      assertThat(((Number) measurements.get(0).get("value")).doubleValue()).isGreaterThanOrEqualTo(1);
+      assertThat(get("/actuator/health").getBody()).containsEntry("status", "UP");
+    }
+  }
+
+  @Nested
+  @SpringBootTest(
+      webEnvironment = WebEnvironment.RANDOM_PORT,
+      properties = {"sample.proxy.port=0", "grpc.connector.expiry.interval=50ms"})
+  class WithShortExpiryInterval extends RunningSample {
+
+    @Test
+    void idleBackendIsExpiredAndTheNextCallDialsItAgain() {
+      String beta = backends.get("beta").target();
+      assertThat(call("beta", "first")).isEqualTo("beta: first [x-backend: beta]");
+
+      await().atMost(10, TimeUnit.SECONDS).until(() -> connector.connections().stream()
+          .noneMatch(c -> c.address().equals(beta)));
+
+      assertThat(call("beta", "again")).isEqualTo("beta: again [x-backend: beta]");
+      assertThat(connector.connections()).extracting(c -> c.address()).contains(beta);
+    }
+  }
+}
