@@ -645,7 +645,9 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
-   * Returns a snapshot of the cached channels, detached ones included, sorted by address.
+   * Returns a snapshot of the cached channels, detached ones included, sorted by address. Not
+   * atomic: it reads one channel after the other, so while other operations run it may miss a
+   * change or list a channel that is being detached twice; it is exact when nothing else runs.
    *
    * @return one entry per open channel
    */
@@ -694,7 +696,10 @@ public final class CachingConnector implements AutoCloseable {
 
   /**
    * Returns the number of outstanding leases over all channels. Walks every entry: meant for
-   * gauges, not hot paths.
+   * gauges, not hot paths. Not an atomic snapshot: it reads the channels one after the other, so
+   * while leases are taken, released or detached it may return a sum that never existed (a lease
+   * counted on two channels, or twice while its channel is detached); it is exact when nothing
+   * else runs.
    *
    * @return the number of leases taken and not yet released
    */
