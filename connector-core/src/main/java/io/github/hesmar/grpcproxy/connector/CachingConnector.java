@@ -80,7 +80,8 @@ public final class CachingConnector implements AutoCloseable {
    *
    * Each Entry has one 64-bit state word, changed only by compare-and-set:
    *
-   *   bits 0-31  LEASES    outstanding leases
+   *   bits 0-31  LEASES    outstanding leases; while PENDING, 1 if the caller that started the
+   *                        dial still waits for it (its reserved lease), else 0
    *   bit  32    DIALED    a lease was taken since the last expire() pass (lazy idle reset)
    *   bit  33    PENDING   the dialer has not returned yet: no leases can be taken
    *   bit  34    DETACHED  no new leases; close when LEASES reaches zero
@@ -91,6 +92,14 @@ public final class CachingConnector implements AutoCloseable {
    * taken meanwhile. So a lease and a close of the same entry are ordered by the state word: no
    * dial ever returns a lease on a channel this connector has shut down, and no lock is needed.
    * Releasing is an atomic decrement, guarded against double release by a flag on the lease.
+   *
+   * The caller that wins putIfAbsent does not lease afterwards: its lease is reserved in the
+   * pending state, and the atomic step that publishes the channel (flipping PENDING off and DIALED
+   * on) turns it into a lease. So no closeOnRelease() or expire() can detach or close a fresh
+   * channel before the caller that dialed it holds its lease; otherwise that caller would dial a
+   * second channel while closeOnRelease() reported the first, which no sequential order of the two
+   * calls gives (CachingConnectorLincheckTest). A caller that stops waiting gives the reservation
+   * back, so a late channel is cached with no lease.
    *
    * expire() walks the map (weakly consistent iteration, no lock held against dials) under
    * expireLock, which only serializes expire() with itself. Idle passes are counted in a field
@@ -231,8 +240,16 @@ public final class CachingConnector implements AutoCloseable {
         Entry fresh = new Entry(address);
         entry = entries.putIfAbsent(address, fresh);
         if (entry == null) {
-          entry = fresh;
           startDial(fresh);
+          if (start == 0) {
+            start = System.nanoTime();
+          }
+          LeasedChannel lease = awaitOwnDial(fresh, start, timeoutNanos, timeout);
+          if (lease != null) {
+            return lease;
+          }
+          entry = entries.get(address);
+          continue;
         }
       }
       if ((entry.state & PENDING) != 0) {
@@ -279,6 +296,40 @@ public final class CachingConnector implements AutoCloseable {
     }
   }
 
+  /**
+   * Waits for the dial this call started on {@code entry} and returns the lease reserved for this
+   * call, which the dial's completion turned into a lease; null if the channel is unusable (shut
+   * down already) and the caller should look the address up again. Gives the reservation back if
+   * it stops waiting.
+   */
+  private @Nullable LeasedChannel awaitOwnDial(
+      Entry entry, long start, long timeoutNanos, @Nullable Duration timeout) {
+    try {
+      awaitDial(entry, start, timeoutNanos, timeout);
+    } catch (RuntimeException | Error e) {
+      // Still pending: drop the reservation, so the channel is cached with no lease. Completed
+      // meanwhile: a failed dial left no lease (LEASES is 0); a successful one holds ours.
+      if (!Entry.STATE.compareAndSet(entry, PENDING | 1L, PENDING)
+          && (entry.state & LEASES) != 0) {
+        Entry.STATE.getAndAdd(entry, -1L);
+      }
+      throw e;
+    }
+    long state = entry.state;
+    if ((state & CLOSED) != 0 || entry.channel().isShutdown()) {
+      // Closed by close() (nothing else closes an entry with a lease), or the dialer returned a
+      // channel that is shut down already: never handed out.
+      Entry.STATE.getAndAdd(entry, -1L);
+      if ((state & CLOSED) == 0) {
+        detach(entry, CloseCause.STALE);
+      }
+      checkOpen();
+      return null;
+    }
+    LeakWatch leakWatch = leakDetectionThreshold == null ? null : watchForLeak(entry);
+    return new LeasedChannel(this, entry, leakWatch);
+  }
+
   private void startDial(Entry entry) {
     listener.onCacheMiss(entry.address);
     try {
@@ -311,9 +362,11 @@ public final class CachingConnector implements AutoCloseable {
     entry.lastDialedMillis = now;
     entry.channel = channel;
     openChannels.incrementAndGet();
-    // Publishes the channel: leases can be taken from here on. No one else changes the state of a
-    // pending entry. DIALED makes the first expiry pass count as idle pass 1.
-    entry.state = DIALED;
+    // Publishes the channel: leases can be taken from here on, and the lease reserved for the
+    // caller that started the dial, if it still waits, is its lease from this step on. Only that
+    // caller changes the state of a pending entry (to drop its reservation), so flipping PENDING
+    // off and DIALED on is enough. DIALED makes the first expiry pass count as idle pass 1.
+    Entry.STATE.getAndBitwiseXor(entry, PENDING | DIALED);
     // Deliver the count before waking the waiters, so that a caller whose dial returned has seen
     // its channel counted.
     deliverConnectionCount();
@@ -592,7 +645,9 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
-   * Returns a snapshot of the cached channels, detached ones included, sorted by address.
+   * Returns a snapshot of the cached channels, detached ones included, sorted by address. Not
+   * atomic: it reads one channel after the other, so while other operations run it may miss a
+   * change or list a channel that is being detached twice; it is exact when nothing else runs.
    *
    * @return one entry per open channel
    */
@@ -641,7 +696,10 @@ public final class CachingConnector implements AutoCloseable {
 
   /**
    * Returns the number of outstanding leases over all channels. Walks every entry: meant for
-   * gauges, not hot paths.
+   * gauges, not hot paths. Not an atomic snapshot: it reads the channels one after the other, so
+   * while leases are taken, released or detached it may return a sum that never existed (a lease
+   * counted on two channels, or twice while its channel is detached); it is exact when nothing
+   * else runs.
    *
    * @return the number of leases taken and not yet released
    */
@@ -846,8 +904,11 @@ public final class CachingConnector implements AutoCloseable {
     final CompletableFuture<Entry> dialed = new CompletableFuture<>();
     /** Set before PENDING is cleared, read only after reading a state without PENDING. */
     private @Nullable ManagedChannel channel;
-    /** See the design comment: LEASES, DIALED, PENDING, DETACHED, CLOSED. */
-    volatile long state = PENDING;
+    /**
+     * See the design comment: LEASES, DIALED, PENDING, DETACHED, CLOSED. Starts pending, with the
+     * lease reserved for the caller that dials.
+     */
+    volatile long state = PENDING | 1L;
     /** Consecutive idle passes; written only under expireLock. */
     volatile int idlePasses;
     volatile long createdMillis;
