@@ -498,6 +498,7 @@ public final class CachingConnector implements AutoCloseable {
    *
    * @return the addresses of the channels closed by this pass
    */
+  @SuppressWarnings("ModifyCollectionInEnhancedForLoop") // the detached set is concurrent
   public List<String> expire() {
     List<String> expired = new ArrayList<>();
     expireLock.lock();
@@ -509,7 +510,7 @@ public final class CachingConnector implements AutoCloseable {
       }
       for (Entry entry : detached) {
         if ((entry.state & CLOSED) != 0) {
-          detached.remove(entry);
+          detached.remove(entry); // a concurrent set: removal while iterating is safe
         } else if (closeEntry(entry, requireNonNull(entry.detachCause), /* force= */ false)) {
           expired.add(entry.address);
         }
@@ -540,8 +541,8 @@ public final class CachingConnector implements AutoCloseable {
       } else if (leases != 0) {
         entry.idlePasses = 0;
         return false;
-      } else if (entry.idlePasses + 1 < 2) {
-        entry.idlePasses++;
+      } else if (entry.idlePasses < 1) {
+        entry.idlePasses = 1;
         return false;
       } else if (Entry.STATE.compareAndSet(entry, state, state | CLOSED)) {
         entry.idlePasses = 2;
@@ -629,7 +630,8 @@ public final class CachingConnector implements AutoCloseable {
       channel.shutdownNow();
     } else {
       try {
-        scheduler.schedule(
+        ScheduledFuture<?> unused =
+            scheduler.schedule(
             () -> {
               if (!channel.isTerminated()) {
                 channel.shutdownNow();

@@ -146,7 +146,7 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
   @Override
   public void onClose(String address, CloseCause cause) {
     for (Meters meters : bound) {
-      meters.closes.get(cause).increment();
+      requireNonNull(meters.closes.get(cause), "counter of every cause").increment();
     }
   }
 
