@@ -31,8 +31,11 @@ import org.springframework.scheduling.annotation.EnableScheduling;
 @AutoConfiguration(
     after = SslAutoConfiguration.class,
     before = TaskSchedulingAutoConfiguration.class,
-    afterName =
-        "org.springframework.boot.micrometer.observation.autoconfigure.ObservationAutoConfiguration")
+    afterName = {
+      // The ObservationRegistry: Spring Boot 4, then Spring Boot 3.5. Absent names are ignored.
+      "org.springframework.boot.micrometer.observation.autoconfigure.ObservationAutoConfiguration",
+      "org.springframework.boot.actuate.autoconfigure.observation.ObservationAutoConfiguration"
+    })
 @ConditionalOnClass(CachingConnector.class)
 @ConditionalOnBooleanProperty(name = "grpc.connector.enabled", matchIfMissing = true)
 @EnableConfigurationProperties(CachingConnectorProperties.class)

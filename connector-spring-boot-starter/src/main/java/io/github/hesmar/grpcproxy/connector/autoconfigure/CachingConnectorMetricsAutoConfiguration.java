@@ -9,9 +9,6 @@ import org.springframework.boot.autoconfigure.AutoConfiguration;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnBean;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnClass;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean;
-import org.springframework.boot.micrometer.metrics.autoconfigure.CompositeMeterRegistryAutoConfiguration;
-import org.springframework.boot.micrometer.metrics.autoconfigure.MetricsAutoConfiguration;
-import org.springframework.boot.micrometer.metrics.autoconfigure.export.simple.SimpleMetricsExportAutoConfiguration;
 import org.springframework.context.annotation.Bean;
 
 /**
@@ -21,15 +18,24 @@ import org.springframework.context.annotation.Bean;
  * they count the events of the connector built by {@link CachingConnectorAutoConfiguration}; an
  * application that builds its own connector registers the {@link CachingConnectorMetrics} bean as
  * its listener.
+ *
+ * <p>Runs after Spring Boot's metrics auto-configurations, which are named for both Boot lines:
+ * Boot 4 moved them from {@code spring-boot-actuator-autoconfigure} to {@code
+ * spring-boot-micrometer-metrics}. Names of absent classes are ignored.
  */
 @AutoConfiguration(
-    after = {
-      MetricsAutoConfiguration.class,
-      CompositeMeterRegistryAutoConfiguration.class,
-      SimpleMetricsExportAutoConfiguration.class,
-      CachingConnectorAutoConfiguration.class
+    after = CachingConnectorAutoConfiguration.class,
+    afterName = {
+      // Spring Boot 4
+      "org.springframework.boot.micrometer.metrics.autoconfigure.MetricsAutoConfiguration",
+      "org.springframework.boot.micrometer.metrics.autoconfigure.CompositeMeterRegistryAutoConfiguration",
+      "org.springframework.boot.micrometer.metrics.autoconfigure.export.simple.SimpleMetricsExportAutoConfiguration",
+      // Spring Boot 3.5
+      "org.springframework.boot.actuate.autoconfigure.metrics.MetricsAutoConfiguration",
+      "org.springframework.boot.actuate.autoconfigure.metrics.CompositeMeterRegistryAutoConfiguration",
+      "org.springframework.boot.actuate.autoconfigure.metrics.export.simple.SimpleMetricsExportAutoConfiguration"
     })
-@ConditionalOnClass({MeterRegistry.class, MetricsAutoConfiguration.class})
+@ConditionalOnClass(MeterRegistry.class)
 @ConditionalOnBean({MeterRegistry.class, CachingConnector.class})
 public final class CachingConnectorMetricsAutoConfiguration {
 

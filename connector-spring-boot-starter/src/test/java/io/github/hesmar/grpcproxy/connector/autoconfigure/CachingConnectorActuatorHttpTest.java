@@ -9,7 +9,6 @@ import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
-import org.apache.tomcat.util.buf.EncodedSolidusHandling;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Nested;
@@ -20,8 +19,7 @@ import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.context.SpringBootTest.WebEnvironment;
 import org.springframework.boot.test.web.server.LocalServerPort;
-import org.springframework.boot.tomcat.TomcatConnectorCustomizer;
-import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Import;
 import org.springframework.core.ParameterizedTypeReference;
 import org.springframework.http.HttpStatusCode;
 import org.springframework.http.ResponseEntity;
@@ -47,18 +45,8 @@ class CachingConnectorActuatorHttpTest {
 
   @SpringBootConfiguration
   @EnableAutoConfiguration
-  static class Application {
-
-    /**
-     * Lets URL-encoded slashes through to Spring MVC, as README tells users to do for addresses
-     * such as {@code dns:///svc.local:443}: Tomcat rejects {@code %2F} by default.
-     */
-    @Bean
-    TomcatConnectorCustomizer encodedSlashesPassThrough() {
-      return connector ->
-          connector.setEncodedSolidusHandling(EncodedSolidusHandling.PASS_THROUGH.getValue());
-    }
-  }
+  @Import(BootLine.EncodedSlashesPassThrough.class)
+  static class Application {}
 
   static RestClient client(int port) {
     return RestClient.builder()

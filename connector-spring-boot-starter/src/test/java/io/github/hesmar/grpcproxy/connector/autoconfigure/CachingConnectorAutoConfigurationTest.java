@@ -31,12 +31,8 @@ import org.junit.jupiter.api.Test;
 import org.springframework.boot.actuate.endpoint.annotation.Endpoint;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
 import org.springframework.boot.autoconfigure.task.TaskSchedulingAutoConfiguration;
-import org.springframework.boot.health.contributor.HealthIndicator;
-import org.springframework.boot.micrometer.metrics.autoconfigure.MetricsAutoConfiguration;
-import org.springframework.boot.micrometer.metrics.autoconfigure.export.simple.SimpleMetricsExportAutoConfiguration;
 import org.springframework.boot.test.context.FilteredClassLoader;
 import org.springframework.boot.test.context.runner.ApplicationContextRunner;
-import org.springframework.boot.web.server.context.WebServerApplicationContext;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.scheduling.config.TaskManagementConfigUtils;
@@ -189,15 +185,15 @@ class CachingConnectorAutoConfigurationTest {
             new FilteredClassLoader(
                 MeterRegistry.class,
                 ObservationRegistry.class,
-                MetricsAutoConfiguration.class,
+                BootLine.METRICS_AUTO_CONFIGURATIONS[0],
                 Endpoint.class,
-                HealthIndicator.class))
+                BootLine.HEALTH_INDICATOR))
         .withConfiguration(
             AutoConfigurations.of(
                 CachingConnectorAutoConfiguration.class,
                 CachingConnectorMetricsAutoConfiguration.class,
                 CachingConnectorEndpointAutoConfiguration.class,
-                CachingConnectorHealthContributorAutoConfiguration.class))
+                BootLine.HEALTH_AUTO_CONFIGURATION))
         .withPropertyValues("grpc.connector.channel.plaintext=true")
         .run(
             context -> {
@@ -270,8 +266,8 @@ class CachingConnectorAutoConfigurationTest {
   @Test
   void connectorClosesAfterTheWebServerStoppedServingRequests() {
     assertThat(CachingConnectorLifecycle.PHASE)
-        .isLessThan(WebServerApplicationContext.START_STOP_LIFECYCLE_PHASE)
-        .isLessThan(WebServerApplicationContext.GRACEFUL_SHUTDOWN_PHASE);
+        .isLessThan(BootLine.WEB_SERVER_START_STOP_PHASE)
+        .isLessThan(BootLine.WEB_SERVER_GRACEFUL_SHUTDOWN_PHASE);
   }
 
   private static List<String> addresses(CachingConnector connector) {

@@ -5,16 +5,14 @@ import static org.awaitility.Awaitility.await;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
-import io.github.hesmar.grpcproxy.connector.actuate.CachingConnectorHealthIndicator;
 import io.grpc.ConnectivityState;
 import java.net.ServerSocket;
 import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
-import org.springframework.boot.health.contributor.Health;
-import org.springframework.boot.health.contributor.Status;
 import org.springframework.boot.test.context.runner.ApplicationContextRunner;
+import org.springframework.context.ApplicationContext;
 
 class CachingConnectorHealthContributorAutoConfigurationTest {
 
@@ -22,8 +20,7 @@ class CachingConnectorHealthContributorAutoConfigurationTest {
       new ApplicationContextRunner()
           .withConfiguration(
               AutoConfigurations.of(
-                  CachingConnectorAutoConfiguration.class,
-                  CachingConnectorHealthContributorAutoConfiguration.class))
+                  CachingConnectorAutoConfiguration.class, BootLine.HEALTH_AUTO_CONFIGURATION))
           .withPropertyValues(
               "grpc.connector.channel.plaintext=true", "grpc.connector.expiry.enabled=false");
 
@@ -31,11 +28,7 @@ class CachingConnectorHealthContributorAutoConfigurationTest {
   void channelInTransientFailureIsReportedAndHealthStaysUp() {
     contextRunner.run(
         context -> {
-          Health health =
-              healthWithOneFailingChannel(
-                  context.getBean(CachingConnector.class),
-                  context.getBean(CachingConnectorHealthIndicator.class));
-          assertThat(health.getStatus()).isEqualTo(Status.UP);
+          assertThat(healthWithOneFailingChannel(context).status()).isEqualTo("UP");
         });
   }
 
@@ -45,11 +38,7 @@ class CachingConnectorHealthContributorAutoConfigurationTest {
         .withPropertyValues("grpc.connector.health.down-on-transient-failure=true")
         .run(
             context -> {
-              Health health =
-              healthWithOneFailingChannel(
-                  context.getBean(CachingConnector.class),
-                  context.getBean(CachingConnectorHealthIndicator.class));
-              assertThat(health.getStatus()).isEqualTo(Status.DOWN);
+              assertThat(healthWithOneFailingChannel(context).status()).isEqualTo("DOWN");
             });
   }
 
@@ -57,11 +46,16 @@ class CachingConnectorHealthContributorAutoConfigurationTest {
   void healthContributorCanBeSwitchedOff() {
     contextRunner
         .withPropertyValues("management.health.grpcconnector.enabled=false")
-        .run(context -> assertThat(context).doesNotHaveBean(CachingConnectorHealthIndicator.class));
+        .run(
+            context -> {
+              assertThat(context).hasSingleBean(CachingConnector.class);
+              assertThat(context).doesNotHaveBean(BootLine.HEALTH_INDICATOR);
+            });
   }
 
-  private static Health healthWithOneFailingChannel(
-      CachingConnector connector, CachingConnectorHealthIndicator indicator) throws Exception {
+  private static HealthReport healthWithOneFailingChannel(ApplicationContext context)
+      throws Exception {
+    CachingConnector connector = context.getBean(CachingConnector.class);
     String address;
     try (ServerSocket closed = new ServerSocket(0)) {
       address = "localhost:" + closed.getLocalPort();
@@ -72,8 +66,8 @@ class CachingConnectorHealthContributorAutoConfigurationTest {
           .atMost(Duration.ofSeconds(10))
           .until(() -> channel.getState(false) == ConnectivityState.TRANSIENT_FAILURE);
     }
-    Health health = indicator.health(/* includeDetails= */ true);
-    assertThat(health.getDetails())
+    HealthReport health = BootLine.health(context);
+    assertThat(health.details())
         .containsEntry("connections", 1)
         .containsEntry("transientFailures", List.of(address));
     return health;

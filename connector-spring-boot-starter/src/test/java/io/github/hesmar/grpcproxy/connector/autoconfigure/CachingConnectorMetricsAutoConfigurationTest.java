@@ -16,9 +16,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
-import org.springframework.boot.micrometer.metrics.autoconfigure.CompositeMeterRegistryAutoConfiguration;
-import org.springframework.boot.micrometer.metrics.autoconfigure.MetricsAutoConfiguration;
-import org.springframework.boot.micrometer.metrics.autoconfigure.export.simple.SimpleMetricsExportAutoConfiguration;
 import org.springframework.boot.test.context.runner.ApplicationContextRunner;
 
 class CachingConnectorMetricsAutoConfigurationTest {
@@ -29,11 +26,9 @@ class CachingConnectorMetricsAutoConfigurationTest {
 
   private final ApplicationContextRunner contextRunner =
       new ApplicationContextRunner()
+          .withConfiguration(AutoConfigurations.of(BootLine.METRICS_AUTO_CONFIGURATIONS))
           .withConfiguration(
               AutoConfigurations.of(
-                  MetricsAutoConfiguration.class,
-                  CompositeMeterRegistryAutoConfiguration.class,
-                  SimpleMetricsExportAutoConfiguration.class,
                   CachingConnectorAutoConfiguration.class,
                   CachingConnectorMetricsAutoConfiguration.class))
           .withPropertyValues(

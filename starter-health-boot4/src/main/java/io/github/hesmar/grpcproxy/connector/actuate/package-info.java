@@ -1,0 +1,5 @@
+/** The Spring Boot 4 health contributor; these classes ship in the starter jar. */
+@NullMarked
+package io.github.hesmar.grpcproxy.connector.actuate;
+
+import org.jspecify.annotations.NullMarked;

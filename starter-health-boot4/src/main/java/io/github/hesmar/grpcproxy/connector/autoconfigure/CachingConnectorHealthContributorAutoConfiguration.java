@@ -1,0 +1,52 @@
+package io.github.hesmar.grpcproxy.connector.autoconfigure;
+
+import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import io.github.hesmar.grpcproxy.connector.actuate.CachingConnectorHealthIndicator;
+import org.springframework.boot.autoconfigure.AutoConfiguration;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnClass;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnSingleCandidate;
+import org.springframework.boot.context.properties.bind.Binder;
+import org.springframework.boot.health.autoconfigure.contributor.ConditionalOnEnabledHealthIndicator;
+import org.springframework.context.annotation.Bean;
+import org.springframework.core.env.Environment;
+
+/**
+ * Auto-configuration of the {@code grpcConnector} health contributor on Spring Boot 4, whose health
+ * API is in {@code spring-boot-health}. Switched off with {@code
+ * management.health.grpcconnector.enabled=false}.
+ *
+ * <p>Compiled against Boot 4.0 in its own module and merged into the starter jar. On Boot 3.5 the
+ * class condition, which names its classes as strings, skips it before any Boot 4 type is loaded,
+ * and {@code CachingConnectorBoot3HealthContributorAutoConfiguration} applies instead.
+ */
+@AutoConfiguration(
+    afterName =
+        "io.github.hesmar.grpcproxy.connector.autoconfigure.CachingConnectorAutoConfiguration")
+@ConditionalOnClass(
+    name = {
+      "org.springframework.boot.health.contributor.HealthIndicator",
+      "org.springframework.boot.health.autoconfigure.contributor.ConditionalOnEnabledHealthIndicator"
+    })
+@ConditionalOnEnabledHealthIndicator("grpcconnector")
+public final class CachingConnectorHealthContributorAutoConfiguration {
+
+  @Bean
+  @ConditionalOnMissingBean(name = "grpcConnectorHealthIndicator")
+  @ConditionalOnSingleCandidate(CachingConnector.class)
+  CachingConnectorHealthIndicator grpcConnectorHealthIndicator(
+      CachingConnector cachingConnector, Environment environment) {
+    return new CachingConnectorHealthIndicator(
+        cachingConnector, downOnTransientFailure(environment));
+  }
+
+  /**
+   * {@code grpc.connector.health.down-on-transient-failure}, bound like {@code
+   * CachingConnectorProperties} binds it: this module is compiled without the starter's classes.
+   */
+  static boolean downOnTransientFailure(Environment environment) {
+    return Binder.get(environment)
+        .bind("grpc.connector.health.down-on-transient-failure", Boolean.class)
+        .orElse(false);
+  }
+}
