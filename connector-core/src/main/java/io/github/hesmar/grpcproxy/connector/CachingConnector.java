@@ -47,10 +47,10 @@ import org.jspecify.annotations.Nullable;
  * <p>{@link #dial(String)} returns a {@link LeasedChannel} on the cached channel for an address,
  * creating the channel with the {@link Dialer} on a miss; at most one dial per address is in
  * flight, and callers of the same address wait for it, each for at most its own timeout. Each
- * successful dial must be matched by one release: {@link LeasedChannel#close()} (try-with-resources)
- * or {@link #release(String, ManagedChannel)}. {@link #expire()}, called periodically, closes the
- * channels that had no lease and no dial at two consecutive passes, and the channels detached by
- * {@link #closeOnRelease(String)} once their leases are released.
+ * successful dial must be matched by one release: {@link LeasedChannel#close()}
+ * (try-with-resources) or {@link #release(String, ManagedChannel)}. {@link #expire()}, called
+ * periodically, closes the channels that had no lease and no dial at two consecutive passes, and
+ * the channels detached by {@link #closeOnRelease(String)} once their leases are released.
  *
  * <pre>{@code
  * CachingConnector connector = CachingConnector.builder().dialer(Dialer.tls()).build();
@@ -145,6 +145,7 @@ public final class CachingConnector implements AutoCloseable {
   private final AtomicBoolean closed = new AtomicBoolean();
   private final AtomicInteger openChannels = new AtomicInteger();
   private final AtomicBoolean deliveringCount = new AtomicBoolean();
+
   /** Written only by the holder of {@link #deliveringCount}. */
   private volatile int deliveredCount;
 
@@ -203,8 +204,8 @@ public final class CachingConnector implements AutoCloseable {
 
   /**
    * Leases the cached channel for {@code address}, dialing it on a miss, waiting for a dial in
-   * flight for at most {@code timeout} (or the deadline of {@link Context#current()}, if sooner).
-   * A dial that completes after its callers stopped waiting is cached, not lost.
+   * flight for at most {@code timeout} (or the deadline of {@link Context#current()}, if sooner). A
+   * dial that completes after its callers stopped waiting is cached, not lost.
    *
    * @param address the target address, for example {@code dns:///backend.example:443}
    * @param timeout the longest this call waits for a dial; positive
@@ -299,8 +300,8 @@ public final class CachingConnector implements AutoCloseable {
   /**
    * Waits for the dial this call started on {@code entry} and returns the lease reserved for this
    * call, which the dial's completion turned into a lease; null if the channel is unusable (shut
-   * down already) and the caller should look the address up again. Gives the reservation back if
-   * it stops waiting.
+   * down already) and the caller should look the address up again. Gives the reservation back if it
+   * stops waiting.
    */
   private @Nullable LeasedChannel awaitOwnDial(
       Entry entry, long start, long timeoutNanos, @Nullable Duration timeout) {
@@ -309,8 +310,7 @@ public final class CachingConnector implements AutoCloseable {
     } catch (RuntimeException | Error e) {
       // Still pending: drop the reservation, so the channel is cached with no lease. Completed
       // meanwhile: a failed dial left no lease (LEASES is 0); a successful one holds ours.
-      if (!Entry.STATE.compareAndSet(entry, PENDING | 1L, PENDING)
-          && (entry.state & LEASES) != 0) {
+      if (!Entry.STATE.compareAndSet(entry, PENDING | 1L, PENDING) && (entry.state & LEASES) != 0) {
         Entry.STATE.getAndAdd(entry, -1L);
       }
       throw e;
@@ -425,7 +425,10 @@ public final class CachingConnector implements AutoCloseable {
               : "the timeout of " + requireNonNull(timeout);
       throw Status.DEADLINE_EXCEEDED
           .withDescription(
-              "Dial of " + entry.address + " did not complete within " + bound
+              "Dial of "
+                  + entry.address
+                  + " did not complete within "
+                  + bound
                   + "; it goes on, and its channel will be cached")
           .asRuntimeException();
     } catch (InterruptedException e) {
@@ -468,8 +471,12 @@ public final class CachingConnector implements AutoCloseable {
     requireNonNull(channel, "channel");
     if (!(channel instanceof LeasedChannel lease) || !lease.belongsTo(this)) {
       throw new IllegalArgumentException(
-          "channel " + channel + " is not a lease of this CachingConnector; release the"
-              + " LeasedChannel that dial(\"" + address + "\") returned");
+          "channel "
+              + channel
+              + " is not a lease of this CachingConnector; release the"
+              + " LeasedChannel that dial(\""
+              + address
+              + "\") returned");
     }
     if (!lease.address().equals(address)) {
       throw new IllegalArgumentException(
@@ -632,13 +639,13 @@ public final class CachingConnector implements AutoCloseable {
       try {
         ScheduledFuture<?> unused =
             scheduler.schedule(
-            () -> {
-              if (!channel.isTerminated()) {
-                channel.shutdownNow();
-              }
-            },
-            saturatedNanos(shutdownGracePeriod),
-            TimeUnit.NANOSECONDS);
+                () -> {
+                  if (!channel.isTerminated()) {
+                    channel.shutdownNow();
+                  }
+                },
+                saturatedNanos(shutdownGracePeriod),
+                TimeUnit.NANOSECONDS);
       } catch (RejectedExecutionException e) {
         channel.shutdownNow();
       }
@@ -700,8 +707,8 @@ public final class CachingConnector implements AutoCloseable {
    * Returns the number of outstanding leases over all channels. Walks every entry: meant for
    * gauges, not hot paths. Not an atomic snapshot: it reads the channels one after the other, so
    * while leases are taken, released or detached it may return a sum that never existed (a lease
-   * counted on two channels, or twice while its channel is detached); it is exact when nothing
-   * else runs.
+   * counted on two channels, or twice while its channel is detached); it is exact when nothing else
+   * runs.
    *
    * @return the number of leases taken and not yet released
    */
@@ -779,9 +786,7 @@ public final class CachingConnector implements AutoCloseable {
     return new IllegalStateException("CachingConnector is closed");
   }
 
-  /**
-   * Delivers the connection count to the listener; see the design comment on ordering.
-   */
+  /** Delivers the connection count to the listener; see the design comment on ordering. */
   private void deliverConnectionCount() {
     do {
       if (!deliveringCount.compareAndSet(false, true)) {
@@ -824,7 +829,9 @@ public final class CachingConnector implements AutoCloseable {
     }
     if (address.length() > MAX_ADDRESS_LENGTH) {
       throw new IllegalArgumentException(
-          "address is " + address.length() + " characters long; the limit is "
+          "address is "
+              + address.length()
+              + " characters long; the limit is "
               + MAX_ADDRESS_LENGTH);
     }
     if (address.isBlank()) {
@@ -902,19 +909,25 @@ public final class CachingConnector implements AutoCloseable {
     }
 
     final String address;
+
     /** Completed when the dial ends, with this entry or the dialer's failure. */
     final CompletableFuture<Entry> dialed = new CompletableFuture<>();
+
     /** Set before PENDING is cleared, read only after reading a state without PENDING. */
     private @Nullable ManagedChannel channel;
+
     /**
      * See the design comment: LEASES, DIALED, PENDING, DETACHED, CLOSED. Starts pending, with the
      * lease reserved for the caller that dials.
      */
     volatile long state = PENDING | 1L;
+
     /** Consecutive idle passes; written only under expireLock. */
     volatile int idlePasses;
+
     volatile long createdMillis;
     volatile long lastDialedMillis;
+
     /** Why the entry was detached; written before DETACHED is set. */
     volatile @Nullable CloseCause detachCause;
 
@@ -946,8 +959,13 @@ public final class CachingConnector implements AutoCloseable {
       this.takenAt = takenAt;
       this.takenBy =
           new Throwable(
-              "Lease on " + address + " taken by thread " + Thread.currentThread().getName()
-                  + " at " + takenAt + ", here");
+              "Lease on "
+                  + address
+                  + " taken by thread "
+                  + Thread.currentThread().getName()
+                  + " at "
+                  + takenAt
+                  + ", here");
     }
 
     @Override
@@ -956,8 +974,13 @@ public final class CachingConnector implements AutoCloseable {
       Duration heldFor = Duration.between(takenAt, clock.instant());
       LOG.log(
           Level.WARNING,
-          "Possible lease leak: the lease on " + address + " has been held for " + heldFor
-              + " (leak detection threshold " + leakDetectionThreshold + ")",
+          "Possible lease leak: the lease on "
+              + address
+              + " has been held for "
+              + heldFor
+              + " (leak detection threshold "
+              + leakDetectionThreshold
+              + ")",
           takenBy);
       listener.onLeak(address, heldFor);
     }
@@ -970,7 +993,9 @@ public final class CachingConnector implements AutoCloseable {
       if (reported) {
         LOG.log(
             Level.INFO,
-            "Lease on " + address + " reported as a possible leak was released after "
+            "Lease on "
+                + address
+                + " reported as a possible leak was released after "
                 + Duration.between(takenAt, clock.instant()));
       }
     }
@@ -1130,8 +1155,8 @@ public final class CachingConnector implements AutoCloseable {
     }
 
     /**
-     * Adds a callback called with the number of open channels whenever it changes, up and down
-     * (the seed's {@code OnConnectionCountUpdate}); see {@link
+     * Adds a callback called with the number of open channels whenever it changes, up and down (the
+     * seed's {@code OnConnectionCountUpdate}); see {@link
      * ConnectorListener#onConnectionCountUpdate(int)} for ordering.
      *
      * @param callback called with the number of open channels

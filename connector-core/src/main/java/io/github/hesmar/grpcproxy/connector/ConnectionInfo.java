@@ -15,8 +15,9 @@ import org.jspecify.annotations.Nullable;
  * @param idlePasses the number of consecutive expiry passes that found the channel unused (the
  *     channel closes at the second)
  * @param state the channel's connectivity state, or {@code null} if the channel does not report it
- * @param closing whether the channel was detached by {@link CachingConnector#closeOnRelease(String)}
- *     (or found shut down) and closes once its leases are released
+ * @param closing whether the channel was detached by {@link
+ *     CachingConnector#closeOnRelease(String)} (or found shut down) and closes once its leases are
+ *     released
  * @param createdAt when the dialer created the channel
  * @param lastDialedAt when the channel was last leased, to within one expiry pass: of the dials
  *     between two passes, the first is recorded

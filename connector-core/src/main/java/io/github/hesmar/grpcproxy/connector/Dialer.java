@@ -12,9 +12,9 @@ import io.grpc.TlsChannelCredentials;
  * Creates the channel for an address on a cache miss of a {@link CachingConnector}.
  *
  * <p>The connector calls a dialer at most once at a time per address, on its dial executor, and
- * owns the returned channel from then on: it shuts the channel down when the channel expires or
- * the connector closes. A dialer must therefore return a new channel on each call and must not
- * shut it down itself.
+ * owns the returned channel from then on: it shuts the channel down when the channel expires or the
+ * connector closes. A dialer must therefore return a new channel on each call and must not shut it
+ * down itself.
  *
  * <p>Implementations must be thread-safe: dials of different addresses run in parallel.
  */
@@ -24,9 +24,8 @@ public interface Dialer {
   /**
    * Creates a channel to {@code address}.
    *
-   * @param address the target, as given to {@link CachingConnector#dial(String)}; a valid
-   *     {@link Grpc#newChannelBuilder(String, ChannelCredentials) gRPC target} for the built-in
-   *     dialers
+   * @param address the target, as given to {@link CachingConnector#dial(String)}; a valid {@link
+   *     Grpc#newChannelBuilder(String, ChannelCredentials) gRPC target} for the built-in dialers
    * @return a new channel, never {@code null}
    * @throws Exception if the channel cannot be created; every caller waiting on this dial then gets
    *     a {@link io.grpc.StatusRuntimeException} with status {@code UNAVAILABLE} and this cause

@@ -25,8 +25,8 @@ import org.jspecify.annotations.Nullable;
  * }</pre>
  *
  * <p>A released lease refuses new calls with {@link IllegalStateException}; calls started before
- * the release run to completion. {@link #isShutdown()} and {@link #isTerminated()} tell whether
- * the lease was released, not the state of the cached channel, which {@link #getState(boolean)}
+ * the release run to completion. {@link #isShutdown()} and {@link #isTerminated()} tell whether the
+ * lease was released, not the state of the cached channel, which {@link #getState(boolean)}
  * reports.
  *
  * <p>Thread-safe: a lease may be used and released from any thread.
@@ -101,8 +101,8 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
   }
 
   /**
-   * Releases the lease, as {@link #shutdown()} does: calls already started are not cancelled,
-   * since the cached channel is shared.
+   * Releases the lease, as {@link #shutdown()} does: calls already started are not cancelled, since
+   * the cached channel is shared.
    *
    * @return this
    */

@@ -34,16 +34,19 @@ class BadInputTest {
         Arguments.of("empty", "", "must not be empty"),
         Arguments.of("blank", "   ", "must not be blank"),
         Arguments.of("tab only", "\t", "must not be blank"),
-        Arguments.of("embedded space", "dns:///svc local:443", "whitespace, found U+0020 at index 10"),
+        Arguments.of(
+            "embedded space", "dns:///svc local:443", "whitespace, found U+0020 at index 10"),
         Arguments.of("trailing newline", "svc:443\n", "found U+000A at index 7"),
         Arguments.of("no-break space", "svc\u00A0:443", "whitespace, found U+00A0"),
         Arguments.of("NUL", "svc\u0000:443", "a control character, found U+0000 at index 3"),
         Arguments.of("DEL", "svc\u007F", "a control character, found U+007F"),
         Arguments.of("escape sequence", "\u001B[31msvc", "a control character, found U+001B"),
-        Arguments.of("zero-width space", "svc\u200B.local", "an invisible format character, found U+200B"),
+        Arguments.of(
+            "zero-width space", "svc\u200B.local", "an invisible format character, found U+200B"),
         Arguments.of("byte order mark", "\uFEFFsvc", "an invisible format character, found U+FEFF"),
         Arguments.of("unpaired surrogate", "svc\uD800x", "an unpaired surrogate, found U+D800"),
-        Arguments.of("10,000 characters", "a".repeat(10_000), "10000 characters long; the limit is 2048"),
+        Arguments.of(
+            "10,000 characters", "a".repeat(10_000), "10000 characters long; the limit is 2048"),
         Arguments.of("one over the limit", "a".repeat(2049), "2049 characters long"));
   }
 
@@ -87,14 +90,15 @@ class BadInputTest {
 
   /**
    * Random strings from an alphabet rich in troublemakers: each is either rejected with an
-   * IllegalArgumentException and nothing dialed or cached, or accepted, in which case it is
-   * dialed exactly as given and holds none of the characters the rules forbid.
+   * IllegalArgumentException and nothing dialed or cached, or accepted, in which case it is dialed
+   * exactly as given and holds none of the characters the rules forbid.
    */
   @Test
   void randomStringsAreRejectedCleanlyOrDialedVerbatim() {
     long seed = Long.getLong("badinput.seed", System.nanoTime());
     Random random = new Random(seed);
-    String alphabet = "ab:/.-_[]%@09 \t\n\r\u0000\u0007\u001F\u007F\u0085\u00A0\u2028\u200B\uFEFF\uD800\uDC00é漢";
+    String alphabet =
+        "ab:/.-_[]%@09 \t\n\r\u0000\u0007\u001F\u007F\u0085\u00A0\u2028\u200B\uFEFF\uD800\uDC00é漢";
     int accepted = 0;
     for (int i = 0; i < 2_000; i++) {
       StringBuilder builder = new StringBuilder();
@@ -108,16 +112,32 @@ class BadInputTest {
         connector.dial(address).close();
         accepted++;
         if (!acceptable(address) || dialer.dials.get() != dialsBefore + 1) {
-          fail("accepted a bad address " + escaped(address) + "; seed=" + seed
-              + " (replay with -Dbadinput.seed=" + seed + ")");
+          fail(
+              "accepted a bad address "
+                  + escaped(address)
+                  + "; seed="
+                  + seed
+                  + " (replay with -Dbadinput.seed="
+                  + seed
+                  + ")");
         }
         assertThat(connector.closeOnRelease(address)).isTrue();
         connector.expire();
       } catch (IllegalArgumentException e) {
-        if (acceptable(address) || dialer.dials.get() != dialsBefore
-            || e.getMessage() == null || !e.getMessage().startsWith("address")) {
-          fail("wrongly rejected or dialed " + escaped(address) + ": " + e.getMessage()
-              + "; seed=" + seed + " (replay with -Dbadinput.seed=" + seed + ")");
+        if (acceptable(address)
+            || dialer.dials.get() != dialsBefore
+            || e.getMessage() == null
+            || !e.getMessage().startsWith("address")) {
+          fail(
+              "wrongly rejected or dialed "
+                  + escaped(address)
+                  + ": "
+                  + e.getMessage()
+                  + "; seed="
+                  + seed
+                  + " (replay with -Dbadinput.seed="
+                  + seed
+                  + ")");
         }
       }
     }
@@ -150,8 +170,15 @@ class BadInputTest {
 
   private static String escaped(String address) {
     StringBuilder out = new StringBuilder("\"");
-    address.chars().limit(60).forEach(c -> out.append(
-        c >= 0x20 && c < 0x7F ? String.valueOf((char) c) : String.format("\\u%04X", c)));
+    address
+        .chars()
+        .limit(60)
+        .forEach(
+            c ->
+                out.append(
+                    c >= 0x20 && c < 0x7F
+                        ? String.valueOf((char) c)
+                        : String.format("\\u%04X", c)));
     return out.append(address.length() > 60 ? "...\"" : "\"").toString();
   }
 

@@ -28,22 +28,22 @@ import org.junit.jupiter.api.Test;
  * concurrent {@code dial}, {@code release}, {@code expire}, {@code closeOnRelease} and {@code
  * connectionCount} calls on two addresses return, some sequential order of the same calls that
  * respects their real-time order returns too. Lincheck runs the operations of {@link
- * ConnectorUnderTest} from two threads, under its model checker (which explores thread switches
- * at every shared-memory access) and under stress (real threads), and compares the results with
- * every sequential order.
+ * ConnectorUnderTest} from two threads, under its model checker (which explores thread switches at
+ * every shared-memory access) and under stress (real threads), and compares the results with every
+ * sequential order.
  *
  * <p>The connector dials fake channels inline ({@code dialExecutor(Runnable::run)}), so the only
  * threads are Lincheck's, and its expiry scheduler and clock are a {@link FakeClock}. A dial
  * returns the address and per-address generation of the channel it leased ({@code a#0} for the
  * first channel dialed for {@code a}), so a lease on a replaced or closed channel shows up as a
- * different result. Each Lincheck thread holds its own leases, so which lease a release gives
- * back depends only on that thread's history.
+ * different result. Each Lincheck thread holds its own leases, so which lease a release gives back
+ * depends only on that thread's history.
  *
  * <p>{@link CachingConnector#leaseCount()} is not an operation: it sums the leases of every entry
- * one after the other, a gauge that is exact only when nothing runs (Lincheck shows it returning
- * 2 while one lease is held, for example while {@code closeOnRelease} moves that lease's entry
- * between its two collections). It is checked, with the other counts, when no operation runs,
- * by {@link ConnectorUnderTest#quiescentStateIsConsistent()}.
+ * one after the other, a gauge that is exact only when nothing runs (Lincheck shows it returning 2
+ * while one lease is held, for example while {@code closeOnRelease} moves that lease's entry
+ * between its two collections). It is checked, with the other counts, when no operation runs, by
+ * {@link ConnectorUnderTest#quiescentStateIsConsistent()}.
  */
 final class CachingConnectorLincheckTest {
 
@@ -72,9 +72,9 @@ final class CachingConnectorLincheckTest {
   }
 
   /**
-   * The race Lincheck found: closeOnRelease detached the channel of a dial in flight after its
-   * dial completed but before its caller took a lease, so that caller dialed a second channel
-   * ({@code b#1} while closeOnRelease returned true), a result no sequential order gives.
+   * The race Lincheck found: closeOnRelease detached the channel of a dial in flight after its dial
+   * completed but before its caller took a lease, so that caller dialed a second channel ({@code
+   * b#1} while closeOnRelease returned true), a result no sequential order gives.
    */
   @Test
   void firstDialRacingCloseOnReleaseAndExpireIsLinearizable() {
@@ -129,12 +129,13 @@ final class CachingConnectorLincheckTest {
 
   /**
    * The state Lincheck drives: a connector and the leases each Lincheck thread holds. Public, with
-   * a public constructor, because Lincheck instantiates it reflectively, once per run of a
-   * scenario and once per sequential order it tries.
+   * a public constructor, because Lincheck instantiates it reflectively, once per run of a scenario
+   * and once per sequential order it tries.
    */
   public static final class ConnectorUnderTest {
 
     private static final String[] ADDRESSES = {"a", "b"};
+
     /** Lincheck thread ids: 0 for the init part, 1 and 2 in parallel, 3 for the post part. */
     private static final int THREAD_IDS = 4;
 
@@ -233,8 +234,10 @@ final class CachingConnectorLincheckTest {
         }
       }
       check(connector.leaseCount() == heldLeases, "leaseCount() != " + heldLeases, connector);
-      check(connector.connectionCount() == dialer.open().size(),
-          "connectionCount() != open channels " + dialer.open(), connector);
+      check(
+          connector.connectionCount() == dialer.open().size(),
+          "connectionCount() != open channels " + dialer.open(),
+          connector);
       for (TrackedChannel channel : dialer.created) {
         check(channel.shutdowns.get() <= 1, "channel shut down twice", channel);
       }

@@ -28,11 +28,11 @@ import org.junit.jupiter.api.Test;
  * creation order; per address the attached channel, with its leases, its count of consecutive idle
  * passes and whether it was dialed since the last pass; the channels detached by {@code
  * closeOnRelease}, with their leases; which channels are open and which are closed; and which
- * callbacks each step must fire. An expiry pass that finds an attached channel without leases counts
- * an idle pass, one that finds leases resets the count, and so does a dial; the channel closes at
- * the second consecutive idle pass. A detached channel closes at the first pass that finds it
- * without leases. {@code close()} closes everything, after which dials throw and releases do
- * nothing.
+ * callbacks each step must fire. An expiry pass that finds an attached channel without leases
+ * counts an idle pass, one that finds leases resets the count, and so does a dial; the channel
+ * closes at the second consecutive idle pass. A detached channel closes at the first pass that
+ * finds it without leases. {@code close()} closes everything, after which dials throw and releases
+ * do nothing.
  *
  * <p>Each run checks {@value #FIXED_SEQUENCES} fixed seeds and {@value #RANDOM_SEQUENCES} seeds
  * from a random base printed on standard output, {@value #STEPS} steps each. A failure names its
@@ -75,18 +75,23 @@ class CachingConnectorModelTest {
       harness.step(Op.release(0, Via.CLOSE));
       harness.step(Op.expire());
       assertThat(harness.lastExpired).isEmpty();
-      assertThat(harness.connector.connections()).singleElement()
-          .extracting(ConnectionInfo::idlePasses).isEqualTo(1);
+      assertThat(harness.connector.connections())
+          .singleElement()
+          .extracting(ConnectionInfo::idlePasses)
+          .isEqualTo(1);
 
       harness.step(Op.dial(ALPHA));
       harness.step(Op.release(0, Via.RELEASE));
-      assertThat(harness.connector.connections()).singleElement()
-          .extracting(ConnectionInfo::idlePasses).isEqualTo(0);
+      assertThat(harness.connector.connections())
+          .singleElement()
+          .extracting(ConnectionInfo::idlePasses)
+          .isEqualTo(0);
       harness.step(Op.expire());
       assertThat(harness.lastExpired).isEmpty();
       harness.step(Op.expire());
       assertThat(harness.lastExpired).containsExactly(ADDRESSES.get(ALPHA));
-      assertThat(harness.dialer.created).singleElement()
+      assertThat(harness.dialer.created)
+          .singleElement()
           .satisfies(channel -> assertThat(channel.shutdowns).hasValue(1));
     }
   }
@@ -247,14 +252,25 @@ class CachingConnectorModelTest {
   private static String report(long seed, List<Op> ops, Outcome outcome) {
     Throwable failure = outcome.failure();
     StringBuilder out = new StringBuilder();
-    out.append("seed=").append(seed).append(" (replay with -Dmodel.seed=").append(seed)
-        .append("): step ").append(outcome.failedStep()).append(" of ").append(ops.size())
-        .append(" failed: ").append(failure).append("\nhistory:\n");
+    out.append("seed=")
+        .append(seed)
+        .append(" (replay with -Dmodel.seed=")
+        .append(seed)
+        .append("): step ")
+        .append(outcome.failedStep())
+        .append(" of ")
+        .append(ops.size())
+        .append(" failed: ")
+        .append(failure)
+        .append("\nhistory:\n");
     outcome.history().forEach(line -> out.append("  ").append(line).append('\n'));
     List<Op> minimal = shrink(ops, outcome.failedStep());
     Outcome replay = run(minimal);
-    out.append("minimal failing sequence (").append(minimal.size()).append(" steps), failing with ")
-        .append(replay.failure()).append(":\n");
+    out.append("minimal failing sequence (")
+        .append(minimal.size())
+        .append(" steps), failing with ")
+        .append(replay.failure())
+        .append(":\n");
     replay.history().forEach(line -> out.append("  ").append(line).append('\n'));
     out.append("as ops: ").append(minimal);
     return out.toString();
@@ -397,8 +413,15 @@ class CachingConnectorModelTest {
 
     @Override
     public String toString() {
-      return "#" + id + " " + address + (closed ? " closed" : detached ? " detached" : "")
-          + " leases=" + leases + " idle=" + idlePasses;
+      return "#"
+          + id
+          + " "
+          + address
+          + (closed ? " closed" : detached ? " detached" : "")
+          + " leases="
+          + leases
+          + " idle="
+          + idlePasses;
     }
   }
 
@@ -409,10 +432,13 @@ class CachingConnectorModelTest {
     final List<ModelChannel> detached = new ArrayList<>();
     final List<String> connects = new ArrayList<>();
     final List<String> misses = new ArrayList<>();
+
     /** Values onConnectionCountUpdate must deliver during the current step, in order. */
     final List<Integer> stepCountUpdates = new ArrayList<>();
+
     /** "address CAUSE" of the onClose calls the current step must make, in any order. */
     final List<String> stepCloses = new ArrayList<>();
+
     boolean closed;
 
     void beginStep() {
@@ -470,7 +496,9 @@ class CachingConnectorModelTest {
       return channel;
     }
 
-    /** Rules 2 and 7: the first release of a lease gives it back, unless closed; later ones don't. */
+    /**
+     * Rules 2 and 7: the first release of a lease gives it back, unless closed; later ones don't.
+     */
     void release(Lease lease) {
       if (lease.released) {
         return;
@@ -482,8 +510,8 @@ class CachingConnectorModelTest {
     }
 
     /**
-     * Rule 3. Passes no longer count for a detached channel: it keeps the idle count it had when
-     * it was detached until it closes.
+     * Rule 3. Passes no longer count for a detached channel: it keeps the idle count it had when it
+     * was detached until it closes.
      */
     List<String> expire() {
       List<String> expired = new ArrayList<>();
@@ -591,7 +619,8 @@ class CachingConnectorModelTest {
       int closesBefore = closes.size();
       int index = history.size();
       String prefix =
-          String.format("%2d t=%-4s ", index, Duration.between(start, clock.instant()).toSeconds() + "s");
+          String.format(
+              "%2d t=%-4s ", index, Duration.between(start, clock.instant()).toSeconds() + "s");
       history.add(prefix + op + " ...");
       String result =
           switch (op.kind()) {
@@ -671,7 +700,8 @@ class CachingConnectorModelTest {
       List<String> expected = model.expire();
       List<String> actual = connector.expire();
       lastExpired = actual;
-      assertThat(actual).as("addresses returned by expire()")
+      assertThat(actual)
+          .as("addresses returned by expire()")
           .containsExactlyInAnyOrderElementsOf(expected);
       return "expire() -> " + actual;
     }
@@ -695,13 +725,11 @@ class CachingConnectorModelTest {
       assertThat(connector.connections().stream().map(Row::of).toList())
           .as("connections(), expected from the model %s %s", model.attached, model.detached)
           .containsExactlyInAnyOrderElementsOf(model.rows());
-      assertThat(connector.connectionCount()).as("connectionCount()")
-          .isEqualTo(model.openCount());
+      assertThat(connector.connectionCount()).as("connectionCount()").isEqualTo(model.openCount());
       assertThat(connector.leaseCount()).as("leaseCount()").isEqualTo(model.leaseCount());
 
       assertThat(dialer.dials).as("dialer calls").hasValue(model.created.size());
-      assertThat(dialer.created).as("channels created by the dialer")
-          .hasSize(model.created.size());
+      assertThat(dialer.created).as("channels created by the dialer").hasSize(model.created.size());
       for (int i = 0; i < model.created.size(); i++) {
         TrackedChannel channel = dialer.created.get(i);
         ModelChannel expected = model.created.get(i);
@@ -714,7 +742,8 @@ class CachingConnectorModelTest {
               .as("shutdownNow() calls on channel %s, with a zero grace period", expected)
               .isPositive();
         } else {
-          assertThat(channel.shutdownNows).as("shutdownNow() calls on channel %s", expected)
+          assertThat(channel.shutdownNows)
+              .as("shutdownNow() calls on channel %s", expected)
               .hasValue(0);
         }
       }
@@ -734,7 +763,8 @@ class CachingConnectorModelTest {
           .containsExactlyInAnyOrderElementsOf(model.stepCloses);
 
       for (Lease lease : leases) {
-        assertThat(lease.channel.isShutdown()).as("%s is released", lease)
+        assertThat(lease.channel.isShutdown())
+            .as("%s is released", lease)
             .isEqualTo(lease.released);
         if (!lease.released && !model.closed) {
           assertThat(lease.channel.getState(false))

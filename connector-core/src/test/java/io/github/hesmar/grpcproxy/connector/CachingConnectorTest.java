@@ -15,7 +15,6 @@ import io.grpc.health.v1.HealthGrpc;
 import io.grpc.stub.StreamObserver;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -181,14 +180,19 @@ class CachingConnectorTest {
       connector.dial("alpha").close();
 
       assertThat(connector.expire()).isEmpty();
-      assertThat(connector.connections()).singleElement().extracting(ConnectionInfo::idlePasses)
+      assertThat(connector.connections())
+          .singleElement()
+          .extracting(ConnectionInfo::idlePasses)
           .isEqualTo(1);
       assertThat(connector.expire()).containsExactly("alpha");
 
       assertThat(connector.connections()).isEmpty();
-      assertThat(dialer.created).singleElement().satisfies(c -> {
-        assertThat(c.shutdowns).hasValue(1);
-      });
+      assertThat(dialer.created)
+          .singleElement()
+          .satisfies(
+              c -> {
+                assertThat(c.shutdowns).hasValue(1);
+              });
       assertThat(closes).containsExactly("alpha:EXPIRED");
     }
 
@@ -252,8 +256,7 @@ class CachingConnectorTest {
       clock.forward(Duration.ofSeconds(1));
 
       assertThat(channel.shutdownNows).hasValue(1);
-      assertThat(watchEnded.get(10, TimeUnit.SECONDS).getCode())
-          .isEqualTo(Status.Code.UNAVAILABLE);
+      assertThat(watchEnded.get(10, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.UNAVAILABLE);
     }
   }
 
@@ -413,9 +416,10 @@ class CachingConnectorTest {
     @Test
     void failingDialerGivesUnavailableWithCauseAndNothingIsCached() {
       IllegalStateException boom = new IllegalStateException("no route to alpha");
-      dialer.behaviour = address -> {
-        throw boom;
-      };
+      dialer.behaviour =
+          address -> {
+            throw boom;
+          };
 
       assertThatThrownBy(() -> connector.dial("alpha"))
           .isInstanceOfSatisfying(

@@ -41,8 +41,8 @@ import org.junit.jupiter.api.io.TempDir;
  * Tests of the built-in dialers over real loopback Netty servers running the gRPC health service.
  *
  * <ul>
- *   <li>{@link Dialer#withCredentials} with TLS credentials that trust the server's certificate:
- *       a lease carries a real health check.
+ *   <li>{@link Dialer#withCredentials} with TLS credentials that trust the server's certificate: a
+ *       lease carries a real health check.
  *   <li>The connector's default dialer ({@link CachingConnector#builder()} without {@code
  *       dialer(...)}) speaks TLS, unlike the Go original's, which set no transport security: a call
  *       to a plaintext server fails with {@code UNAVAILABLE}, and a call to a server whose
@@ -192,15 +192,24 @@ class DefaultDialerTest {
       Path keyStore = dir.resolve("server.p12");
       runKeytool(
           "-genkeypair",
-          "-alias", ALIAS,
-          "-keyalg", "EC",
-          "-groupname", "secp256r1",
-          "-dname", "CN=localhost",
-          "-ext", "SAN=dns:localhost,ip:127.0.0.1",
-          "-validity", "2",
-          "-storetype", "PKCS12",
-          "-keystore", keyStore.toString(),
-          "-storepass", new String(PASSWORD));
+          "-alias",
+          ALIAS,
+          "-keyalg",
+          "EC",
+          "-groupname",
+          "secp256r1",
+          "-dname",
+          "CN=localhost",
+          "-ext",
+          "SAN=dns:localhost,ip:127.0.0.1",
+          "-validity",
+          "2",
+          "-storetype",
+          "PKCS12",
+          "-keystore",
+          keyStore.toString(),
+          "-storepass",
+          new String(PASSWORD));
 
       KeyStore store = KeyStore.getInstance("PKCS12");
       try (InputStream in = Files.newInputStream(keyStore)) {

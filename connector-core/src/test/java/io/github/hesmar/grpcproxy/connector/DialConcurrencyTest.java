@@ -198,7 +198,8 @@ class DialConcurrencyTest {
   void cancelledContextGivesCancelled() throws Exception {
     blockDials(address -> {});
     Context.CancellableContext context = Context.current().withCancellation();
-    Future<LeasedChannel> waiter = threads.submit(() -> context.call(() -> connector.dial("alpha")));
+    Future<LeasedChannel> waiter =
+        threads.submit(() -> context.call(() -> connector.dial("alpha")));
     assertThat(dialing.await(10, TimeUnit.SECONDS)).isTrue();
 
     context.cancel(new RuntimeException("client went away"));
@@ -229,8 +230,11 @@ class DialConcurrencyTest {
             });
     waiter.start();
     assertThat(dialing.await(10, TimeUnit.SECONDS)).isTrue();
-    await().until(() -> waiter.getState() == Thread.State.WAITING
-        || waiter.getState() == Thread.State.TIMED_WAITING);
+    await()
+        .until(
+            () ->
+                waiter.getState() == Thread.State.WAITING
+                    || waiter.getState() == Thread.State.TIMED_WAITING);
 
     waiter.interrupt();
 

@@ -104,13 +104,14 @@ class GoDefectsTest {
     CountDownLatch dialing = new CountDownLatch(1);
     CountDownLatch proceed = new CountDownLatch(1);
     TrackingDialer dialer = TrackingDialer.inProcess(backend.name());
-    dialer.behaviour = address -> {
-      dialing.countDown();
-      proceed.await();
-    };
+    dialer.behaviour =
+        address -> {
+          dialing.countDown();
+          proceed.await();
+        };
     AtomicInteger connects = new AtomicInteger();
-    try (CachingConnector connector = builder(dialer).onConnect(a -> connects.incrementAndGet())
-        .build()) {
+    try (CachingConnector connector =
+        builder(dialer).onConnect(a -> connects.incrementAndGet()).build()) {
       Context.CancellableContext firstContext = Context.current().withCancellation();
       Future<LeasedChannel> first =
           threads.submit(() -> firstContext.call(() -> connector.dial("alpha")));
@@ -141,10 +142,11 @@ class GoDefectsTest {
     CountDownLatch dialing = new CountDownLatch(1);
     CountDownLatch proceed = new CountDownLatch(1);
     TrackingDialer dialer = TrackingDialer.inProcess(backend.name());
-    dialer.behaviour = address -> {
-      dialing.countDown();
-      proceed.await();
-    };
+    dialer.behaviour =
+        address -> {
+          dialing.countDown();
+          proceed.await();
+        };
     try (CachingConnector connector = builder(dialer).build()) {
       Future<LeasedChannel> patient = threads.submit(() -> connector.dial("alpha"));
       assertThat(dialing.await(10, TimeUnit.SECONDS)).isTrue();

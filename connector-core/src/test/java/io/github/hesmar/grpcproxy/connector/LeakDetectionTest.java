@@ -75,15 +75,21 @@ class LeakDetectionTest {
       clock.forward(Duration.ofMinutes(5));
 
       assertThat(leaks).containsExactly("alpha PT10S");
-      assertThat(logged).singleElement().satisfies(record -> {
-        assertThat(record.getLevel()).isEqualTo(Level.WARNING);
-        assertThat(record.getMessage()).contains("alpha", "PT10S");
-        assertThat(record.getThrown())
-            .hasMessageContaining("taken by thread " + Thread.currentThread().getName());
-        assertThat(record.getThrown().getStackTrace())
-            .anySatisfy(frame -> assertThat(frame.getMethodName())
-                .isEqualTo("leaseHeldPastThresholdIsReportedOnceWithTheStackOfItsDial"));
-      });
+      assertThat(logged)
+          .singleElement()
+          .satisfies(
+              record -> {
+                assertThat(record.getLevel()).isEqualTo(Level.WARNING);
+                assertThat(record.getMessage()).contains("alpha", "PT10S");
+                assertThat(record.getThrown())
+                    .hasMessageContaining("taken by thread " + Thread.currentThread().getName());
+                assertThat(record.getThrown().getStackTrace())
+                    .anySatisfy(
+                        frame ->
+                            assertThat(frame.getMethodName())
+                                .isEqualTo(
+                                    "leaseHeldPastThresholdIsReportedOnceWithTheStackOfItsDial"));
+              });
 
       lease.close();
 
@@ -127,7 +133,8 @@ class LeakDetectionTest {
     try (CachingConnector connector = connector(Duration.ZERO)) {
       assertThat(connector.dial("alpha").leakWatch).isNull();
     }
-    assertThatThrownBy(() -> CachingConnector.builder().leakDetectionThreshold(Duration.ofSeconds(-1)))
+    assertThatThrownBy(
+            () -> CachingConnector.builder().leakDetectionThreshold(Duration.ofSeconds(-1)))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("leakDetectionThreshold must not be negative");
     assertThatThrownBy(() -> CachingConnector.builder().shutdownGracePeriod(Duration.ofSeconds(-1)))

@@ -23,8 +23,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * Several threads dial and release (sometimes twice) over 1 or 16 addresses while another runs
  * {@code expire()} and {@code closeOnRelease()} in a loop. Each run is bounded to 8 seconds and
  * 150,000 leases per worker. Invariants: no dial returns a lease on a channel that is shut down;
- * counts never go negative; once all leases are released, two passes shut every channel the
- * dialer created down exactly once, and the count (and its last callback) is 0.
+ * counts never go negative; once all leases are released, two passes shut every channel the dialer
+ * created down exactly once, and the count (and its last callback) is 0.
  */
 class StressTest {
 
@@ -72,7 +72,8 @@ class StressTest {
                     }
                     held.add(lease);
                     while (held.size() > random.nextInt(4)) {
-                      LeasedChannel done = random.nextBoolean() ? held.pollFirst() : held.pollLast();
+                      LeasedChannel done =
+                          random.nextBoolean() ? held.pollFirst() : held.pollLast();
                       if (random.nextInt(8) == 0) {
                         connector.release(done.address(), done);
                       } else {

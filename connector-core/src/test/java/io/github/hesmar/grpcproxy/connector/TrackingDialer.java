@@ -11,9 +11,9 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.jspecify.annotations.Nullable;
 
 /**
- * A dialer that records every channel it creates. With a server name, channels are real
- * in-process channels to that server; without, bare fakes. A test can make the next dials fail or
- * block by setting {@link #behaviour}.
+ * A dialer that records every channel it creates. With a server name, channels are real in-process
+ * channels to that server; without, bare fakes. A test can make the next dials fail or block by
+ * setting {@link #behaviour}.
  */
 final class TrackingDialer implements Dialer {
 

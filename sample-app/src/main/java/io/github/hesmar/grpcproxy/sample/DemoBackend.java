@@ -138,7 +138,9 @@ public final class DemoBackend implements AutoCloseable {
   private final class Headers implements ServerInterceptor {
     @Override
     public <ReqT, RespT> ServerCall.Listener<ReqT> interceptCall(
-        ServerCall<ReqT, RespT> call, Metadata requestHeaders, ServerCallHandler<ReqT, RespT> next) {
+        ServerCall<ReqT, RespT> call,
+        Metadata requestHeaders,
+        ServerCallHandler<ReqT, RespT> next) {
       calls.incrementAndGet();
       lastDeadline.set(Context.current().getDeadline());
       String echo = requestHeaders.get(ECHO);
@@ -161,7 +163,8 @@ public final class DemoBackend implements AutoCloseable {
             }
           };
       Context context = Context.current().withValue(RESPONSES, responses);
-      ServerCall.Listener<ReqT> listener = Contexts.interceptCall(context, tagged, requestHeaders, next);
+      ServerCall.Listener<ReqT> listener =
+          Contexts.interceptCall(context, tagged, requestHeaders, next);
       return new SimpleForwardingServerCallListener<>(listener) {
         @Override
         public void onCancel() {
@@ -202,7 +205,9 @@ public final class DemoBackend implements AutoCloseable {
         Metadata trailers = new Metadata();
         trailers.put(ERROR_DETAIL, "failed on request by " + name);
         responses.onError(
-            code.toStatus().withDescription(name + " failed as asked").asRuntimeException(trailers));
+            code.toStatus()
+                .withDescription(name + " failed as asked")
+                .asRuntimeException(trailers));
         return;
       }
       responses.onNext(reply(message));
@@ -261,7 +266,8 @@ public final class DemoBackend implements AutoCloseable {
     }
 
     @Override
-    public StreamObserver<SimpleRequest> bidiStreamingRpc(StreamObserver<SimpleResponse> responses) {
+    public StreamObserver<SimpleRequest> bidiStreamingRpc(
+        StreamObserver<SimpleResponse> responses) {
       return new StreamObserver<>() {
         @Override
         public void onNext(SimpleRequest request) {

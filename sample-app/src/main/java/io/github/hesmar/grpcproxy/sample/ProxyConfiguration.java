@@ -24,7 +24,9 @@ class ProxyConfiguration {
   ReverseProxy reverseProxy(
       CachingConnector connector, SampleProperties properties, DemoBackends backends) {
     return new ReverseProxy(
-        connector, resolve(properties.getRoutes(), backends), properties.getProxy().getDialTimeout());
+        connector,
+        resolve(properties.getRoutes(), backends),
+        properties.getProxy().getDialTimeout());
   }
 
   @Bean
@@ -42,7 +44,11 @@ class ProxyConfiguration {
             DemoBackend backend = backends.get(name);
             if (backend == null) {
               throw new IllegalStateException(
-                  "sample.routes." + route + "=" + target + " names no running demo backend;"
+                  "sample.routes."
+                      + route
+                      + "="
+                      + target
+                      + " names no running demo backend;"
                       + " set sample.backends.embedded=true or give a real gRPC target");
             }
             target = backend.target();

@@ -10,8 +10,8 @@ import org.jspecify.annotations.Nullable;
 import org.springframework.context.SmartLifecycle;
 
 /**
- * The proxy's gRPC server, started and stopped with the application context. It stops in the
- * phase of the web server's graceful shutdown, so calls in flight finish (up to {@code
+ * The proxy's gRPC server, started and stopped with the application context. It stops in the phase
+ * of the web server's graceful shutdown, so calls in flight finish (up to {@code
  * sample.proxy.shutdown-grace-period}) before the connector, which stops later, closes their
  * channels.
  */
@@ -45,8 +45,11 @@ final class ProxyServer implements SmartLifecycle {
               .start();
     } catch (IOException e) {
       throw new UncheckedIOException(
-          "Cannot start the proxy on port " + properties.getPort()
-              + " (sample.proxy.port): " + e.getMessage(), e);
+          "Cannot start the proxy on port "
+              + properties.getPort()
+              + " (sample.proxy.port): "
+              + e.getMessage(),
+          e);
     }
   }
 

@@ -10,7 +10,6 @@ import io.grpc.HandlerRegistry;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerCall;
-import io.grpc.ServerCallHandler;
 import io.grpc.ServerMethodDefinition;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -66,7 +65,8 @@ public final class ReverseProxy extends HandlerRegistry {
    * @param routes route name to gRPC target
    * @param dialTimeout the longest a call waits for its backend's channel to be created
    */
-  public ReverseProxy(CachingConnector connector, Map<String, String> routes, Duration dialTimeout) {
+  public ReverseProxy(
+      CachingConnector connector, Map<String, String> routes, Duration dialTimeout) {
     this.connector = requireNonNull(connector, "connector");
     this.routes = Map.copyOf(routes);
     this.dialTimeout = requireNonNull(dialTimeout, "dialTimeout");
@@ -126,7 +126,8 @@ public final class ReverseProxy extends HandlerRegistry {
     }
   }
 
-  private static ServerCall.Listener<byte[]> refuse(ServerCall<byte[], byte[]> call, Status status) {
+  private static ServerCall.Listener<byte[]> refuse(
+      ServerCall<byte[], byte[]> call, Status status) {
     call.close(status, new Metadata());
     return new ServerCall.Listener<>() {};
   }
@@ -245,7 +246,9 @@ public final class ReverseProxy extends HandlerRegistry {
           }
         };
 
-    Relay(ServerCall<byte[], byte[]> serverCall, ClientCall<byte[], byte[]> clientCall,
+    Relay(
+        ServerCall<byte[], byte[]> serverCall,
+        ClientCall<byte[], byte[]> clientCall,
         LeasedChannel lease) {
       this.serverCall = serverCall;
       this.clientCall = clientCall;

@@ -150,7 +150,10 @@ class ReverseProxyTest {
 
     assertThat(messages)
         .containsExactly(
-            route + ": tick #1", route + ": tick #2", route + ": tick #3", route + ": tick #4",
+            route + ": tick #1",
+            route + ": tick #2",
+            route + ": tick #3",
+            route + ": tick #4",
             route + ": tick #5");
     assertThat(headers.get().get(DemoBackend.BACKEND)).isEqualTo(route);
   }
@@ -159,7 +162,8 @@ class ReverseProxyTest {
   @ValueSource(strings = {"alpha", "beta"})
   void clientStreamingCallIsAnsweredOnceAtTheEnd(String route) throws Exception {
     Recorder recorder = new Recorder();
-    StreamObserver<SimpleRequest> requests = async(route, new Metadata()).clientStreamingRpc(recorder);
+    StreamObserver<SimpleRequest> requests =
+        async(route, new Metadata()).clientStreamingRpc(recorder);
     for (int i = 0; i < 7; i++) {
       requests.onNext(request("m" + i));
     }
@@ -206,8 +210,9 @@ class ReverseProxyTest {
     AtomicReference<Metadata> trailers = new AtomicReference<>();
 
     assertThatThrownBy(
-            () -> blocking("beta", new AtomicReference<>(), trailers)
-                .unaryRpc(request("fail:PERMISSION_DENIED")))
+            () ->
+                blocking("beta", new AtomicReference<>(), trailers)
+                    .unaryRpc(request("fail:PERMISSION_DENIED")))
         .isInstanceOfSatisfying(
             StatusRuntimeException.class,
             e -> {
@@ -222,8 +227,9 @@ class ReverseProxyTest {
   @ValueSource(strings = {"", "gamma", "127.0.0.1:1"})
   void unknownRouteIsRefusedWithoutAnyDial(String route) {
     assertThatThrownBy(
-            () -> blocking(route, new AtomicReference<>(), new AtomicReference<>())
-                .unaryRpc(request("x")))
+            () ->
+                blocking(route, new AtomicReference<>(), new AtomicReference<>())
+                    .unaryRpc(request("x")))
         .isInstanceOfSatisfying(
             StatusRuntimeException.class,
             e -> {
@@ -237,9 +243,10 @@ class ReverseProxyTest {
   @Test
   void missingRouteIsRefusedWithoutAnyDial() {
     assertThatThrownBy(
-            () -> SimpleServiceGrpc.newBlockingStub(client)
-                .withDeadlineAfter(10, TimeUnit.SECONDS)
-                .unaryRpc(request("x")))
+            () ->
+                SimpleServiceGrpc.newBlockingStub(client)
+                    .withDeadlineAfter(10, TimeUnit.SECONDS)
+                    .unaryRpc(request("x")))
         .isInstanceOfSatisfying(
             StatusRuntimeException.class,
             e -> {
@@ -337,9 +344,10 @@ class ReverseProxyTest {
         String message = "call " + i;
         results.add(
             callers.submit(
-                () -> blocking(route, new AtomicReference<>(), new AtomicReference<>())
-                    .unaryRpc(request(message))
-                    .getResponseMessage()));
+                () ->
+                    blocking(route, new AtomicReference<>(), new AtomicReference<>())
+                        .unaryRpc(request(message))
+                        .getResponseMessage()));
       }
       for (int i = 0; i < results.size(); i++) {
         assertThat(results.get(i).get(30, TimeUnit.SECONDS))
@@ -382,7 +390,9 @@ class ReverseProxyTest {
                 new StreamObserver<>() {
                   @Override
                   public void onNext(ServerReflectionResponse response) {
-                    response.getListServicesResponse().getServiceList()
+                    response
+                        .getListServicesResponse()
+                        .getServiceList()
                         .forEach(service -> services.add(service.getName()));
                   }
 
@@ -400,8 +410,7 @@ class ReverseProxyTest {
     requests.onCompleted();
 
     assertThat(done.get(10, TimeUnit.SECONDS)).isEqualTo(Status.OK);
-    assertThat(services)
-        .contains("grpc.testing.SimpleService", "grpc.health.v1.Health");
+    assertThat(services).contains("grpc.testing.SimpleService", "grpc.health.v1.Health");
   }
 
   /** Records a streaming call's headers, messages and end. */

@@ -70,7 +70,8 @@ class SampleApplicationTest {
           SimpleServiceGrpc.newBlockingStub(client)
               .withInterceptors(
                   MetadataUtils.newAttachHeadersInterceptor(headers),
-                  MetadataUtils.newCaptureMetadataInterceptor(responseHeaders, new AtomicReference<>()))
+                  MetadataUtils.newCaptureMetadataInterceptor(
+                      responseHeaders, new AtomicReference<>()))
               .withDeadlineAfter(10, TimeUnit.SECONDS)
               .unaryRpc(SimpleRequest.newBuilder().setRequestMessage(message).build())
               .getResponseMessage();
@@ -119,9 +120,7 @@ class SampleApplicationTest {
       assertThat(connections.getStatusCode().value()).isEqualTo(200);
       List<Map<String, Object>> listed =
           (List<Map<String, Object>>) connections.getBody().get("connections");
-      assertThat(listed)
-          .extracting(c -> c.get("address"))
-          .contains(alpha, beta);
+      assertThat(listed).extracting(c -> c.get("address")).contains(alpha, beta);
       assertThat(listed).allSatisfy(c -> assertThat(c.get("leases")).isEqualTo(0));
       assertThat(connector.leaseCount()).isZero();
     }
@@ -137,7 +136,8 @@ class SampleApplicationTest {
       assertThat(metric.getStatusCode().value()).isEqualTo(200);
       List<Map<String, Object>> measurements =
           (List<Map<String, Object>>) metric.getBody().get("measurements");
-      assertThat(((Number) measurements.get(0).get("value")).doubleValue()).isGreaterThanOrEqualTo(1);
+      assertThat(((Number) measurements.get(0).get("value")).doubleValue())
+          .isGreaterThanOrEqualTo(1);
       assertThat(get("/actuator/health").getBody()).containsEntry("status", "UP");
     }
   }
@@ -153,8 +153,9 @@ class SampleApplicationTest {
       String beta = backends.get("beta").target();
       assertThat(call("beta", "first")).isEqualTo("beta: first [x-backend: beta]");
 
-      await().atMost(10, TimeUnit.SECONDS).until(() -> connector.connections().stream()
-          .noneMatch(c -> c.address().equals(beta)));
+      await()
+          .atMost(10, TimeUnit.SECONDS)
+          .until(() -> connector.connections().stream().noneMatch(c -> c.address().equals(beta)));
 
       assertThat(call("beta", "again")).isEqualTo("beta: again [x-backend: beta]");
       assertThat(connector.connections()).extracting(c -> c.address()).contains(beta);

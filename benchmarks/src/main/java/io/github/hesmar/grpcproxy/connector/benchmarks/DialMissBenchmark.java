@@ -30,9 +30,9 @@ import org.openjdk.jmh.annotations.Warmup;
  * 1/1,024 of an expiry pass.
  *
  * <p>{@code executor}: {@code pool} is the default dial executor, a cached thread pool, so the
- * caller hands the dial to another thread and waits for it (what every real miss pays);
- * {@code direct} ({@code Runnable::run}) runs the dialer on the caller's thread and shows the cost
- * of the cache alone.
+ * caller hands the dial to another thread and waits for it (what every real miss pays); {@code
+ * direct} ({@code Runnable::run}) runs the dialer on the caller's thread and shows the cost of the
+ * cache alone.
  *
  * <pre>
  * java -jar benchmarks/target/benchmarks.jar DialMissBenchmark -prof gc
@@ -42,7 +42,9 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
 @Warmup(iterations = 5, time = 1)
 @Measurement(iterations = 5, time = 1)
-@Fork(value = 2, jvmArgsAppend = {"-Xms2g", "-Xmx2g"})
+@Fork(
+    value = 2,
+    jvmArgsAppend = {"-Xms2g", "-Xmx2g"})
 @State(Scope.Thread)
 public class DialMissBenchmark {
 
@@ -63,11 +65,9 @@ public class DialMissBenchmark {
   public void setUp() {
     FakeChannel prebuilt = FakeChannel.immortal("prebuilt");
     CachingConnector.Builder builder =
-        CachingConnector.builder()
-            .dialer(address -> prebuilt)
-            .shutdownGracePeriod(Duration.ZERO);
+        CachingConnector.builder().dialer(address -> prebuilt).shutdownGracePeriod(Duration.ZERO);
     switch (executor) {
-      case "pool" -> { }
+      case "pool" -> {}
       case "direct" -> builder.dialExecutor(Runnable::run);
       default -> throw new IllegalArgumentException("executor must be pool or direct: " + executor);
     }

@@ -25,11 +25,11 @@ import org.openjdk.jmh.infra.ThreadParams;
  * the two baselines, over the same addresses and the same {@link FakeChannel}s.
  *
  * <ul>
- *   <li>{@code connector}: {@link CachingConnector#dial(String)}, then {@link LeasedChannel#close()}
- *       (a map lookup, a CAS on the entry's state word and a lease allocation, then a CAS on the
- *       lease's released flag and an atomic decrement);
- *   <li>{@code limit}: {@link LimitBaseline}, {@code ConcurrentHashMap.get} plus an atomic increment
- *       and decrement: the least any lease can cost;
+ *   <li>{@code connector}: {@link CachingConnector#dial(String)}, then {@link
+ *       LeasedChannel#close()} (a map lookup, a CAS on the entry's state word and a lease
+ *       allocation, then a CAS on the lease's released flag and an atomic decrement);
+ *   <li>{@code limit}: {@link LimitBaseline}, {@code ConcurrentHashMap.get} plus an atomic
+ *       increment and decrement: the least any lease can cost;
  *   <li>{@code globalLockPort}: {@link GlobalLockConnector}, the Go algorithm with one lock.
  * </ul>
  *
@@ -51,7 +51,9 @@ import org.openjdk.jmh.infra.ThreadParams;
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
 @Warmup(iterations = 5, time = 1)
 @Measurement(iterations = 5, time = 1)
-@Fork(value = 2, jvmArgsAppend = {"-Xms2g", "-Xmx2g"})
+@Fork(
+    value = 2,
+    jvmArgsAppend = {"-Xms2g", "-Xmx2g"})
 @State(Scope.Benchmark)
 public class DialReleaseBenchmark {
 

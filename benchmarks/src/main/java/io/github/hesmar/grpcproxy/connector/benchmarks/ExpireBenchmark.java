@@ -31,11 +31,11 @@ import org.openjdk.jmh.annotations.Warmup;
  *
  * A channel closes at the second pass after its last release, so passes over the same idle entries
  * cannot be repeated: the second would close them all and the third would find an empty map. Before
- * every measured pass (JMH {@link Level#Invocation} setup, not timed) each entry is therefore dialed
- * and released once, which is what a busy proxy's entries look like at a pass: no lease, but used
- * since the last pass. The measured pass then visits every entry, clears its dialed flag with one
- * CAS, counts it as idle pass 1, and keeps it; the iteration teardown checks that no channel was
- * closed, so every measured pass really scanned all {@code entries}. (A pass that closes the
+ * every measured pass (JMH {@link Level#Invocation} setup, not timed) each entry is therefore
+ * dialed and released once, which is what a busy proxy's entries look like at a pass: no lease, but
+ * used since the last pass. The measured pass then visits every entry, clears its dialed flag with
+ * one CAS, counts it as idle pass 1, and keeps it; the iteration teardown checks that no channel
+ * was closed, so every measured pass really scanned all {@code entries}. (A pass that closes the
  * channels also shuts each one down, a cost of the channel rather than of the scan.) The re-dial
  * leaves the entries warm in the CPU caches, as they would not quite be in a service that touched
  * them between passes; the pass's own misses make up for part of it at 100,000 entries, whose state
@@ -61,7 +61,9 @@ import org.openjdk.jmh.annotations.Warmup;
  */
 @Warmup(iterations = 5, time = 1)
 @Measurement(iterations = 5, time = 1)
-@Fork(value = 2, jvmArgsAppend = {"-Xms2g", "-Xmx2g"})
+@Fork(
+    value = 2,
+    jvmArgsAppend = {"-Xms2g", "-Xmx2g"})
 public class ExpireBenchmark {
 
   static final int LATENCY_ENTRIES = 100_000;
@@ -100,7 +102,10 @@ public class ExpireBenchmark {
     public void checkNothingClosed() {
       if (connector.connectionCount() != entries) {
         throw new IllegalStateException(
-            "expected " + entries + " channels, found " + connector.connectionCount()
+            "expected "
+                + entries
+                + " channels, found "
+                + connector.connectionCount()
                 + ": a measured pass closed channels instead of scanning them");
       }
     }

@@ -15,11 +15,11 @@ import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The {@code globalLockPort} baseline: the Go {@code CachingConnector} ported the way a first port
- * would be. One lock guards everything: the lookup and lease of a cached channel, the reservation of
- * a dial (a per-address map of dials in flight, waited on outside the lock), the release, and the
- * whole {@link #expire()} scan. It returns the cached channel itself (no lease object) and keeps the
- * seed's semantics, including its defects that cost nothing (an extra release drives a count below
- * zero); it exists to be measured, not used.
+ * would be. One lock guards everything: the lookup and lease of a cached channel, the reservation
+ * of a dial (a per-address map of dials in flight, waited on outside the lock), the release, and
+ * the whole {@link #expire()} scan. It returns the cached channel itself (no lease object) and
+ * keeps the seed's semantics, including its defects that cost nothing (an extra release drives a
+ * count below zero); it exists to be measured, not used.
  *
  * <p>Thread-safe.
  */

@@ -19,11 +19,11 @@ import org.openjdk.jol.vm.VM;
  * <p>It builds a connector, measures its graph, dials and releases {@code N} distinct addresses
  * (10,000 by default) and runs one expiry pass, so that every entry is idle and cached as it is
  * between passes, and measures the graph again. The difference is the retained heap of {@code N}
- * idle cached addresses; without the channels ({@link FakeChannel}s here, all sharing one
- * authority string, so a channel is one object) and without the address strings (which a caller
- * may also hold, for example in a route table), divided by {@code N}, it is the cost of one cache
- * entry. The same is printed for {@link GlobalLockConnector} for comparison, and the per-class
- * breakdown of the connector's difference.
+ * idle cached addresses; without the channels ({@link FakeChannel}s here, all sharing one authority
+ * string, so a channel is one object) and without the address strings (which a caller may also
+ * hold, for example in a route table), divided by {@code N}, it is the cost of one cache entry. The
+ * same is printed for {@link GlobalLockConnector} for comparison, and the per-class breakdown of
+ * the connector's difference.
  *
  * <pre>
  * java -cp benchmarks/target/benchmarks.jar io.github.hesmar.grpcproxy.connector.benchmarks.MemoryFootprint [N]
@@ -45,14 +45,18 @@ public final class MemoryFootprint {
     System.setProperty("jol.magicFieldOffset", "true");
     String[] keys = Addresses.of(n);
     long channelSize = ClassLayout.parseClass(FakeChannel.class).instanceSize();
-    long addressBytes = GraphLayout.parseInstance((Object[]) keys).totalSize()
-        - ClassLayout.parseInstance(keys).instanceSize();
+    long addressBytes =
+        GraphLayout.parseInstance((Object[]) keys).totalSize()
+            - ClassLayout.parseInstance(keys).instanceSize();
 
     System.out.println(VM.current().details());
     System.out.printf(
         Locale.ROOT,
         "%,d addresses; one FakeChannel: %d bytes; the address strings: %,d bytes (%.1f each)%n%n",
-        n, channelSize, addressBytes, (double) addressBytes / n);
+        n,
+        channelSize,
+        addressBytes,
+        (double) addressBytes / n);
 
     CachingConnector connector =
         CachingConnector.builder()
@@ -97,6 +101,13 @@ public final class MemoryFootprint {
             + "  %,d idle cached addresses retain %,d bytes (%.1f per address, channel and address"
             + " string included)%n"
             + "  per cache entry, excluding the channel and the address string: %.1f bytes%n%n",
-        name, empty, n, full, n, added, (double) added / n, (double) entries / n);
+        name,
+        empty,
+        n,
+        full,
+        n,
+        added,
+        (double) added / n,
+        (double) entries / n);
   }
 }

@@ -48,8 +48,8 @@ public class CachingConnectorEndpoint {
   }
 
   /**
-   * Describes the channel cached for {@code address}: the one new dials get if there is one, else
-   * a closing one.
+   * Describes the channel cached for {@code address}: the one new dials get if there is one, else a
+   * closing one.
    *
    * @param address the target address (URL-encoded in the request path)
    * @return the channel, or {@code null} (HTTP 404) if none is cached for {@code address}
@@ -66,8 +66,8 @@ public class CachingConnectorEndpoint {
   }
 
   /**
-   * Marks the channel cached for {@code address} close-on-release: new dials get a new channel,
-   * and the old one closes at the first expiry pass after its last lease is released.
+   * Marks the channel cached for {@code address} close-on-release: new dials get a new channel, and
+   * the old one closes at the first expiry pass after its last lease is released.
    *
    * @param address the target address (URL-encoded in the request path)
    * @return whether a channel was cached for {@code address}

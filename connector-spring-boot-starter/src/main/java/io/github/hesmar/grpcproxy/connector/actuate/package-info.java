@@ -1,6 +1,6 @@
 /**
- * Actuator support for a {@link io.github.hesmar.grpcproxy.connector.CachingConnector}: the
- * {@code grpcconnections} endpoint and a health indicator.
+ * Actuator support for a {@link io.github.hesmar.grpcproxy.connector.CachingConnector}: the {@code
+ * grpcconnections} endpoint and a health indicator.
  */
 @NullMarked
 package io.github.hesmar.grpcproxy.connector.actuate;

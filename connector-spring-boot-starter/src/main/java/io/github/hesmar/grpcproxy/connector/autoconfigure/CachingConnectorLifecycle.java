@@ -14,9 +14,9 @@ import org.springframework.context.SmartLifecycle;
 final class CachingConnectorLifecycle implements SmartLifecycle {
 
   /**
-   * Below Spring Boot's web server phases (graceful shutdown at {@code DEFAULT_PHASE - 1024}, server
-   * stop at {@code DEFAULT_PHASE - 2048}): lifecycles stop from the highest phase down, so the
-   * connector closes after the server no longer serves requests.
+   * Below Spring Boot's web server phases (graceful shutdown at {@code DEFAULT_PHASE - 1024},
+   * server stop at {@code DEFAULT_PHASE - 2048}): lifecycles stop from the highest phase down, so
+   * the connector closes after the server no longer serves requests.
    */
   static final int PHASE = SmartLifecycle.DEFAULT_PHASE - 3072;
 

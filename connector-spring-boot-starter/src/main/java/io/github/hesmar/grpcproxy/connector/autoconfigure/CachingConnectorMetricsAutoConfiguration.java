@@ -14,8 +14,8 @@ import org.springframework.context.annotation.Bean;
 /**
  * Auto-configuration of the Micrometer meters of the auto-configured {@link CachingConnector}.
  *
- * <p>The meters are fed by a listener that must be registered when the connector is built, so
- * they count the events of the connector built by {@link CachingConnectorAutoConfiguration}; an
+ * <p>The meters are fed by a listener that must be registered when the connector is built, so they
+ * count the events of the connector built by {@link CachingConnectorAutoConfiguration}; an
  * application that builds its own connector registers the {@link CachingConnectorMetrics} bean as
  * its listener.
  *
@@ -43,7 +43,9 @@ public final class CachingConnectorMetricsAutoConfiguration {
   @ConditionalOnMissingBean
   CachingConnectorMetrics cachingConnectorMetrics(ObjectProvider<CachingConnector> connector) {
     return new CachingConnectorMetrics(
-        connector::getIfUnique, CachingConnectorAutoConfiguration.CONNECTOR_BEAN_NAME, Tags.empty());
+        connector::getIfUnique,
+        CachingConnectorAutoConfiguration.CONNECTOR_BEAN_NAME,
+        Tags.empty());
   }
 
   @Bean

@@ -86,8 +86,8 @@ public class CachingConnectorProperties implements Validator {
   }
 
   /**
-   * Rejects values the connector or grpc-java would refuse later. Each message starts with the
-   * full property name, so that the start-up failure says which property to fix.
+   * Rejects values the connector or grpc-java would refuse later. Each message starts with the full
+   * property name, so that the start-up failure says which property to fix.
    */
   @Override
   public void validate(Object target, Errors errors) {
@@ -113,7 +113,10 @@ public class CachingConnectorProperties implements Validator {
     positive(errors, "channel.idle.timeout", "channel.idle.timeout", channel.idle.timeout);
     positive(errors, "channel.keepalive.time", "channel.keepalive.time", channel.keepalive.time);
     positive(
-        errors, "channel.keepalive.timeout", "channel.keepalive.timeout", channel.keepalive.timeout);
+        errors,
+        "channel.keepalive.timeout",
+        "channel.keepalive.timeout",
+        channel.keepalive.timeout);
     positiveInt(
         errors,
         "channel.inbound.message.maxSize",
@@ -442,8 +445,8 @@ public class CachingConnectorProperties implements Validator {
   public static class Health {
 
     /**
-     * Whether a channel in TRANSIENT_FAILURE makes the grpcConnector health DOWN. Off by default:
-     * a backend being down does not make this application down.
+     * Whether a channel in TRANSIENT_FAILURE makes the grpcConnector health DOWN. Off by default: a
+     * backend being down does not make this application down.
      */
     private boolean downOnTransientFailure = false;
 

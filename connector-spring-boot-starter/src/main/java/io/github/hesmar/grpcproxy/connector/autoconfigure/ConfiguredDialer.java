@@ -16,9 +16,9 @@ import org.jspecify.annotations.Nullable;
 import org.springframework.boot.ssl.SslBundle;
 
 /**
- * The starter's default dialer: {@link Grpc#newChannelBuilder(String, ChannelCredentials)} with
- * the {@code grpc.connector.channel.*} options, then every {@link ChannelBuilderCustomizer}.
- * Immutable and thread-safe.
+ * The starter's default dialer: {@link Grpc#newChannelBuilder(String, ChannelCredentials)} with the
+ * {@code grpc.connector.channel.*} options, then every {@link ChannelBuilderCustomizer}. Immutable
+ * and thread-safe.
  */
 final class ConfiguredDialer implements Dialer {
 

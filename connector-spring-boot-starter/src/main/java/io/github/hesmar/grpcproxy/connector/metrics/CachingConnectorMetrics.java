@@ -83,8 +83,8 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
   /**
    * Creates the meters of a connector.
    *
-   * @param connector gives the connector for the {@value #LEASES} gauge when it is read; may
-   *     return {@code null} (the gauge then reads NaN)
+   * @param connector gives the connector for the {@value #LEASES} gauge when it is read; may return
+   *     {@code null} (the gauge then reads NaN)
    * @param name the value of the {@code name} tag, for example the connector's bean name
    * @param tags more tags for every meter
    */

@@ -7,8 +7,8 @@ import org.springframework.boot.actuate.autoconfigure.metrics.MetricsAutoConfigu
 import org.springframework.boot.actuate.autoconfigure.metrics.export.simple.SimpleMetricsExportAutoConfiguration;
 import org.springframework.boot.actuate.health.Health;
 import org.springframework.boot.actuate.health.HealthIndicator;
-import org.springframework.boot.web.embedded.tomcat.TomcatConnectorCustomizer;
 import org.springframework.boot.web.context.WebServerGracefulShutdownLifecycle;
+import org.springframework.boot.web.embedded.tomcat.TomcatConnectorCustomizer;
 import org.springframework.context.ApplicationContext;
 import org.springframework.context.SmartLifecycle;
 import org.springframework.context.annotation.Bean;
@@ -32,7 +32,8 @@ final class BootLine {
   static final Class<?> HEALTH_INDICATOR = HealthIndicator.class;
 
   /** The starter's health contributor auto-configuration for this Boot line. */
-  static final Class<?> HEALTH_AUTO_CONFIGURATION = CachingConnectorBoot3HealthContributorAutoConfiguration.class;
+  static final Class<?> HEALTH_AUTO_CONFIGURATION =
+      CachingConnectorBoot3HealthContributorAutoConfiguration.class;
 
   /**
    * The phase of Boot 3.5's servlet {@code WebServerStartStopLifecycle}, a package-private class:

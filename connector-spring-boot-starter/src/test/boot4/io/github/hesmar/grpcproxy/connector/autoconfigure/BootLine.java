@@ -31,7 +31,8 @@ final class BootLine {
   static final Class<?> HEALTH_INDICATOR = HealthIndicator.class;
 
   /** The starter's health contributor auto-configuration for this Boot line. */
-  static final Class<?> HEALTH_AUTO_CONFIGURATION = CachingConnectorHealthContributorAutoConfiguration.class;
+  static final Class<?> HEALTH_AUTO_CONFIGURATION =
+      CachingConnectorHealthContributorAutoConfiguration.class;
 
   static final int WEB_SERVER_START_STOP_PHASE =
       WebServerApplicationContext.START_STOP_LIFECYCLE_PHASE;

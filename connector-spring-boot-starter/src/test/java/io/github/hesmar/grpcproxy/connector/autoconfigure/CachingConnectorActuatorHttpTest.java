@@ -101,7 +101,11 @@ class CachingConnectorActuatorHttpTest {
             .containsKeys("createdAt", "lastDialedAt");
 
         ResponseEntity<Map<String, Object>> one =
-            client(port).get().uri(connectionUri(port, backend.dnsAddress())).retrieve().toEntity(JSON);
+            client(port)
+                .get()
+                .uri(connectionUri(port, backend.dnsAddress()))
+                .retrieve()
+                .toEntity(JSON);
         assertThat(one.getStatusCode().value()).isEqualTo(200);
         assertThat(one.getBody())
             .containsEntry("address", backend.dnsAddress())
@@ -145,7 +149,9 @@ class CachingConnectorActuatorHttpTest {
                 .body(JSON);
         assertThat(metric).containsEntry("name", "grpc.connector.connections");
         assertThat(metric.get("measurements"))
-            .isEqualTo(List.of(Map.of("statistic", "VALUE", "value", (double) connector.connectionCount())));
+            .isEqualTo(
+                List.of(
+                    Map.of("statistic", "VALUE", "value", (double) connector.connectionCount())));
         assertThat(connector.connectionCount()).isPositive();
       }
     }
@@ -185,7 +191,11 @@ class CachingConnectorActuatorHttpTest {
     void deleteMarksTheAddressCloseOnRelease() {
       try (LeasedChannel channel = connector.dial(backend.dnsAddress())) {
         Map<String, Object> response =
-            client(port).delete().uri(connectionUri(port, backend.dnsAddress())).retrieve().body(JSON);
+            client(port)
+                .delete()
+                .uri(connectionUri(port, backend.dnsAddress()))
+                .retrieve()
+                .body(JSON);
         assertThat(response)
             .containsEntry("address", backend.dnsAddress())
             .containsEntry("closeOnRelease", true);

@@ -240,7 +240,8 @@ class CachingConnectorAutoConfigurationTest {
               assertThat(context).hasSingleBean(CachingConnector.class);
               assertThat(context).doesNotHaveBean(CachingConnectorExpiry.class);
               assertThat(context)
-                  .doesNotHaveBean(TaskManagementConfigUtils.SCHEDULED_ANNOTATION_PROCESSOR_BEAN_NAME);
+                  .doesNotHaveBean(
+                      TaskManagementConfigUtils.SCHEDULED_ANNOTATION_PROCESSOR_BEAN_NAME);
             });
   }
 

@@ -154,7 +154,11 @@ class CachingConnectorMetricsAutoConfigurationTest {
   }
 
   private static long dialTimerCount(MeterRegistry registry, String outcome) {
-    return registry.get(CachingConnectorMetrics.DIAL_DURATION).tag("outcome", outcome).timer().count();
+    return registry
+        .get(CachingConnectorMetrics.DIAL_DURATION)
+        .tag("outcome", outcome)
+        .timer()
+        .count();
   }
 
   private static double gauge(MeterRegistry registry, String name) {

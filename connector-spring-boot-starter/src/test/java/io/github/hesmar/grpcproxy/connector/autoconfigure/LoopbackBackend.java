@@ -38,7 +38,9 @@ final class LoopbackBackend implements AutoCloseable {
     return "localhost:" + server.getPort();
   }
 
-  /** The same server as a {@code dns:///} target, whose address contains {@code :} and {@code /}. */
+  /**
+   * The same server as a {@code dns:///} target, whose address contains {@code :} and {@code /}.
+   */
   String dnsAddress() {
     return "dns:///" + address();
   }

@@ -11,8 +11,8 @@ import org.springframework.boot.health.contributor.AbstractHealthIndicator;
 import org.springframework.boot.health.contributor.Health;
 
 /**
- * Health of a {@link CachingConnector}: its counts of channels and leases, and the addresses of
- * the channels in {@link ConnectivityState#TRANSIENT_FAILURE}.
+ * Health of a {@link CachingConnector}: its counts of channels and leases, and the addresses of the
+ * channels in {@link ConnectivityState#TRANSIENT_FAILURE}.
  *
  * <p>UP by default even when channels fail: a backend being down does not make this application
  * down. With {@code downOnTransientFailure}, any failing channel makes it DOWN. Thread-safe.
