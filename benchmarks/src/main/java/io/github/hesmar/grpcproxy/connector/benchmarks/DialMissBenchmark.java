@@ -53,7 +53,7 @@ public class DialMissBenchmark {
 
   /** Which executor runs the dialer: {@code pool} (the default) or {@code direct}. */
   @Param({"pool", "direct"})
-  public String executor;
+  public String executor = "pool";
 
   // Set by setUp() before any benchmark method runs.
   private String[] keys;

@@ -64,7 +64,7 @@ final class GlobalLockConnector {
       }
       if (mine == null) {
         try {
-          waitFor.get();
+          requireNonNull(waitFor, "either waitFor or mine is set").get();
         } catch (ExecutionException e) {
           // the dialer failed for the caller that reserved the dial; try again
         }
