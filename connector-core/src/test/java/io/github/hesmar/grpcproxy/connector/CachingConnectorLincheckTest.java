@@ -62,7 +62,7 @@ final class CachingConnectorLincheckTest {
   @Test
   void randomScenariosAreLinearizableUnderStress() {
     new StressOptions()
-        .iterations(15)
+        .iterations(10)
         .invocationsPerIteration(1_000)
         .threads(2)
         .actorsPerThread(3)

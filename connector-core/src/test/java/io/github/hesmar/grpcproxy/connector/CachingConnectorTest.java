@@ -429,6 +429,7 @@ class CachingConnectorTest {
                 assertThat(e.getStatus().getDescription()).contains("alpha");
               })
           .hasRootCause(boom);
+      assertThat(dialer.dials).as("one dial() calls a failing dialer once").hasValue(1);
       assertThat(connector.connections()).isEmpty();
       assertThat(connector.connectionCount()).isZero();
 
