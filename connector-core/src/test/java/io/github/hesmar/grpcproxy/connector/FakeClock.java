@@ -118,12 +118,14 @@ final class FakeClock implements InstantSource {
 
     @Override
     public Object get() {
-      throw new UnsupportedOperationException();
+      throw new UnsupportedOperationException(
+          "FakeClock runs schedule(Runnable, delay, unit) only");
     }
 
     @Override
     public Object get(long timeout, TimeUnit unit) {
-      throw new UnsupportedOperationException();
+      throw new UnsupportedOperationException(
+          "FakeClock runs schedule(Runnable, delay, unit) only");
     }
   }
 
@@ -141,19 +143,22 @@ final class FakeClock implements InstantSource {
 
     @Override
     public <V> ScheduledFuture<V> schedule(Callable<V> callable, long delay, TimeUnit unit) {
-      throw new UnsupportedOperationException();
+      throw new UnsupportedOperationException(
+          "FakeClock runs schedule(Runnable, delay, unit) only");
     }
 
     @Override
     public ScheduledFuture<?> scheduleAtFixedRate(
         Runnable command, long initialDelay, long period, TimeUnit unit) {
-      throw new UnsupportedOperationException();
+      throw new UnsupportedOperationException(
+          "FakeClock runs schedule(Runnable, delay, unit) only");
     }
 
     @Override
     public ScheduledFuture<?> scheduleWithFixedDelay(
         Runnable command, long initialDelay, long delay, TimeUnit unit) {
-      throw new UnsupportedOperationException();
+      throw new UnsupportedOperationException(
+          "FakeClock runs schedule(Runnable, delay, unit) only");
     }
 
     @Override
