@@ -370,7 +370,11 @@ public final class CachingConnector implements AutoCloseable {
     // Deliver the count before waking the waiters, so that a caller whose dial returned has seen
     // its channel counted.
     deliverConnectionCount();
-    entry.dialed.complete(entry);
+    CompletableFuture<Entry> dialed = requireNonNull(entry.dialed, "dialed of a pending entry");
+    // Only waiters need the future: it is not kept for the entry's life (24 bytes an entry). A
+    // waiter that reads it after this sees no future and looks the address up again.
+    entry.dialed = null;
+    dialed.complete(entry);
     if (isClosed()) {
       closeEntry(entry, CloseCause.SHUTDOWN, /* force= */ true);
     }
@@ -379,7 +383,7 @@ public final class CachingConnector implements AutoCloseable {
   private void failDial(Entry entry, Throwable cause) {
     entry.state = CLOSED;
     entries.remove(entry.address, entry);
-    entry.dialed.completeExceptionally(cause);
+    requireNonNull(entry.dialed, "dialed of a pending entry").completeExceptionally(cause);
   }
 
   /** Waits for the pending {@code entry}'s dial, within the caller's bounds. */
@@ -397,6 +401,9 @@ public final class CachingConnector implements AutoCloseable {
     }
     waitNanos -= System.nanoTime() - start;
     CompletableFuture<Entry> dialed = entry.dialed;
+    if (dialed == null) {
+      return; // the dial completed successfully meanwhile
+    }
     CompletableFuture<Object> cancelled = new CompletableFuture<>();
     Context.CancellationListener onCancel = ctx -> cancelled.complete(ctx);
     context.addListener(onCancel, Runnable::run);
@@ -910,8 +917,11 @@ public final class CachingConnector implements AutoCloseable {
 
     final String address;
 
-    /** Completed when the dial ends, with this entry or the dialer's failure. */
-    final CompletableFuture<Entry> dialed = new CompletableFuture<>();
+    /**
+     * Completed when the dial ends, with this entry or the dialer's failure; null once the dial
+     * succeeded (kept after a failure, for the waiters to see it).
+     */
+    volatile @Nullable CompletableFuture<Entry> dialed = new CompletableFuture<>();
 
     /** Set before PENDING is cleared, read only after reading a state without PENDING. */
     private @Nullable ManagedChannel channel;
