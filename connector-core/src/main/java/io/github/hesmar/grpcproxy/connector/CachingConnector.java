@@ -74,11 +74,15 @@ public final class CachingConnector implements AutoCloseable {
    *   entries:  ConcurrentHashMap<String, Entry>, the attached entry of each address. An entry is
    *             put in the map (putIfAbsent) *before* its channel exists: winning putIfAbsent is
    *             the claim to dial that address, so at most one dial per address is in flight, and
-   *             later callers find the pending entry and wait on its future.
+   *             later callers find the pending entry and wait on its future (which the entry
+   *             drops once its channel is published).
    *   detached: a concurrent set of entries taken out of the map by closeOnRelease (or found shut
    *             down by someone else) that expire() closes once their leases reach zero.
    *
-   * Each Entry has one 64-bit state word, changed only by compare-and-set:
+   * Each Entry has one 64-bit state word, changed by compare-and-set, by an atomic add (release),
+   * an atomic flip (a dial publishing its channel) and, when a dial fails, a volatile write of
+   * CLOSED (the only concurrent change then, the waiting caller dropping its reservation, is
+   * meaningless on a failed entry):
    *
    *   bits 0-31  LEASES    outstanding leases; while PENDING, 1 if the caller that started the
    *                        dial still waits for it (its reserved lease), else 0
