@@ -36,6 +36,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import java.util.function.IntConsumer;
@@ -90,12 +91,23 @@ public final class CachingConnector implements AutoCloseable {
    *   bit  33    PENDING   the dialer has not returned yet: no leases can be taken
    *   bit  34    DETACHED  no new leases; close when LEASES reaches zero
    *   bit  35    CLOSED    terminal: whoever sets it shuts the channel down, exactly once
+   *   bit  36    CLOSING   transient: a close is summing the lease cells (below)
    *
    * Leasing (the hot path) is map.get + one CAS that adds a lease and sets DIALED, and fails if
    * PENDING, DETACHED or CLOSED is set; closing is a CAS that sets CLOSED and fails if a lease was
    * taken meanwhile. So a lease and a close of the same entry are ordered by the state word: no
    * dial ever returns a lease on a channel this connector has shut down, and no lock is needed.
    * Releasing is an atomic decrement, guarded against double release by a flag on the lease.
+   *
+   * Striping. When two leases of one entry collide (a lease CAS fails while only the lease count
+   * changed), the entry gets lease cells: counters on separate cache lines, one per thread slot,
+   * so that threads leasing one hot address stop writing one word. A lease then adds 1 to its
+   * thread's cell and *then* reads the state: if a flag is set it takes the 1 back. A non-forced
+   * close sets CLOSING (only when the state word counts no lease), *then* reads the cells: if any
+   * counts a lease it clears CLOSING, else it sets CLOSED. Both sides write before they read
+   * (volatile), so at least one sees the other: no lease is ever granted on a channel that closes.
+   * While CLOSING, leases, detaches and forced closes spin for the few loads of the sum. Leases
+   * taken before striping stay in the state word; a lease remembers where it is counted.
    *
    * The caller that wins putIfAbsent does not lease afterwards: its lease is reserved in the
    * pending state, and the atomic step that publishes the channel (flipping PENDING off and DIALED
@@ -132,6 +144,12 @@ public final class CachingConnector implements AutoCloseable {
   static final long PENDING = 1L << 33;
   static final long DETACHED = 1L << 34;
   static final long CLOSED = 1L << 35;
+
+  /** Transient: a close is summing the lease cells; leases wait, and it ends CLOSED or cleared. */
+  static final long CLOSING = 1L << 36;
+
+  /** {@link LeasedChannel#slot} of a lease counted in the state word, not in a cell. */
+  static final int BASE = -1;
 
   private final ConcurrentHashMap<String, Entry> entries = new ConcurrentHashMap<>();
   private final Set<Entry> detached = ConcurrentHashMap.newKeySet();
@@ -287,17 +305,44 @@ public final class CachingConnector implements AutoCloseable {
         entries.remove(entry.address, entry); // help a concurrent close or detach
         return null;
       }
+      if ((state & CLOSING) != 0) {
+        Thread.onSpinWait(); // an expiry pass is summing the cells: a few loads
+        continue;
+      }
       if (entry.channel().isShutdown()) {
         detach(entry, CloseCause.STALE);
         return null;
       }
-      if (Entry.STATE.compareAndSet(entry, state, (state + 1) | DIALED)) {
-        if ((state & DIALED) == 0) {
-          entry.lastDialedMillis = clock.millis();
+      AtomicLongArray cells = entry.cells;
+      int slot;
+      if (cells == null) {
+        if (!Entry.STATE.compareAndSet(entry, state, (state + 1) | DIALED)) {
+          if ((entry.state & ~LEASES) == (state & ~LEASES)) {
+            entry.stripe(); // lost to another lease of this entry: count leases in cells
+          }
+          continue;
         }
-        LeakWatch leakWatch = leakDetectionThreshold == null ? null : watchForLeak(entry);
-        return new LeasedChannel(this, entry, leakWatch);
+        slot = BASE;
+      } else {
+        // Dekker with closeIfUnleased(): add to a cell, then read the flags; a close sets CLOSING,
+        // then sums the cells. One of the two sees the other.
+        slot = Entry.slotOfCurrentThread(cells);
+        cells.getAndIncrement(slot);
+        long now = entry.state;
+        if ((now & (PENDING | DETACHED | CLOSED | CLOSING)) != 0) {
+          cells.getAndDecrement(slot);
+          continue;
+        }
+        if ((now & DIALED) == 0) {
+          Entry.STATE.getAndBitwiseOr(entry, DIALED);
+        }
+        state = now;
       }
+      if ((state & DIALED) == 0) {
+        entry.lastDialedMillis = clock.millis();
+      }
+      LeakWatch leakWatch = leakDetectionThreshold == null ? null : watchForLeak(entry);
+      return new LeasedChannel(this, entry, slot, leakWatch);
     }
   }
 
@@ -331,7 +376,7 @@ public final class CachingConnector implements AutoCloseable {
       return null;
     }
     LeakWatch leakWatch = leakDetectionThreshold == null ? null : watchForLeak(entry);
-    return new LeasedChannel(this, entry, leakWatch);
+    return new LeasedChannel(this, entry, BASE, leakWatch);
   }
 
   private void startDial(Entry entry) {
@@ -500,7 +545,12 @@ public final class CachingConnector implements AutoCloseable {
     if (!lease.markReleased()) {
       return;
     }
-    Entry.STATE.getAndAdd(lease.entry, -1L);
+    Entry entry = lease.entry;
+    if (lease.slot == BASE) {
+      Entry.STATE.getAndAdd(entry, -1L);
+    } else {
+      requireNonNull(entry.cells, "cells of a striped entry").getAndDecrement(lease.slot);
+    }
     LeakWatch leakWatch = lease.leakWatch;
     if (leakWatch != null) {
       leakWatch.released();
@@ -543,14 +593,14 @@ public final class CachingConnector implements AutoCloseable {
   private boolean expireAttached(Entry entry) {
     for (; ; ) {
       long state = entry.state;
-      if ((state & (PENDING | DETACHED | CLOSED)) != 0) {
+      if ((state & (PENDING | DETACHED | CLOSED | CLOSING)) != 0) {
         return false;
       }
       if (entry.channel().isShutdown()) {
         detach(entry, CloseCause.STALE);
         return closeEntry(entry, CloseCause.STALE, /* force= */ false);
       }
-      long leases = state & LEASES;
+      long leases = entry.leases(state);
       if ((state & DIALED) != 0) {
         if (Entry.STATE.compareAndSet(entry, state, state & ~DIALED)) {
           entry.idlePasses = leases == 0 ? 1 : 0;
@@ -562,13 +612,51 @@ public final class CachingConnector implements AutoCloseable {
       } else if (entry.idlePasses < 1) {
         entry.idlePasses = 1;
         return false;
-      } else if (Entry.STATE.compareAndSet(entry, state, state | CLOSED)) {
-        entry.idlePasses = 2;
-        entries.remove(entry.address, entry);
-        shutdownChannel(entry, CloseCause.EXPIRED);
-        return true;
+      } else {
+        switch (closeIfUnleased(entry, state)) {
+          case CLOSED_NOW -> {
+            entry.idlePasses = 2;
+            entries.remove(entry.address, entry);
+            shutdownChannel(entry, CloseCause.EXPIRED);
+            return true;
+          }
+          case LEASED -> {
+            entry.idlePasses = 0;
+            return false;
+          }
+          case CHANGED -> {} // look again
+        }
       }
     }
+  }
+
+  /** What {@link #closeIfUnleased} did. */
+  private enum CloseAttempt {
+    CLOSED_NOW,
+    LEASED,
+    CHANGED
+  }
+
+  /**
+   * Sets CLOSED on {@code entry} if it holds no lease, given {@code state}, a state without
+   * PENDING, CLOSED or CLOSING and with no lease in the state word. Leases in cells are summed
+   * under CLOSING, which holds new leases back (see tryLease).
+   */
+  private static CloseAttempt closeIfUnleased(Entry entry, long state) {
+    if ((state & LEASES) != 0) {
+      return CloseAttempt.LEASED;
+    }
+    if (!Entry.STATE.compareAndSet(entry, state, state | CLOSING)) {
+      return CloseAttempt.CHANGED;
+    }
+    AtomicLongArray cells = entry.cells; // read after CLOSING is set
+    if (cells != null && Entry.sum(cells) != 0) {
+      Entry.STATE.getAndBitwiseAnd(entry, ~CLOSING);
+      return CloseAttempt.LEASED;
+    }
+    // Nothing changes a CLOSING state but this thread: leases wait, detach and close spin.
+    entry.state = state | CLOSED;
+    return CloseAttempt.CLOSED_NOW;
   }
 
   /**
@@ -607,6 +695,10 @@ public final class CachingConnector implements AutoCloseable {
       if ((state & (PENDING | DETACHED | CLOSED)) != 0) {
         return false;
       }
+      if ((state & CLOSING) != 0) {
+        Thread.onSpinWait();
+        continue;
+      }
       entry.detachCause = cause;
       if (Entry.STATE.compareAndSet(entry, state, state | DETACHED)) {
         entries.remove(entry.address, entry);
@@ -626,10 +718,24 @@ public final class CachingConnector implements AutoCloseable {
   private boolean closeEntry(Entry entry, CloseCause cause, boolean force) {
     for (; ; ) {
       long state = entry.state;
-      if ((state & (PENDING | CLOSED)) != 0 || (!force && (state & LEASES) != 0)) {
+      if ((state & (PENDING | CLOSED)) != 0) {
         return false;
       }
-      if (Entry.STATE.compareAndSet(entry, state, state | CLOSED)) {
+      if ((state & CLOSING) != 0) {
+        Thread.onSpinWait();
+        continue;
+      }
+      boolean closed;
+      if (force) {
+        closed = Entry.STATE.compareAndSet(entry, state, state | CLOSED);
+      } else {
+        CloseAttempt attempt = closeIfUnleased(entry, state);
+        if (attempt == CloseAttempt.LEASED) {
+          return false;
+        }
+        closed = attempt == CloseAttempt.CLOSED_NOW;
+      }
+      if (closed) {
         entries.remove(entry.address, entry);
         detached.remove(entry);
         shutdownChannel(entry, cause);
@@ -697,7 +803,7 @@ public final class CachingConnector implements AutoCloseable {
     infos.add(
         new ConnectionInfo(
             entry.address,
-            (int) (state & LEASES),
+            (int) Math.min(Integer.MAX_VALUE, entry.leases(state)),
             (state & DIALED) != 0 ? 0 : entry.idlePasses,
             connectivity,
             (state & DETACHED) != 0,
@@ -910,10 +1016,12 @@ public final class CachingConnector implements AutoCloseable {
   static final class Entry {
 
     static final VarHandle STATE;
+    static final VarHandle CELLS;
 
     static {
       try {
         STATE = MethodHandles.lookup().findVarHandle(Entry.class, "state", long.class);
+        CELLS = MethodHandles.lookup().findVarHandle(Entry.class, "cells", AtomicLongArray.class);
       } catch (ReflectiveOperationException e) {
         throw new ExceptionInInitializerError(e);
       }
@@ -945,6 +1053,49 @@ public final class CachingConnector implements AutoCloseable {
     /** Why the entry was detached; written before DETACHED is set. */
     volatile @Nullable CloseCause detachCause;
 
+    /**
+     * Lease counters, one per thread slot, each on its own cache line; null until two leases of
+     * this entry collide (then set once, never replaced). Leases of a striped entry are counted
+     * here; those taken before stay in the state word.
+     */
+    volatile @Nullable AtomicLongArray cells;
+
+    /** Longs between two cells: 128 bytes, two cache lines (adjacent-line prefetch). */
+    private static final int CELL_STRIDE = 16;
+
+    private static final int CELL_COUNT =
+        Math.min(
+            16, Integer.highestOneBit(Math.max(1, Runtime.getRuntime().availableProcessors())) * 2);
+
+    /** Counts the leases of this entry in cells from now on. */
+    void stripe() {
+      if (cells == null) {
+        AtomicLongArray striped = new AtomicLongArray((CELL_COUNT + 1) * CELL_STRIDE);
+        CELLS.compareAndSet(this, null, striped);
+      }
+    }
+
+    /** The cell of the calling thread: a fixed one per thread, spread by a hash of its identity. */
+    static int slotOfCurrentThread(AtomicLongArray cells) {
+      int hash = System.identityHashCode(Thread.currentThread()) * 0x9E3779B9;
+      int count = cells.length() / CELL_STRIDE - 1;
+      return ((hash >>> 16) & (count - 1)) * CELL_STRIDE + CELL_STRIDE;
+    }
+
+    static long sum(AtomicLongArray cells) {
+      long sum = 0;
+      for (int slot = CELL_STRIDE; slot < cells.length(); slot += CELL_STRIDE) {
+        sum += cells.get(slot);
+      }
+      return sum;
+    }
+
+    /** The leases of this entry, given a state of it read before: state word plus cells. */
+    long leases(long state) {
+      AtomicLongArray striped = cells;
+      return (state & LEASES) + (striped == null ? 0 : sum(striped));
+    }
+
     Entry(String address) {
       this.address = address;
     }
@@ -955,7 +1106,7 @@ public final class CachingConnector implements AutoCloseable {
 
     long leases() {
       long state = this.state;
-      return (state & (PENDING | CLOSED)) != 0 ? 0 : state & LEASES;
+      return (state & (PENDING | CLOSED)) != 0 ? 0 : leases(state);
     }
   }
 

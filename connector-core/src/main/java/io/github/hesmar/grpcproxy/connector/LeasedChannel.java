@@ -46,6 +46,10 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
 
   private final CachingConnector connector;
   final CachingConnector.Entry entry;
+
+  /** Where this lease is counted: a cell of the entry, or {@link CachingConnector#BASE}. */
+  final int slot;
+
   private final ManagedChannel channel;
   final CachingConnector.@Nullable LeakWatch leakWatch;
 
@@ -55,9 +59,11 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
   LeasedChannel(
       CachingConnector connector,
       CachingConnector.Entry entry,
+      int slot,
       CachingConnector.@Nullable LeakWatch leakWatch) {
     this.connector = connector;
     this.entry = entry;
+    this.slot = slot;
     this.channel = entry.channel();
     this.leakWatch = leakWatch;
   }
