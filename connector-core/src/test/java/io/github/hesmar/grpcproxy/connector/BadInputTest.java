@@ -17,12 +17,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 class BadInputTest {
 
   final TrackingDialer dialer = TrackingDialer.fake();
-  final CachingConnector connector =
-      CachingConnector.builder()
-          .dialer(dialer)
-          .dialExecutor(Runnable::run)
-          .shutdownGracePeriod(Duration.ZERO)
-          .build();
+  final CachingConnector connector = dialer.inlineConnector().build();
 
   @AfterEach
   void tearDown() {

@@ -2,7 +2,6 @@ package io.github.hesmar.grpcproxy.connector;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.time.Duration;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -13,12 +12,7 @@ import org.junit.jupiter.api.Test;
 class StripedEntryTest {
 
   final TrackingDialer dialer = TrackingDialer.fake();
-  final CachingConnector connector =
-      CachingConnector.builder()
-          .dialer(dialer)
-          .dialExecutor(Runnable::run)
-          .shutdownGracePeriod(Duration.ZERO)
-          .build();
+  final CachingConnector connector = dialer.inlineConnector().build();
 
   @AfterEach
   void tearDown() {

@@ -2,6 +2,7 @@ package io.github.hesmar.grpcproxy.connector;
 
 import io.grpc.ManagedChannel;
 import io.grpc.inprocess.InProcessChannelBuilder;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -53,6 +54,17 @@ final class TrackingDialer implements Dialer {
     TrackedChannel channel = new TrackedChannel(address, created.size(), delegate);
     created.add(channel);
     return channel;
+  }
+
+  /**
+   * A connector builder that runs this dialer on the dialing thread and closes channels at once (no
+   * grace period): every step of a single-threaded test is then finished when it returns.
+   */
+  CachingConnector.Builder inlineConnector() {
+    return CachingConnector.builder()
+        .dialer(this)
+        .dialExecutor(Runnable::run)
+        .shutdownGracePeriod(Duration.ZERO);
   }
 
   int dialsOf(String address) {

@@ -162,6 +162,13 @@ public class ExpireBenchmark {
       connector.close();
     }
 
+    /** One dial and release of the next hot address. */
+    LeasedChannel dialAndReleaseHot() {
+      LeasedChannel lease = connector.dial(nextHot());
+      lease.close();
+      return lease;
+    }
+
     String nextHot() {
       int index = next;
       next = (index + 1) & (HOT_ADDRESSES - 1);
@@ -176,9 +183,7 @@ public class ExpireBenchmark {
   @BenchmarkMode(Mode.SampleTime)
   @OutputTimeUnit(TimeUnit.NANOSECONDS)
   public LeasedChannel dialAlone(LatencyState state) {
-    LeasedChannel lease = state.connector.dial(state.nextHot());
-    lease.close();
-    return lease;
+    return state.dialAndReleaseHot();
   }
 
   /** A dial and release of a hot address while {@link #expire} runs passes on another thread. */
@@ -188,9 +193,7 @@ public class ExpireBenchmark {
   @BenchmarkMode(Mode.SampleTime)
   @OutputTimeUnit(TimeUnit.NANOSECONDS)
   public LeasedChannel dial(LatencyState state) {
-    LeasedChannel lease = state.connector.dial(state.nextHot());
-    lease.close();
-    return lease;
+    return state.dialAndReleaseHot();
   }
 
   /** Back-to-back expiry passes over the 100,000 leased entries, concurrent with {@link #dial}. */
