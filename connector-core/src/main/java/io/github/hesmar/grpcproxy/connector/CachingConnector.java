@@ -129,6 +129,14 @@ public final class CachingConnector implements AutoCloseable {
    * set; with volatile accesses on both sides, at least one of the two sees the other, and the
    * CLOSED bit makes sure only one of them shuts the channel down.
    *
+   * A channel shut down with a grace period goes into `draining`, and a task forces it once the
+   * grace has passed. Whoever removes it from the set (that task, or close()) forces it, so it is
+   * forced at most once. close() waits for every draining channel, those that expiry shut down
+   * before included, up to the grace, forces what is left, then drops the pending tasks with its
+   * own scheduler's shutdownNow(): its thread ends at once, not a grace period later. A channel a
+   * concurrent expire() adds later either had its task accepted before that shutdownNow(), and the
+   * forEach that follows it forces it, or has its task refused, and is forced on the spot.
+   *
    * The connection count is an AtomicInteger changed with the CLOSED transitions; its callback is
    * delivered by whichever thread wins a "delivering" flag, which loops until the delivered value
    * equals the current one, so calls never overlap and the last value delivered is the final count.
@@ -153,6 +161,13 @@ public final class CachingConnector implements AutoCloseable {
 
   private final ConcurrentHashMap<String, Entry> entries = new ConcurrentHashMap<>();
   private final Set<Entry> detached = ConcurrentHashMap.newKeySet();
+
+  /**
+   * Channels shut down gracefully whose forced shutdown is still to come: {@link #close()} waits
+   * for them too. Whoever removes a channel forces it, so it is forced at most once.
+   */
+  private final Set<ManagedChannel> draining = ConcurrentHashMap.newKeySet();
+
   private final Dialer dialer;
   private final ConnectorListener listener;
   private final Executor dialExecutor;
@@ -753,21 +768,27 @@ public final class CachingConnector implements AutoCloseable {
     if (shutdownGracePeriod.isZero()) {
       channel.shutdownNow();
     } else {
+      draining.add(channel);
       try {
         ScheduledFuture<?> unused =
             scheduler.schedule(
-                () -> {
-                  if (!channel.isTerminated()) {
-                    channel.shutdownNow();
-                  }
-                },
+                () -> forceIfDraining(channel),
                 saturatedNanos(shutdownGracePeriod),
                 TimeUnit.NANOSECONDS);
       } catch (RejectedExecutionException e) {
-        channel.shutdownNow();
+        forceIfDraining(channel); // closing: the scheduler is shut down
       }
     }
     deliverConnectionCount();
+  }
+
+  /**
+   * Forces {@code channel} shut unless it terminated or someone else took it off {@link #draining}.
+   */
+  private void forceIfDraining(ManagedChannel channel) {
+    if (draining.remove(channel) && !channel.isTerminated()) {
+      channel.shutdownNow();
+    }
   }
 
   /**
@@ -841,51 +862,57 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
-   * Shuts every channel down, leased or not, and waits up to the shutdown grace period for them to
-   * terminate before forcing them with {@link ManagedChannel#shutdownNow()}. Afterwards {@link
-   * #dial(String)} throws {@link IllegalStateException}, and releasing a lease is a no-op.
-   * Idempotent.
+   * Shuts every channel down, leased or not, and waits up to the shutdown grace period for them,
+   * and for channels that expiry closed earlier and that are still finishing their calls, to
+   * terminate before forcing them with {@link ManagedChannel#shutdownNow()}. When it returns, every
+   * channel this connector created is shut down, and the threads it started itself are ending.
+   * Afterwards {@link #dial(String)} throws {@link IllegalStateException}, and releasing a lease is
+   * a no-op. Idempotent.
    */
   @Override
   public void close() {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
-    List<ManagedChannel> closing = new ArrayList<>();
     for (Entry entry : entries.values()) {
-      if (closeEntry(entry, CloseCause.SHUTDOWN, /* force= */ true)) {
-        closing.add(entry.channel());
-      }
+      closeEntry(entry, CloseCause.SHUTDOWN, /* force= */ true);
       entries.remove(entry.address, entry);
     }
     for (Entry entry : detached) {
-      if (closeEntry(entry, CloseCause.SHUTDOWN, /* force= */ true)) {
-        closing.add(entry.channel());
-      }
+      closeEntry(entry, CloseCause.SHUTDOWN, /* force= */ true);
     }
     if (ownedDialExecutor != null) {
       ownedDialExecutor.shutdown();
     }
-    awaitTermination(closing);
+    // Every channel shut down gracefully, by this call or by an expiry pass before, is in draining
+    // (with a zero grace period none is: they were forced at once).
+    awaitDraining();
     if (ownsScheduler) {
-      // Delayed shutdownNow() tasks of channels closed before still run: the default policy keeps
-      // delayed tasks after shutdown().
-      scheduler.shutdown();
+      // Drops the forced shutdowns still scheduled (their channels were awaited or forced above)
+      // and leak checks, so that its thread ends now rather than a grace period later.
+      scheduler.shutdownNow();
     }
+    // A channel that a concurrent expire() shut down after the wait, whose forced shutdown was
+    // just dropped; from now on an owned scheduler refuses the task and the channel is forced.
+    draining.forEach(this::forceIfDraining);
   }
 
-  private void awaitTermination(List<ManagedChannel> channels) {
+  /** Waits until the draining channels terminate, forcing the ones left at the grace's end. */
+  @SuppressWarnings("ModifyCollectionInEnhancedForLoop") // draining is a concurrent set
+  private void awaitDraining() {
     long deadline = System.nanoTime() + saturatedNanos(shutdownGracePeriod);
     try {
-      for (ManagedChannel channel : channels) {
+      for (ManagedChannel channel : draining) {
         long remaining = deadline - System.nanoTime();
-        if (remaining <= 0 || !channel.awaitTermination(remaining, TimeUnit.NANOSECONDS)) {
-          channel.shutdownNow();
+        if (remaining > 0 && channel.awaitTermination(remaining, TimeUnit.NANOSECONDS)) {
+          draining.remove(channel);
+        } else {
+          forceIfDraining(channel);
         }
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      channels.forEach(ManagedChannel::shutdownNow);
+      draining.forEach(this::forceIfDraining);
     }
   }
 

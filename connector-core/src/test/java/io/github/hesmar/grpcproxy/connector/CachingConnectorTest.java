@@ -2,6 +2,7 @@ package io.github.hesmar.grpcproxy.connector;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
 import io.grpc.ConnectivityState;
@@ -15,7 +16,9 @@ import io.grpc.health.v1.HealthGrpc;
 import io.grpc.stub.StreamObserver;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
@@ -219,28 +222,7 @@ class CachingConnectorTest {
     @Test
     void closingLetsCallsFinishAndForcesThemAfterGracePeriod() throws Exception {
       LeasedChannel lease = connector.dial("alpha");
-      CountDownLatch watching = new CountDownLatch(1);
-      CompletableFuture<Status> watchEnded = new CompletableFuture<>();
-      HealthGrpc.newStub(lease)
-          .watch(
-              HealthCheckRequest.getDefaultInstance(),
-              new StreamObserver<>() {
-                @Override
-                public void onNext(HealthCheckResponse response) {
-                  watching.countDown();
-                }
-
-                @Override
-                public void onError(Throwable t) {
-                  watchEnded.complete(Status.fromThrowable(t));
-                }
-
-                @Override
-                public void onCompleted() {
-                  watchEnded.complete(Status.OK);
-                }
-              });
-      assertThat(watching.await(10, TimeUnit.SECONDS)).isTrue();
+      CompletableFuture<Status> watchEnded = startWatch(lease);
       lease.close();
 
       connector.expire();
@@ -367,6 +349,50 @@ class CachingConnectorTest {
       leased.close();
       connector.release("gamma", detached);
       assertThat(connector.connectionCount()).isZero();
+    }
+
+    @Test
+    void closeForcesChannelsThatAnExpiryPassClosedAndThatAreStillDraining() throws Exception {
+      CachingConnector draining =
+          CachingConnector.builder()
+              .dialer(dialer)
+              .scheduler(clock.scheduler()) // the forced shutdown after the grace: never, here
+              .shutdownGracePeriod(Duration.ofMillis(200))
+              .build();
+      LeasedChannel lease = draining.dial("alpha");
+      CompletableFuture<Status> watchEnded = startWatch(lease);
+      lease.close();
+      draining.expire();
+      assertThat(draining.expire()).containsExactly("alpha");
+      TrackedChannel channel = dialer.created.get(0);
+      assertThat(channel.isTerminated()).isFalse();
+
+      draining.close();
+
+      assertThat(channel.shutdowns).hasValue(1);
+      assertThat(channel.shutdownNows).hasValue(1);
+      assertThat(watchEnded.get(10, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+      clock.forward(Duration.ofSeconds(1)); // the forced shutdown the pass scheduled: a no-op now
+      assertThat(channel.shutdownNows).hasValue(1);
+    }
+
+    @Test
+    void closeEndsTheThreadsTheConnectorStarted() {
+      Set<Thread> before = Thread.getAllStackTraces().keySet();
+      CachingConnector ownThreads = CachingConnector.builder().dialer(dialer).build();
+      ownThreads.dial("alpha").close();
+      ownThreads.expire();
+      assertThat(ownThreads.expire()).containsExactly("alpha"); // schedules a forced shutdown
+      Set<Thread> started = new HashSet<>(Thread.getAllStackTraces().keySet());
+      started.removeAll(before);
+      started.removeIf(thread -> !thread.getName().startsWith("grpc-connector-"));
+      assertThat(started).extracting(Thread::getName).anyMatch(name -> name.contains("scheduler"));
+
+      ownThreads.close();
+
+      await()
+          .atMost(Duration.ofSeconds(10))
+          .untilAsserted(() -> assertThat(started).noneMatch(Thread::isAlive));
     }
 
     @Test
@@ -545,5 +571,35 @@ class CachingConnectorTest {
       assertThat(beta.state()).isEqualTo(ConnectivityState.READY);
       lease.close();
     }
+  }
+
+  /**
+   * Starts a health Watch over {@code channel}, a call that stays open until the channel is forced
+   * shut, and returns once the first response arrived: the future completes with the call's status.
+   */
+  static CompletableFuture<Status> startWatch(ManagedChannel channel) throws InterruptedException {
+    CountDownLatch watching = new CountDownLatch(1);
+    CompletableFuture<Status> watchEnded = new CompletableFuture<>();
+    HealthGrpc.newStub(channel)
+        .watch(
+            HealthCheckRequest.getDefaultInstance(),
+            new StreamObserver<>() {
+              @Override
+              public void onNext(HealthCheckResponse response) {
+                watching.countDown();
+              }
+
+              @Override
+              public void onError(Throwable t) {
+                watchEnded.complete(Status.fromThrowable(t));
+              }
+
+              @Override
+              public void onCompleted() {
+                watchEnded.complete(Status.OK);
+              }
+            });
+    assertThat(watching.await(10, TimeUnit.SECONDS)).isTrue();
+    return watchEnded;
   }
 }

@@ -3,11 +3,13 @@ package io.github.hesmar.grpcproxy.connector;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -16,6 +18,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -24,13 +27,15 @@ import org.junit.jupiter.params.provider.ValueSource;
  * {@code expire()} and {@code closeOnRelease()} in a loop. Each run is bounded to 8 seconds and
  * 150,000 leases per worker. Invariants: no dial returns a lease on a channel that is shut down;
  * counts never go negative; once all leases are released, two passes shut every channel the dialer
- * created down exactly once, and the count (and its last callback) is 0.
+ * created down exactly once, and the count (and its last callback) is 0. And {@code close()} racing
+ * expiry and dials: every channel is shut down once and forced once.
  */
 class StressTest {
 
   static final int WORKERS = 3;
   static final int LEASES_PER_WORKER = 150_000;
   static final long BUDGET_NANOS = TimeUnit.SECONDS.toNanos(8);
+  static final int CLOSE_ROUNDS = 200;
 
   @ParameterizedTest(name = "{0} addresses")
   @ValueSource(ints = {1, 16})
@@ -124,6 +129,74 @@ class StressTest {
     } finally {
       threads.shutdownNow();
       connector.close();
+    }
+  }
+
+  /**
+   * Rounds of {@code close()} while one thread runs expiry passes and another dials and releases
+   * over 16 addresses, with channels that keep draining until forced (calls in flight) and a grace
+   * period of an hour: {@code close()} must force every channel, those that expiry shut down before
+   * and during it included, exactly once, and not leave that to a task an hour later.
+   */
+  @Test
+  void closeRacingExpiryAndDialsForcesEveryDrainingChannelExactlyOnce() throws Exception {
+    ExecutorService threads = Executors.newFixedThreadPool(2);
+    try {
+      for (int round = 0; round < CLOSE_ROUNDS; round++) {
+        TrackingDialer dialer = TrackingDialer.lingering();
+        CountDownLatch expiredSome = new CountDownLatch(4);
+        CachingConnector connector =
+            CachingConnector.builder()
+                .dialer(dialer)
+                .dialExecutor(Runnable::run)
+                .shutdownGracePeriod(Duration.ofHours(1))
+                .listener(
+                    new ConnectorListener() {
+                      @Override
+                      public void onClose(String address, CloseCause cause) {
+                        expiredSome.countDown();
+                      }
+                    })
+                .build();
+        AtomicBoolean closed = new AtomicBoolean();
+        Future<?> expiry =
+            threads.submit(
+                () -> {
+                  while (!closed.get()) {
+                    connector.expire();
+                  }
+                  return null;
+                });
+        Future<?> dials =
+            threads.submit(
+                () -> {
+                  for (int i = 0; ; i++) {
+                    try {
+                      connector.dial("backend-" + i % 16).close();
+                    } catch (IllegalStateException e) {
+                      return null; // closed
+                    }
+                  }
+                });
+        assertThat(expiredSome.await(30, TimeUnit.SECONDS)).isTrue();
+
+        connector.close();
+        closed.set(true);
+        expiry.get(30, TimeUnit.SECONDS);
+        dials.get(30, TimeUnit.SECONDS);
+
+        int r = round;
+        assertThat(dialer.created)
+            .as("round %d: every channel shut down once and forced once", r)
+            .allSatisfy(
+                channel -> {
+                  assertThat(channel.shutdowns).as("%s", channel).hasValue(1);
+                  assertThat(channel.shutdownNows).as("%s", channel).hasValue(1);
+                });
+        assertThat(connector.connectionCount()).isZero();
+      }
+    } finally {
+      threads.shutdownNow();
     }
   }
 }

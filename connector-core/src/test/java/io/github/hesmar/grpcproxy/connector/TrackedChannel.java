@@ -11,21 +11,25 @@ import org.jspecify.annotations.Nullable;
 
 /**
  * A channel created by {@link TrackingDialer}: counts how often it is shut down, and forwards to a
- * real channel when it has one (without one it is a bare fake, for Lincheck and the stress test).
+ * real channel when it has one (without one it is a bare fake, for Lincheck and the stress test,
+ * which terminates when shut down or, if it {@code lingers}, only when forced with {@code
+ * shutdownNow()}, as a channel with calls in flight does).
  */
 final class TrackedChannel extends ManagedChannel {
 
   final String address;
   final int serial;
   private final @Nullable ManagedChannel delegate;
+  private final boolean lingers;
   final AtomicInteger shutdowns = new AtomicInteger();
   final AtomicInteger shutdownNows = new AtomicInteger();
   private volatile boolean shutdown;
 
-  TrackedChannel(String address, int serial, @Nullable ManagedChannel delegate) {
+  TrackedChannel(String address, int serial, @Nullable ManagedChannel delegate, boolean lingers) {
     this.address = address;
     this.serial = serial;
     this.delegate = delegate;
+    this.lingers = lingers;
   }
 
   @Override
@@ -55,12 +59,16 @@ final class TrackedChannel extends ManagedChannel {
 
   @Override
   public boolean isTerminated() {
-    return delegate == null ? shutdown : delegate.isTerminated();
+    if (delegate != null) {
+      return delegate.isTerminated();
+    }
+    return lingers ? shutdownNows.get() > 0 : shutdown;
   }
 
+  /** A fake returns at once: whether it is terminated. */
   @Override
   public boolean awaitTermination(long timeout, TimeUnit unit) throws InterruptedException {
-    return delegate == null ? shutdown : delegate.awaitTermination(timeout, unit);
+    return delegate == null ? isTerminated() : delegate.awaitTermination(timeout, unit);
   }
 
   @Override

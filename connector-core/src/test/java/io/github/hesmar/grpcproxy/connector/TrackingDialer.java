@@ -13,8 +13,8 @@ import org.jspecify.annotations.Nullable;
 
 /**
  * A dialer that records every channel it creates. With a server name, channels are real in-process
- * channels to that server; without, bare fakes. A test can make the next dials fail or block by
- * setting {@link #behaviour}.
+ * channels to that server; without, bare fakes (which may linger after shutdown, see {@link
+ * TrackedChannel}). A test can make the next dials fail or block by setting {@link #behaviour}.
  */
 final class TrackingDialer implements Dialer {
 
@@ -25,23 +25,30 @@ final class TrackingDialer implements Dialer {
   }
 
   private final @Nullable String serverName;
+  private final boolean lingering;
   final List<TrackedChannel> created = new CopyOnWriteArrayList<>();
   final Map<String, AtomicInteger> dialsPerAddress = new ConcurrentHashMap<>();
   final AtomicInteger dials = new AtomicInteger();
   volatile Behaviour behaviour = address -> {};
 
-  private TrackingDialer(@Nullable String serverName) {
+  private TrackingDialer(@Nullable String serverName, boolean lingering) {
     this.serverName = serverName;
+    this.lingering = lingering;
   }
 
   /** Dials real in-process channels to the server named {@code serverName}. */
   static TrackingDialer inProcess(String serverName) {
-    return new TrackingDialer(serverName);
+    return new TrackingDialer(serverName, false);
   }
 
   /** Dials fake channels that carry no calls. */
   static TrackingDialer fake() {
-    return new TrackingDialer(null);
+    return new TrackingDialer(null, false);
+  }
+
+  /** Dials fake channels that terminate only when forced by {@code shutdownNow()}. */
+  static TrackingDialer lingering() {
+    return new TrackingDialer(null, true);
   }
 
   @Override
@@ -51,7 +58,7 @@ final class TrackingDialer implements Dialer {
     behaviour.beforeDial(address);
     ManagedChannel delegate =
         serverName == null ? null : InProcessChannelBuilder.forName(serverName).build();
-    TrackedChannel channel = new TrackedChannel(address, created.size(), delegate);
+    TrackedChannel channel = new TrackedChannel(address, created.size(), delegate, lingering);
     created.add(channel);
     return channel;
   }
