@@ -865,9 +865,10 @@ public final class CachingConnector implements AutoCloseable {
    * Shuts every channel down, leased or not, and waits up to the shutdown grace period for them,
    * and for channels that expiry closed earlier and that are still finishing their calls, to
    * terminate before forcing them with {@link ManagedChannel#shutdownNow()}. When it returns, every
-   * channel this connector created is shut down, and the threads it started itself are ending.
-   * Afterwards {@link #dial(String)} throws {@link IllegalStateException}, and releasing a lease is
-   * a no-op. Idempotent.
+   * channel it holds is shut down (a dial still in flight shuts its channel down as it completes),
+   * and the threads it started itself end (a dial thread once its dial completes). Afterwards
+   * {@link #dial(String)} throws {@link IllegalStateException}, and releasing a lease is a no-op.
+   * Idempotent.
    */
   @Override
   public void close() {
