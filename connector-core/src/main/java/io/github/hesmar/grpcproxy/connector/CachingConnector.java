@@ -894,7 +894,8 @@ public final class CachingConnector implements AutoCloseable {
       scheduler.shutdownNow();
     }
     // A channel that a concurrent expire() shut down after the wait, whose forced shutdown was
-    // just dropped; from now on an owned scheduler refuses the task and the channel is forced.
+    // just dropped (or, on a user's scheduler, is still to come: forced now instead). From now on
+    // an owned scheduler refuses the task and the channel is forced on the spot.
     draining.forEach(this::forceIfDraining);
   }
 
