@@ -33,8 +33,6 @@ class DialConcurrencyTest {
 
   final ExecutorService threads = Executors.newFixedThreadPool(CALLERS);
   final AtomicInteger connects = new AtomicInteger();
-  final CountDownLatch dialing = new CountDownLatch(1);
-  final CountDownLatch proceed = new CountDownLatch(1);
   TrackingDialer dialer;
   CachingConnector connector;
 
@@ -51,19 +49,9 @@ class DialConcurrencyTest {
 
   @AfterEach
   void tearDown() {
-    proceed.countDown();
+    dialer.proceed.countDown();
     threads.shutdownNow();
     connector.close();
-  }
-
-  /** Makes the next dials block until {@link #proceed} opens, then run {@code after}. */
-  void blockDials(TrackingDialer.Behaviour after) {
-    dialer.behaviour =
-        address -> {
-          dialing.countDown();
-          proceed.await();
-          after.beforeDial(address);
-        };
   }
 
   List<Future<LeasedChannel>> dialFromManyThreads(String address) {
@@ -76,10 +64,10 @@ class DialConcurrencyTest {
 
   @Test
   void manyThreadsDialingOneNewAddressCauseOneDialerCall() throws Exception {
-    blockDials(address -> {});
+    dialer.holdDials(address -> {});
     List<Future<LeasedChannel>> results = dialFromManyThreads("alpha");
     await().until(() -> connects.get() == CALLERS);
-    proceed.countDown();
+    dialer.proceed.countDown();
 
     for (Future<LeasedChannel> result : results) {
       try (LeasedChannel lease = result.get(10, TimeUnit.SECONDS)) {
@@ -111,13 +99,13 @@ class DialConcurrencyTest {
   @Test
   void failingDialerGivesEveryWaiterUnavailableAndNextDialRetries() throws Exception {
     IllegalStateException boom = new IllegalStateException("resolver failed");
-    blockDials(
+    dialer.holdDials(
         address -> {
           throw boom;
         });
     List<Future<LeasedChannel>> results = dialFromManyThreads("alpha");
     await().until(() -> connects.get() == CALLERS);
-    proceed.countDown();
+    dialer.proceed.countDown();
 
     for (Future<LeasedChannel> result : results) {
       assertThatThrownBy(() -> result.get(10, TimeUnit.SECONDS))
@@ -138,7 +126,7 @@ class DialConcurrencyTest {
 
   @Test
   void slowDialerGivesShortTimeoutDeadlineExceededAndCachesTheLateChannel() throws Exception {
-    blockDials(address -> {});
+    dialer.holdDials(address -> {});
 
     assertThatThrownBy(() -> connector.dial("alpha", Duration.ofMillis(100)))
         .isInstanceOfSatisfying(
@@ -147,8 +135,8 @@ class DialConcurrencyTest {
               assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED);
               assertThat(e.getStatus().getDescription()).contains("alpha", "PT0.1S");
             });
-    assertThat(dialing.await(10, TimeUnit.SECONDS)).isTrue();
-    proceed.countDown();
+    assertThat(dialer.dialing.await(10, TimeUnit.SECONDS)).isTrue();
+    dialer.proceed.countDown();
 
     await().until(() -> connector.connectionCount() == 1);
     assertThat(connector.connections())
@@ -162,10 +150,10 @@ class DialConcurrencyTest {
 
   @Test
   void lateChannelNobodyWaitedForExpiresAfterTwoPasses() throws Exception {
-    blockDials(address -> {});
+    dialer.holdDials(address -> {});
     assertThatThrownBy(() -> connector.dial("alpha", Duration.ofMillis(10)))
         .isInstanceOf(StatusRuntimeException.class);
-    proceed.countDown();
+    dialer.proceed.countDown();
     await().until(() -> connector.connectionCount() == 1);
 
     assertThat(connector.expire()).isEmpty();
@@ -175,7 +163,7 @@ class DialConcurrencyTest {
 
   @Test
   void contextDeadlineBoundsTheWait() {
-    blockDials(address -> {});
+    dialer.holdDials(address -> {});
     ScheduledExecutorService deadlines = Executors.newSingleThreadScheduledExecutor();
     Context.CancellableContext context =
         Context.current().withDeadlineAfter(100, TimeUnit.MILLISECONDS, deadlines);
@@ -196,11 +184,11 @@ class DialConcurrencyTest {
 
   @Test
   void cancelledContextGivesCancelled() throws Exception {
-    blockDials(address -> {});
+    dialer.holdDials(address -> {});
     Context.CancellableContext context = Context.current().withCancellation();
     Future<LeasedChannel> waiter =
         threads.submit(() -> context.call(() -> connector.dial("alpha")));
-    assertThat(dialing.await(10, TimeUnit.SECONDS)).isTrue();
+    assertThat(dialer.dialing.await(10, TimeUnit.SECONDS)).isTrue();
 
     context.cancel(new RuntimeException("client went away"));
 
@@ -214,7 +202,7 @@ class DialConcurrencyTest {
 
   @Test
   void interruptedWaiterGetsCancelledAndKeepsInterruptFlag() throws Exception {
-    blockDials(address -> {});
+    dialer.holdDials(address -> {});
     CountDownLatch interrupted = new CountDownLatch(1);
     Thread waiter =
         new Thread(
@@ -229,7 +217,7 @@ class DialConcurrencyTest {
               }
             });
     waiter.start();
-    assertThat(dialing.await(10, TimeUnit.SECONDS)).isTrue();
+    assertThat(dialer.dialing.await(10, TimeUnit.SECONDS)).isTrue();
     await()
         .until(
             () ->

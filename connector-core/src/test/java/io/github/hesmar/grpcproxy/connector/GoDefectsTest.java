@@ -102,21 +102,15 @@ class GoDefectsTest {
   /** Go: waiters share the first caller's context: its cancellation fails the others. */
   @Test
   void cancellingFirstCallerDoesNotFailOtherWaiters() throws Exception {
-    CountDownLatch dialing = new CountDownLatch(1);
-    CountDownLatch proceed = new CountDownLatch(1);
     TrackingDialer dialer = TrackingDialer.inProcess(backend.name());
-    dialer.behaviour =
-        address -> {
-          dialing.countDown();
-          proceed.await();
-        };
+    dialer.holdDials(address -> {});
     AtomicInteger connects = new AtomicInteger();
     try (CachingConnector connector =
         builder(dialer).onConnect(a -> connects.incrementAndGet()).build()) {
       Context.CancellableContext firstContext = Context.current().withCancellation();
       Future<LeasedChannel> first =
           threads.submit(() -> firstContext.call(() -> connector.dial("alpha")));
-      assertThat(dialing.await(10, TimeUnit.SECONDS)).isTrue();
+      assertThat(dialer.dialing.await(10, TimeUnit.SECONDS)).isTrue();
       Future<LeasedChannel> second =
           threads.submit(() -> connector.dial("alpha", Duration.ofMinutes(1)));
       await().until(() -> connects.get() == 2);
@@ -129,7 +123,7 @@ class GoDefectsTest {
               StatusRuntimeException.class,
               e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.CANCELLED));
       assertThat(second).isNotDone();
-      proceed.countDown();
+      dialer.proceed.countDown();
       try (LeasedChannel lease = second.get(10, TimeUnit.SECONDS)) {
         assertThat(HealthBackend.check(lease)).isEqualTo(ServingStatus.SERVING);
       }
@@ -140,17 +134,11 @@ class GoDefectsTest {
   /** Go: no caller can wait less than the first caller (all share its context). */
   @Test
   void laterCallerWaitsOnlyForItsOwnTimeout() throws Exception {
-    CountDownLatch dialing = new CountDownLatch(1);
-    CountDownLatch proceed = new CountDownLatch(1);
     TrackingDialer dialer = TrackingDialer.inProcess(backend.name());
-    dialer.behaviour =
-        address -> {
-          dialing.countDown();
-          proceed.await();
-        };
+    dialer.holdDials(address -> {});
     try (CachingConnector connector = builder(dialer).build()) {
       Future<LeasedChannel> patient = threads.submit(() -> connector.dial("alpha"));
-      assertThat(dialing.await(10, TimeUnit.SECONDS)).isTrue();
+      assertThat(dialer.dialing.await(10, TimeUnit.SECONDS)).isTrue();
 
       assertThatThrownBy(() -> connector.dial("alpha", Duration.ofMillis(50)))
           .isInstanceOfSatisfying(
@@ -158,7 +146,7 @@ class GoDefectsTest {
               e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED));
 
       assertThat(patient).isNotDone();
-      proceed.countDown();
+      dialer.proceed.countDown();
       patient.get(10, TimeUnit.SECONDS).close();
     }
   }

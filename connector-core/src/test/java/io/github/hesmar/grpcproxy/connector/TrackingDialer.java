@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.jspecify.annotations.Nullable;
 
@@ -30,6 +31,12 @@ final class TrackingDialer implements Dialer {
   final Map<String, AtomicInteger> dialsPerAddress = new ConcurrentHashMap<>();
   final AtomicInteger dials = new AtomicInteger();
   volatile Behaviour behaviour = address -> {};
+
+  /** Counted down by a dial that {@link #holdDials} holds. */
+  final CountDownLatch dialing = new CountDownLatch(1);
+
+  /** Lets the dials that {@link #holdDials} holds go on. */
+  final CountDownLatch proceed = new CountDownLatch(1);
 
   private TrackingDialer(@Nullable String serverName, boolean lingering) {
     this.serverName = serverName;
@@ -61,6 +68,16 @@ final class TrackingDialer implements Dialer {
     TrackedChannel channel = new TrackedChannel(address, created.size(), delegate, lingering);
     created.add(channel);
     return channel;
+  }
+
+  /** Makes the next dials block until {@link #proceed} opens, then run {@code after}. */
+  void holdDials(Behaviour after) {
+    behaviour =
+        address -> {
+          dialing.countDown();
+          proceed.await();
+          after.beforeDial(address);
+        };
   }
 
   /**
