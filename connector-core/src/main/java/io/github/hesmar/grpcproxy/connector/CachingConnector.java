@@ -1,5 +1,12 @@
 package io.github.hesmar.grpcproxy.connector;
 
+import static io.github.hesmar.grpcproxy.connector.Entry.BASE;
+import static io.github.hesmar.grpcproxy.connector.Entry.CLOSED;
+import static io.github.hesmar.grpcproxy.connector.Entry.CLOSING;
+import static io.github.hesmar.grpcproxy.connector.Entry.DETACHED;
+import static io.github.hesmar.grpcproxy.connector.Entry.DIALED;
+import static io.github.hesmar.grpcproxy.connector.Entry.LEASES;
+import static io.github.hesmar.grpcproxy.connector.Entry.PENDING;
 import static java.util.Objects.requireNonNull;
 
 import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
@@ -10,8 +17,6 @@ import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.lang.System.Logger.Level;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.InstantSource;
@@ -19,11 +24,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.CancellationException;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -33,7 +34,6 @@ import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLongArray;
@@ -49,9 +49,10 @@ import org.jspecify.annotations.Nullable;
  * creating the channel with the {@link Dialer} on a miss; at most one dial per address is in
  * flight, and callers of the same address wait for it, each for at most its own timeout. Each
  * successful dial must be matched by one release: {@link LeasedChannel#close()}
- * (try-with-resources) or {@link #release(String, ManagedChannel)}. {@link #expire()}, called
- * periodically, closes the channels that had no lease and no dial at two consecutive passes, and
- * the channels detached by {@link #closeOnRelease(String)} once their leases are released.
+ * (try-with-resources) or {@link #release(String, ManagedChannel)}. Calls started on a lease hold
+ * its channel until they end, even past the release. {@link #expire()}, called periodically, closes
+ * the channels that had no lease, no call and no dial at two consecutive passes, and the channels
+ * detached by {@link #closeOnRelease(String)} once their leases and calls have ended.
  *
  * <pre>{@code
  * CachingConnector connector = CachingConnector.builder().dialer(Dialer.tls()).build();
@@ -62,7 +63,9 @@ import org.jspecify.annotations.Nullable;
  * }</pre>
  *
  * <p>Thread-safe. Dialing and releasing a cached address takes no lock and allocates only the
- * lease; {@link #expire()} does not stall concurrent dials.
+ * lease; {@link #expire()} does not stall concurrent dials. Listeners run after the change they
+ * report, never inside it: one that throws, or that calls the connector again, cannot leave an
+ * address wedged or a channel unclosable.
  */
 public final class CachingConnector implements AutoCloseable {
 
@@ -75,67 +78,86 @@ public final class CachingConnector implements AutoCloseable {
    *   entries:  ConcurrentHashMap<String, Entry>, the attached entry of each address. An entry is
    *             put in the map (putIfAbsent) *before* its channel exists: winning putIfAbsent is
    *             the claim to dial that address, so at most one dial per address is in flight, and
-   *             later callers find the pending entry and wait on its future (which the entry
+   *             later callers find the pending entry and wait on its PendingDial (which the entry
    *             drops once its channel is published).
    *   detached: a concurrent set of entries taken out of the map by closeOnRelease (or found shut
-   *             down by someone else) that expire() closes once their leases reach zero.
+   *             down by someone else) that expire() closes once their leases and calls end.
    *
-   * Each Entry has one 64-bit state word, changed by compare-and-set, by an atomic add (release),
-   * an atomic flip (a dial publishing its channel) and, when a dial fails, a volatile write of
-   * CLOSED (the only concurrent change then, the waiting caller dropping its reservation, is
-   * meaningless on a failed entry):
+   * Each Entry has one 64-bit state word (LEASES, DIALED, PENDING, DETACHED, CLOSED, CLOSING; see
+   * Entry), changed only by compare-and-set, atomic add and atomic bit operations.
    *
-   *   bits 0-31  LEASES    outstanding leases; while PENDING, 1 if the caller that started the
-   *                        dial still waits for it (its reserved lease), else 0
-   *   bit  32    DIALED    a lease was taken since the last expire() pass (lazy idle reset)
-   *   bit  33    PENDING   the dialer has not returned yet: no leases can be taken
-   *   bit  34    DETACHED  no new leases; close when LEASES reaches zero
-   *   bit  35    CLOSED    terminal: whoever sets it shuts the channel down, exactly once
-   *   bit  36    CLOSING   transient: a close is summing the lease cells (below)
-   *
-   * Leasing (the hot path) is map.get + one CAS that adds a lease and sets DIALED, and fails if
-   * PENDING, DETACHED or CLOSED is set; closing is a CAS that sets CLOSED and fails if a lease was
-   * taken meanwhile. So a lease and a close of the same entry are ordered by the state word: no
-   * dial ever returns a lease on a channel this connector has shut down, and no lock is needed.
-   * Releasing is an atomic decrement, guarded against double release by a flag on the lease.
+   * Leases. Leasing (the hot path) is map.get + one CAS that adds a lease and sets DIALED, and
+   * fails if PENDING, DETACHED or CLOSED is set; closing is a CAS that sets CLOSED and fails if a
+   * lease was taken meanwhile. So a lease and a close of the same entry are ordered by the state
+   * word: no dial ever returns a lease on a channel this connector has shut down, and no lock is
+   * needed. Releasing is an atomic decrement, guarded against double release by a flag on the
+   * lease.
    *
    * Striping. When two leases of one entry collide (a lease CAS fails while only the lease count
    * changed), the entry gets lease cells: counters on separate cache lines, one per thread slot,
    * so that threads leasing one hot address stop writing one word. A lease then adds 1 to its
    * thread's cell and *then* reads the state: if a flag is set it takes the 1 back. A non-forced
    * close sets CLOSING (only when the state word counts no lease), *then* reads the cells: if any
-   * counts a lease it clears CLOSING, else it sets CLOSED. Both sides write before they read
-   * (volatile), so at least one sees the other: no lease is ever granted on a channel that closes.
-   * While CLOSING, leases, detaches and forced closes spin for the few loads of the sum. Leases
-   * taken before striping stay in the state word; a lease remembers where it is counted.
+   * counts a lease it clears CLOSING, else it flips CLOSING to CLOSED. Both sides write before
+   * they read (volatile), so at least one sees the other: no lease is ever granted on a channel
+   * that closes. While CLOSING, leases, starting calls, detaches and forced closes wait for the few
+   * loads of the sum (Entry.spin: spin briefly, then yield). Leases taken before striping stay in
+   * the state word; a lease remembers where it is counted.
    *
-   * The caller that wins putIfAbsent does not lease afterwards: its lease is reserved in the
-   * pending state, and the atomic step that publishes the channel (flipping PENDING off and DIALED
-   * on) turns it into a lease. So no closeOnRelease() or expire() can detach or close a fresh
-   * channel before the caller that dialed it holds its lease; otherwise that caller would dial a
-   * second channel while closeOnRelease() reported the first, which no sequential order of the two
-   * calls gives (CachingConnectorLincheckTest). A caller that stops waiting gives the reservation
-   * back, so a late channel is cached with no lease.
+   * Calls. A call made on a lease (LeasedChannel.newCall) is counted in its entry's `calls` from
+   * its start() to its listener's onClose, and in its lease (for awaitTermination). A channel is
+   * idle only with no lease and no call: expire() counts an idle pass only then, and the
+   * non-forced close reads `calls` under CLOSING as it reads the cells. A call counts itself
+   * *before* it reads the state word, the close sets CLOSING *before* it reads the calls: the same
+   * Dekker pairing as the cells, so a close never wins against a starting call. A call starts
+   * on a held lease, which by itself keeps any close but a forced one away; the count is what
+   * keeps the channel open once the lease is released. Only close() forces a channel with calls,
+   * after its grace period.
+   *
+   * Dialing. The caller that wins putIfAbsent does not lease afterwards: its lease is reserved in
+   * the pending state, and the CAS that publishes the channel (flipping PENDING off and DIALED on)
+   * turns it into a lease. So no closeOnRelease() or expire() can detach or close a fresh channel
+   * before the caller that dialed it holds its lease (CachingConnectorLincheckTest). A caller that
+   * stops waiting gives the reservation back, so a late channel is cached with no lease. A
+   * pending entry ends in exactly one of two CASes: publish (PENDING off) or fail (state :=
+   * CLOSED). The dialer failing, the dial timeout passing (noticed by a waiter, a later dial or
+   * expire(): no timer per dial) and close() all fail it the same way; a channel the dialer
+   * returns after its entry failed is shut down at once and never counted. Waiting is bounded per
+   * caller, once (the earlier of its timeout and its Context's deadline, fixed at its first wait),
+   * and by the dial timeout; a waiter leaves nothing behind (PendingDial). One dial() starts at
+   * most one dial of its own, so a dialer is never called in a loop.
+   *
+   * Callbacks. Every listener call comes after the state change it reports is complete: a miss
+   * is reported by the dial thread before it calls the dialer, a dial's outcome after the entry
+   * is published or failed, a close after the channel is shut down and registered for draining,
+   * and expire() reports its closes after it released expireLock. So a listener that throws
+   * leaves nothing half done, and one that re-enters the connector finds a consistent state. The
+   * one re-entrance that cannot work, a dial of the address whose dial the current thread is
+   * running (from the dialer or onCacheMiss), fails fast with IllegalStateException instead of
+   * waiting for itself.
    *
    * expire() walks the map (weakly consistent iteration, no lock held against dials) under
    * expireLock, which only serializes expire() with itself. Idle passes are counted in a field
    * written only under that lock; a dial resets the count lazily by setting DIALED, which the next
-   * pass sees and clears. A pass that finds no lease counts as idle, so a channel closes at the
-   * second pass after its last release (as in the seed), and a channel dialed between every two
-   * passes never closes.
+   * pass sees and clears. A pass that finds no lease and no call counts as idle, so a channel
+   * closes at the second pass after its last use (as in the seed), and a channel dialed between
+   * every two passes never closes.
    *
-   * close() sets `closed` and then sweeps both collections. Every path that publishes an entry
-   * (dial completion, detach) re-reads `closed` afterwards and closes the entry itself if it is
-   * set; with volatile accesses on both sides, at least one of the two sees the other, and the
-   * CLOSED bit makes sure only one of them shuts the channel down.
+   * close() sets `closed` and then sweeps both collections, failing pending dials (their waiters
+   * get IllegalStateException at once) and forcing the rest. Every path that publishes an entry
+   * (putIfAbsent of a pending entry, dial completion, detach) re-reads `closed` afterwards and
+   * fails or closes the entry itself if it is set; with volatile accesses on both sides, at least
+   * one of the two sees the other, and the CLOSED bit makes sure only one of them acts.
    *
-   * A channel shut down with a grace period goes into `draining`, and a task forces it once the
-   * grace has passed. Whoever removes it from the set (that task, or close()) forces it, so it is
-   * forced at most once. close() waits for every draining channel, those that expiry shut down
-   * before included, up to the grace, forces what is left, then drops the pending tasks with its
-   * own scheduler's shutdownNow(): its thread ends at once, not a grace period later. A channel a
-   * concurrent expire() adds later either had its task accepted before that shutdownNow(), and the
-   * forEach that follows it forces it, or has its task refused, and is forced on the spot.
+   * Draining. A channel shut down with a grace period goes into `draining`, and a task forces it
+   * once the grace has passed. Whoever removes it from the set (that task, or close()) forces it,
+   * so it is forced at most once. close() waits for every draining channel, those that expiry
+   * shut down before included, up to the grace, forces what is left, then drops the pending tasks
+   * with its own scheduler's shutdownNow(): its thread ends at once, not a grace period later. A
+   * channel a concurrent expire() adds later either had its task accepted before that
+   * shutdownNow(), and the forEach that follows it forces it, or has its task refused, and is
+   * forced on the spot. A channel whose shutdown() or shutdownNow() throws is logged and skipped:
+   * it never stops the others from closing.
    *
    * The connection count is an AtomicInteger changed with the CLOSED transitions; its callback is
    * delivered by whichever thread wins a "delivering" flag, which loops until the delivered value
@@ -146,18 +168,6 @@ public final class CachingConnector implements AutoCloseable {
 
   /** Longest address accepted by {@link #dial(String)}. */
   static final int MAX_ADDRESS_LENGTH = 2048;
-
-  static final long LEASES = 0xFFFF_FFFFL;
-  static final long DIALED = 1L << 32;
-  static final long PENDING = 1L << 33;
-  static final long DETACHED = 1L << 34;
-  static final long CLOSED = 1L << 35;
-
-  /** Transient: a close is summing the lease cells; leases wait, and it ends CLOSED or cleared. */
-  static final long CLOSING = 1L << 36;
-
-  /** {@link LeasedChannel#slot} of a lease counted in the state word, not in a cell. */
-  static final int BASE = -1;
 
   private final ConcurrentHashMap<String, Entry> entries = new ConcurrentHashMap<>();
   private final Set<Entry> detached = ConcurrentHashMap.newKeySet();
@@ -175,8 +185,10 @@ public final class CachingConnector implements AutoCloseable {
   private final ScheduledExecutorService scheduler;
   private final boolean ownsScheduler;
   private final InstantSource clock;
-  private final @Nullable Duration leakDetectionThreshold;
+  private final @Nullable LeakDetector leakDetector;
   private final Duration shutdownGracePeriod;
+  private final Duration dialTimeout;
+  private final long dialTimeoutNanos;
 
   private final ReentrantLock expireLock = new ReentrantLock();
   private final AtomicBoolean closed = new AtomicBoolean();
@@ -190,8 +202,9 @@ public final class CachingConnector implements AutoCloseable {
     this.dialer = builder.dialer;
     this.listener = SafeListener.of(builder.listeners);
     this.clock = builder.clock;
-    this.leakDetectionThreshold = builder.leakDetectionThreshold;
     this.shutdownGracePeriod = builder.shutdownGracePeriod;
+    this.dialTimeout = builder.dialTimeout;
+    this.dialTimeoutNanos = saturatedNanos(builder.dialTimeout);
     if (builder.dialExecutor != null) {
       this.dialExecutor = builder.dialExecutor;
       this.ownedDialExecutor = null;
@@ -210,6 +223,14 @@ public final class CachingConnector implements AutoCloseable {
       this.scheduler = executor;
       this.ownsScheduler = true;
     }
+    Duration threshold = builder.leakDetectionThreshold;
+    if (threshold == null) {
+      this.leakDetector = null;
+    } else {
+      LeakDetector detector = new LeakDetector(threshold, clock, scheduler, listener);
+      detector.start();
+      this.leakDetector = detector;
+    }
   }
 
   /**
@@ -223,17 +244,22 @@ public final class CachingConnector implements AutoCloseable {
 
   /**
    * Leases the cached channel for {@code address}, dialing it on a miss, waiting for a dial in
-   * flight for at most the deadline of {@link Context#current()}, if it has one.
+   * flight for at most the deadline of {@link Context#current()}, if it has one, and the dial
+   * timeout.
    *
    * @param address the target address, for example {@code dns:///backend.example:443}
    * @return a lease on the channel; release it exactly once
    * @throws NullPointerException if {@code address} is null
    * @throws IllegalArgumentException if {@code address} is empty, blank, longer than 2048
    *     characters, or contains whitespace or control characters
-   * @throws IllegalStateException if this connector is closed
-   * @throws StatusRuntimeException with {@code UNAVAILABLE} if the dialer failed, {@code
-   *     DEADLINE_EXCEEDED} if the context's deadline passed while waiting for the dial, {@code
-   *     CANCELLED} if the context was cancelled or the thread interrupted while waiting
+   * @throws IllegalStateException if this connector is closed (also while waiting for a dial), or
+   *     if called from the dial of the same address (by the dialer or {@code onCacheMiss}), which
+   *     would wait for itself
+   * @throws StatusRuntimeException with {@code UNAVAILABLE} if the dialer failed or returned a
+   *     channel that is shut down, {@code DEADLINE_EXCEEDED} if the context's deadline or the
+   *     {@linkplain Builder#dialTimeout(Duration) dial timeout} passed while waiting for the dial,
+   *     {@code CANCELLED} if the context was cancelled or the thread interrupted (its interrupt
+   *     flag stays set)
    */
   public LeasedChannel dial(String address) {
     return dial(address, Long.MAX_VALUE, null);
@@ -241,8 +267,9 @@ public final class CachingConnector implements AutoCloseable {
 
   /**
    * Leases the cached channel for {@code address}, dialing it on a miss, waiting for a dial in
-   * flight for at most {@code timeout} (or the deadline of {@link Context#current()}, if sooner). A
-   * dial that completes after its callers stopped waiting is cached, not lost.
+   * flight for at most {@code timeout} (or the deadline of {@link Context#current()}, if sooner).
+   * The bound is fixed once, however often the call has to wait. A dial that completes after its
+   * callers stopped waiting, within the dial timeout, is cached, not lost.
    *
    * @param address the target address, for example {@code dns:///backend.example:443}
    * @param timeout the longest this call waits for a dial; positive
@@ -250,10 +277,10 @@ public final class CachingConnector implements AutoCloseable {
    * @throws NullPointerException if an argument is null
    * @throws IllegalArgumentException if {@code timeout} is not positive, or {@code address} is
    *     empty, blank, longer than 2048 characters, or contains whitespace or control characters
-   * @throws IllegalStateException if this connector is closed
+   * @throws IllegalStateException as {@link #dial(String)}
    * @throws StatusRuntimeException with {@code UNAVAILABLE} if the dialer failed, {@code
-   *     DEADLINE_EXCEEDED} if the timeout passed while waiting for the dial, {@code CANCELLED} if
-   *     the context was cancelled or the thread interrupted while waiting
+   *     DEADLINE_EXCEEDED} if the timeout (or the dial timeout) passed while waiting for the dial,
+   *     {@code CANCELLED} if the context was cancelled or the thread interrupted
    */
   public LeasedChannel dial(String address, Duration timeout) {
     requireNonNull(timeout, "timeout");
@@ -271,30 +298,38 @@ public final class CachingConnector implements AutoCloseable {
       checkAddress(address); // only on a miss: a cached address was checked when it was dialed
     }
     listener.onConnect(address);
-    long start = 0;
+    WaitBound bound = null;
     for (; ; ) {
       if (entry == null) {
         checkOpen();
-        Entry fresh = new Entry(address);
+        PendingDial pending = new PendingDial(System.nanoTime());
+        Entry fresh = new Entry(address, pending);
         entry = entries.putIfAbsent(address, fresh);
         if (entry == null) {
-          startDial(fresh);
-          if (start == 0) {
-            start = System.nanoTime();
+          if (bound == null) {
+            bound = WaitBound.of(timeoutNanos, timeout);
           }
-          LeasedChannel lease = awaitOwnDial(fresh, start, timeoutNanos, timeout);
-          if (lease != null) {
-            return lease;
-          }
-          entry = entries.get(address);
-          continue;
+          startDial(fresh, pending);
+          return awaitOwnDial(fresh, pending, bound);
         }
       }
-      if ((entry.state & PENDING) != 0) {
-        if (start == 0) {
-          start = System.nanoTime();
+      PendingDial pending = (entry.state & PENDING) != 0 ? entry.pending : null;
+      if (pending != null) {
+        if (pending.dialThread == Thread.currentThread()) {
+          throw new IllegalStateException(
+              "dial(\""
+                  + address
+                  + "\") was called from the dial of that same address (its Dialer or an"
+                  + " onCacheMiss listener), which would wait for itself");
         }
-        awaitDial(entry, start, timeoutNanos, timeout);
+        if (isOverdue(pending)) {
+          abandonDial(entry, pending); // a hung dialer: the next lookup starts a new dial
+        } else {
+          if (bound == null) {
+            bound = WaitBound.of(timeoutNanos, timeout);
+          }
+          awaitDial(entry, pending, bound);
+        }
       } else {
         LeasedChannel lease = tryLease(entry);
         if (lease != null) {
@@ -307,11 +342,11 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
-   * Takes a lease on {@code entry}, or returns null if it is closing or closed (the caller looks
-   * the address up again). Drops an entry whose channel someone else shut down.
+   * Takes a lease on {@code entry}, or returns null if it is pending, closing or closed (the caller
+   * looks the address up again). Drops an entry whose channel someone else shut down.
    */
   private @Nullable LeasedChannel tryLease(Entry entry) {
-    for (; ; ) {
+    for (int spins = 0; ; spins++) {
       long state = entry.state;
       if ((state & PENDING) != 0) {
         return null;
@@ -321,11 +356,13 @@ public final class CachingConnector implements AutoCloseable {
         return null;
       }
       if ((state & CLOSING) != 0) {
-        Thread.onSpinWait(); // an expiry pass is summing the cells: a few loads
+        Entry.spin(spins); // an expiry pass is summing the cells: a few loads
         continue;
       }
       if (entry.channel().isShutdown()) {
-        detach(entry, CloseCause.STALE);
+        if (detach(entry, CloseCause.STALE) == Detach.DETACHED_AND_CLOSED) {
+          reportClosed(entry.address, CloseCause.SHUTDOWN);
+        }
         return null;
       }
       AtomicLongArray cells = entry.cells;
@@ -339,8 +376,8 @@ public final class CachingConnector implements AutoCloseable {
         }
         slot = BASE;
       } else {
-        // Dekker with closeIfUnleased(): add to a cell, then read the flags; a close sets CLOSING,
-        // then sums the cells. One of the two sees the other.
+        // Dekker with Entry.closeIfIdle(): add to a cell, then read the flags; a close sets
+        // CLOSING, then sums the cells. One of the two sees the other.
         slot = Entry.slotOfCurrentThread(cells);
         cells.getAndIncrement(slot);
         long now = entry.state;
@@ -356,24 +393,26 @@ public final class CachingConnector implements AutoCloseable {
       if ((state & DIALED) == 0) {
         entry.lastDialedMillis = clock.millis();
       }
-      LeakWatch leakWatch = leakDetectionThreshold == null ? null : watchForLeak(entry);
-      return new LeasedChannel(this, entry, slot, leakWatch);
+      return new LeasedChannel(this, entry, slot, watchForLeak(entry));
     }
+  }
+
+  private LeakDetector.@Nullable Watch watchForLeak(Entry entry) {
+    LeakDetector detector = leakDetector;
+    return detector == null ? null : detector.watch(entry.address);
   }
 
   /**
    * Waits for the dial this call started on {@code entry} and returns the lease reserved for this
-   * call, which the dial's completion turned into a lease; null if the channel is unusable (shut
-   * down already) and the caller should look the address up again. Gives the reservation back if it
-   * stops waiting.
+   * call, which the dial's publication turned into a lease. Gives the reservation back if it stops
+   * waiting.
    */
-  private @Nullable LeasedChannel awaitOwnDial(
-      Entry entry, long start, long timeoutNanos, @Nullable Duration timeout) {
+  private LeasedChannel awaitOwnDial(Entry entry, PendingDial pending, WaitBound bound) {
     try {
-      awaitDial(entry, start, timeoutNanos, timeout);
+      awaitDial(entry, pending, bound);
     } catch (RuntimeException | Error e) {
-      // Still pending: drop the reservation, so the channel is cached with no lease. Completed
-      // meanwhile: a failed dial left no lease (LEASES is 0); a successful one holds ours.
+      // Still pending: drop the reservation, so the channel is cached with no lease. Published
+      // meanwhile: it holds our lease, given back here. Failed: the state is CLOSED, no lease.
       if (!Entry.STATE.compareAndSet(entry, PENDING | 1L, PENDING) && (entry.state & LEASES) != 0) {
         Entry.STATE.getAndAdd(entry, -1L);
       }
@@ -381,145 +420,227 @@ public final class CachingConnector implements AutoCloseable {
     }
     long state = entry.state;
     if ((state & CLOSED) != 0 || entry.channel().isShutdown()) {
-      // Closed by close() (nothing else closes an entry with a lease), or the dialer returned a
-      // channel that is shut down already: never handed out.
+      // Closed by close() (nothing else closes an entry with a lease), or shut down by someone
+      // else in the moment since it was published: never handed out, and not dialed again.
       Entry.STATE.getAndAdd(entry, -1L);
-      if ((state & CLOSED) == 0) {
-        detach(entry, CloseCause.STALE);
-      }
       checkOpen();
-      return null;
+      if (detach(entry, CloseCause.STALE) == Detach.DETACHED_AND_CLOSED) {
+        reportClosed(entry.address, CloseCause.SHUTDOWN);
+      }
+      throw Status.UNAVAILABLE
+          .withDescription(
+              "The channel dialed for " + entry.address + " was shut down before it was leased")
+          .asRuntimeException();
     }
-    LeakWatch leakWatch = leakDetectionThreshold == null ? null : watchForLeak(entry);
-    return new LeasedChannel(this, entry, BASE, leakWatch);
+    return new LeasedChannel(this, entry, BASE, watchForLeak(entry));
   }
 
-  private void startDial(Entry entry) {
-    listener.onCacheMiss(entry.address);
+  /** Starts the dial of a pending entry this thread just put in the map. */
+  private void startDial(Entry entry, PendingDial pending) {
     try {
-      dialExecutor.execute(() -> runDial(entry));
+      dialExecutor.execute(() -> runDial(entry, pending));
     } catch (RejectedExecutionException e) {
-      failDial(entry, isClosed() ? closedException() : e);
+      failPending(entry, pending, isClosed() ? closedException() : e);
+    }
+    if (isClosed()) {
+      failPending(entry, pending, closedException()); // Dekker with close()'s sweep
     }
   }
 
   /** Runs the dialer for {@code entry}, on the dial executor. */
-  private void runDial(Entry entry) {
+  private void runDial(Entry entry, PendingDial pending) {
+    String address = entry.address;
     long start = System.nanoTime();
-    ManagedChannel channel;
+    ManagedChannel channel = null;
+    Throwable failure = null;
+    pending.dialThread = Thread.currentThread();
     try {
-      channel = dialer.dial(entry.address);
+      listener.onCacheMiss(address);
+      if ((entry.state & CLOSED) != 0) {
+        return; // failed meanwhile (closed, or timed out): the dialer is not called
+      }
+      channel = dialer.dial(address);
       if (channel == null) {
-        throw new NullPointerException("Dialer " + dialer + " returned null");
+        throw new NullPointerException("Dialer " + dialer + " returned null for " + address);
+      }
+      if (channel.isShutdown()) {
+        throw new IllegalStateException(
+            "Dialer " + dialer + " returned a channel that is shut down already: " + channel);
       }
     } catch (Throwable t) {
-      listener.onDialComplete(entry.address, Duration.ofNanos(System.nanoTime() - start), t);
-      failDial(entry, t);
-      if (t instanceof VirtualMachineError error) {
+      failure = t;
+      if (t instanceof InterruptedException) {
+        Thread.currentThread().interrupt(); // the dial thread's, or an inline dial's caller's
+      }
+    } finally {
+      pending.dialThread = null;
+    }
+    Duration took = Duration.ofNanos(System.nanoTime() - start);
+    if (failure != null || channel == null) {
+      Throwable cause = failure != null ? failure : new IllegalStateException("no channel");
+      failPending(entry, pending, cause);
+      if (channel != null) {
+        discard(channel); // shut down already; made sure it terminates
+      }
+      listener.onDialComplete(address, took, cause);
+      if (cause instanceof VirtualMachineError error) {
         throw error;
       }
       return;
     }
-    listener.onDialComplete(entry.address, Duration.ofNanos(System.nanoTime() - start), null);
     long now = clock.millis();
     entry.createdMillis = now;
     entry.lastDialedMillis = now;
-    entry.channel = channel;
+    entry.setChannel(channel);
     openChannels.incrementAndGet();
-    // Publishes the channel: leases can be taken from here on, and the lease reserved for the
-    // caller that started the dial, if it still waits, is its lease from this step on. Only that
-    // caller changes the state of a pending entry (to drop its reservation), so flipping PENDING
-    // off and DIALED on is enough. DIALED makes the first expiry pass count as idle pass 1.
-    Entry.STATE.getAndBitwiseXor(entry, PENDING | DIALED);
-    // Deliver the count before waking the waiters, so that a caller whose dial returned has seen
-    // its channel counted.
-    deliverConnectionCount();
-    CompletableFuture<Entry> dialed = requireNonNull(entry.dialed, "dialed of a pending entry");
-    // Only waiters need the future: it is not kept for the entry's life (24 bytes an entry). A
-    // waiter that reads it after this sees no future and looks the address up again.
-    entry.dialed = null;
-    dialed.complete(entry);
-    if (isClosed()) {
-      closeEntry(entry, CloseCause.SHUTDOWN, /* force= */ true);
-    }
-  }
-
-  private void failDial(Entry entry, Throwable cause) {
-    entry.state = CLOSED;
-    entries.remove(entry.address, entry);
-    requireNonNull(entry.dialed, "dialed of a pending entry").completeExceptionally(cause);
-  }
-
-  /** Waits for the pending {@code entry}'s dial, within the caller's bounds. */
-  private void awaitDial(Entry entry, long start, long timeoutNanos, @Nullable Duration timeout) {
-    Context context = Context.current();
-    long waitNanos = timeoutNanos;
-    Deadline deadline = context.getDeadline();
-    boolean contextBound = false;
-    if (deadline != null) {
-      long contextNanos = deadline.timeRemaining(TimeUnit.NANOSECONDS);
-      if (contextNanos < timeoutNanos) {
-        waitNanos = contextNanos;
-        contextBound = true;
+    if (!publish(entry)) {
+      // Failed while the dialer ran (dial timeout or close()): nobody will use this channel.
+      openChannels.decrementAndGet();
+      discard(channel);
+      try {
+        deliverConnectionCount();
+      } finally {
+        listener.onDialComplete(address, took, null);
       }
+      return;
     }
-    waitNanos -= System.nanoTime() - start;
-    CompletableFuture<Entry> dialed = entry.dialed;
-    if (dialed == null) {
-      return; // the dial completed successfully meanwhile
-    }
-    CompletableFuture<Object> cancelled = new CompletableFuture<>();
-    Context.CancellationListener onCancel = ctx -> cancelled.complete(ctx);
-    context.addListener(onCancel, Runnable::run);
+    // Only waiters need the PendingDial: it is not kept for the entry's life. A waiter that reads
+    // the state after this finds the entry published and leases.
+    entry.pending = null;
     try {
-      if (waitNanos <= 0) {
-        if (!dialed.isDone()) {
-          throw new TimeoutException();
-        }
-      } else {
-        CompletableFuture.anyOf(dialed, cancelled).get(waitNanos, TimeUnit.NANOSECONDS);
-      }
-      if (!dialed.isDone() && cancelled.isDone()) {
-        if (deadline != null && deadline.isExpired()) {
-          throw new TimeoutException(); // a Context is cancelled when its deadline passes
-        }
-        throw Status.CANCELLED
-            .withDescription("Context cancelled while waiting for the dial of " + entry.address)
-            .withCause(context.cancellationCause())
-            .asRuntimeException();
-      }
-      dialed.join();
-    } catch (TimeoutException e) {
-      String bound =
-          contextBound
-              ? "the deadline of the current gRPC Context"
-              : "the timeout of " + requireNonNull(timeout);
-      throw Status.DEADLINE_EXCEEDED
-          .withDescription(
-              "Dial of "
-                  + entry.address
-                  + " did not complete within "
-                  + bound
-                  + "; it goes on, and its channel will be cached")
-          .asRuntimeException();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw Status.CANCELLED
-          .withDescription("Interrupted while waiting for the dial of " + entry.address)
-          .withCause(e)
-          .asRuntimeException();
-    } catch (ExecutionException | CompletionException e) {
-      throw dialFailure(entry, e.getCause() == null ? e : e.getCause());
-    } catch (CancellationException e) {
-      throw dialFailure(entry, e);
+      // Before waking the waiters, so that a caller whose dial returned has seen its channel
+      // counted; in a finally, so that nothing the listener throws can keep them waiting.
+      deliverConnectionCount();
     } finally {
-      context.removeListener(onCancel);
+      pending.complete(PendingDial.SUCCEEDED);
     }
+    if (isClosed() && closeEntry(entry, /* force= */ true)) {
+      reportClosed(entry.address, CloseCause.SHUTDOWN);
+    }
+    listener.onDialComplete(address, took, null);
+  }
+
+  /**
+   * Publishes the channel of a pending entry: leases can be taken from here on, and the lease
+   * reserved for the caller that started the dial, if it still waits, is its lease. Only that
+   * caller (dropping its reservation) and a failure change the state of a pending entry. DIALED
+   * makes the first expiry pass count as idle pass 1. Returns false if the entry failed first.
+   */
+  private static boolean publish(Entry entry) {
+    for (; ; ) {
+      long state = entry.state;
+      if ((state & PENDING) == 0) {
+        return false; // CLOSED: failed by the dial timeout or close()
+      }
+      if (Entry.STATE.compareAndSet(entry, state, state ^ (PENDING | DIALED))) {
+        return true;
+      }
+    }
+  }
+
+  /**
+   * Fails a pending entry (state := CLOSED), takes it out of the map and wakes its waiters with
+   * {@code cause}; returns false if it was published or failed already.
+   */
+  private boolean failPending(Entry entry, PendingDial pending, Throwable cause) {
+    for (; ; ) {
+      long state = entry.state;
+      if ((state & PENDING) == 0) {
+        return false;
+      }
+      if (Entry.STATE.compareAndSet(entry, state, CLOSED)) {
+        break;
+      }
+    }
+    entries.remove(entry.address, entry);
+    pending.complete(cause);
+    return true;
+  }
+
+  private boolean isOverdue(PendingDial pending) {
+    return dialTimeoutNanos != Long.MAX_VALUE
+        && System.nanoTime() - pending.startNanos >= dialTimeoutNanos;
+  }
+
+  /** Fails a dial whose dialer has not returned within the dial timeout. */
+  private void abandonDial(Entry entry, PendingDial pending) {
+    if (failPending(entry, pending, dialTimedOut(entry.address))) {
+      LOG.log(
+          Level.WARNING,
+          "The dialer did not return a channel for "
+              + entry.address
+              + " within the dial timeout of "
+              + dialTimeout
+              + "; the dial is abandoned, and a channel it returns later will be shut down");
+    }
+  }
+
+  private StatusRuntimeException dialTimedOut(String address) {
+    return Status.DEADLINE_EXCEEDED
+        .withDescription(
+            "The dialer did not return a channel for "
+                + address
+                + " within the dial timeout of "
+                + dialTimeout
+                + "; the dial was abandoned")
+        .asRuntimeException();
+  }
+
+  /**
+   * Waits for the pending {@code entry}'s dial, within the caller's bound and the dial timeout;
+   * returns if it succeeded, else throws what the caller gets.
+   */
+  private void awaitDial(Entry entry, PendingDial pending, WaitBound bound) {
+    long dialDeadline =
+        dialTimeoutNanos == Long.MAX_VALUE ? Long.MAX_VALUE : pending.startNanos + dialTimeoutNanos;
+    boolean dialBound = dialDeadline - bound.deadlineNanos < 0;
+    Context context = Context.current();
+    Object outcome = pending.await(dialBound ? dialDeadline : bound.deadlineNanos, context);
+    if (outcome == PendingDial.SUCCEEDED) {
+      return;
+    }
+    if (outcome instanceof Throwable cause) {
+      throw dialFailure(entry, cause);
+    }
+    switch ((PendingDial.Interruption) outcome) {
+      case INTERRUPTED ->
+          throw Status.CANCELLED
+              .withDescription("Interrupted while waiting for the dial of " + entry.address)
+              .asRuntimeException();
+      case CANCELLED -> {
+        Deadline deadline = context.getDeadline();
+        if (deadline == null || !deadline.isExpired()) {
+          throw Status.CANCELLED
+              .withDescription("Context cancelled while waiting for the dial of " + entry.address)
+              .withCause(context.cancellationCause())
+              .asRuntimeException();
+        }
+        // A Context is cancelled when its deadline passes: that is a deadline.
+        throw bound.exceeded(entry.address, /* contextBound= */ true);
+      }
+      case TIMED_OUT -> {
+        if (dialBound) {
+          abandonDial(entry, pending);
+          throw dialTimedOut(entry.address);
+        }
+        throw bound.exceeded(entry.address, bound.contextBound);
+      }
+    }
+    throw new AssertionError(outcome);
   }
 
   private RuntimeException dialFailure(Entry entry, Throwable cause) {
+    if (cause instanceof StatusRuntimeException timedOut) {
+      return timedOut.getStatus().asRuntimeException(); // our own: the dial timeout passed
+    }
     if (cause instanceof IllegalStateException && isClosed()) {
       return closedException();
+    }
+    if (cause instanceof InterruptedException && Thread.currentThread().isInterrupted()) {
+      return Status.CANCELLED // an inline dialer interrupted on this thread; the flag stays set
+          .withDescription("Interrupted while dialing " + entry.address)
+          .withCause(cause)
+          .asRuntimeException();
     }
     return Status.UNAVAILABLE
         .withDescription("Dial of " + entry.address + " failed: " + cause)
@@ -528,8 +649,48 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
+   * How long one {@code dial()} call may wait, fixed once at its first wait: the earlier of its
+   * timeout and its Context's deadline.
+   */
+  private record WaitBound(long deadlineNanos, boolean contextBound, @Nullable Duration timeout) {
+
+    static WaitBound of(long timeoutNanos, @Nullable Duration timeout) {
+      long waitNanos = timeoutNanos;
+      boolean contextBound = false;
+      Deadline deadline = Context.current().getDeadline();
+      if (deadline != null) {
+        long contextNanos = deadline.timeRemaining(TimeUnit.NANOSECONDS);
+        if (contextNanos < waitNanos) {
+          waitNanos = contextNanos;
+          contextBound = true;
+        }
+      }
+      long now = System.nanoTime();
+      long deadlineNanos =
+          waitNanos == Long.MAX_VALUE || now + waitNanos < now ? Long.MAX_VALUE : now + waitNanos;
+      return new WaitBound(deadlineNanos, contextBound, timeout);
+    }
+
+    StatusRuntimeException exceeded(String address, boolean byContext) {
+      String what =
+          byContext || timeout == null
+              ? "the deadline of the current gRPC Context"
+              : "the timeout of " + timeout;
+      return Status.DEADLINE_EXCEEDED
+          .withDescription(
+              "Dial of "
+                  + address
+                  + " did not complete within "
+                  + what
+                  + "; it goes on, and its channel will be cached")
+          .asRuntimeException();
+    }
+  }
+
+  /**
    * Releases a lease taken by {@link #dial(String)}. Equivalent to {@link LeasedChannel#close()}.
-   * Releasing a lease twice, or after this connector closed, is a no-op.
+   * Releasing a lease twice, or after this connector closed, is a no-op. Calls started on the lease
+   * go on, and hold the channel until they end.
    *
    * @param address the address the lease was dialed for
    * @param channel the {@link LeasedChannel} that {@code dial(address)} returned
@@ -566,78 +727,101 @@ public final class CachingConnector implements AutoCloseable {
     } else {
       requireNonNull(entry.cells, "cells of a striped entry").getAndDecrement(lease.slot);
     }
-    LeakWatch leakWatch = lease.leakWatch;
-    if (leakWatch != null) {
-      leakWatch.released();
+    LeakDetector.Watch watch = lease.leakWatch;
+    if (watch != null) {
+      requireNonNull(leakDetector, "leakDetector").released(watch);
     }
   }
 
+  /** A channel closed by this connector, to report once the change is complete. */
+  private record Closed(String address, CloseCause cause) {}
+
   /**
-   * Runs one expiry pass: closes every channel that had no lease and no dial at this pass and the
-   * one before, and every channel detached by {@link #closeOnRelease(String)} whose leases have all
-   * been released. Closing is graceful ({@link ManagedChannel#shutdown()}, then {@link
-   * ManagedChannel#shutdownNow()} after the shutdown grace period) and does not block. Concurrent
-   * dials are not stalled; concurrent calls of {@code expire()} run one after the other.
+   * Runs one expiry pass: closes every channel that had no lease, no call in flight and no dial at
+   * this pass and the one before, and every channel detached by {@link #closeOnRelease(String)}
+   * whose leases have all been released and whose calls have ended. Closing is graceful ({@link
+   * ManagedChannel#shutdown()}, then {@link ManagedChannel#shutdownNow()} after the shutdown grace
+   * period) and does not block. Also abandons dials in flight past the dial timeout. Concurrent
+   * dials are not stalled; concurrent calls of {@code expire()} run one after the other. Listeners
+   * hear of the closes after the pass.
    *
-   * @return the addresses of the channels closed by this pass
+   * @return the address of each channel closed by this pass
    */
   @SuppressWarnings("ModifyCollectionInEnhancedForLoop") // the detached set is concurrent
   public List<String> expire() {
-    List<String> expired = new ArrayList<>();
+    List<Closed> closes = new ArrayList<>();
     expireLock.lock();
     try {
       for (Entry entry : entries.values()) {
-        if (expireAttached(entry)) {
-          expired.add(entry.address);
+        CloseCause cause = expireAttached(entry);
+        if (cause != null) {
+          closes.add(new Closed(entry.address, cause));
         }
       }
       for (Entry entry : detached) {
         if ((entry.state & CLOSED) != 0) {
           detached.remove(entry); // a concurrent set: removal while iterating is safe
-        } else if (closeEntry(entry, requireNonNull(entry.detachCause), /* force= */ false)) {
-          expired.add(entry.address);
+        } else if (closeEntry(entry, /* force= */ false)) {
+          closes.add(new Closed(entry.address, requireNonNull(entry.detachCause)));
         }
       }
     } finally {
       expireLock.unlock();
     }
+    List<String> expired = new ArrayList<>(closes.size());
+    for (Closed close : closes) {
+      expired.add(close.address());
+    }
+    reportAll(closes);
     return expired;
   }
 
-  /** One pass over one attached entry; returns whether it closed it. Under expireLock. */
-  private boolean expireAttached(Entry entry) {
+  /**
+   * One pass over one attached entry; returns the cause if it closed it, else null. Under
+   * expireLock.
+   */
+  private @Nullable CloseCause expireAttached(Entry entry) {
     for (; ; ) {
       long state = entry.state;
-      if ((state & (PENDING | DETACHED | CLOSED | CLOSING)) != 0) {
-        return false;
+      if ((state & PENDING) != 0) {
+        PendingDial pending = entry.pending;
+        if (pending != null && isOverdue(pending)) {
+          abandonDial(entry, pending);
+        }
+        return null;
+      }
+      if ((state & (DETACHED | CLOSED | CLOSING)) != 0) {
+        return null;
       }
       if (entry.channel().isShutdown()) {
-        detach(entry, CloseCause.STALE);
-        return closeEntry(entry, CloseCause.STALE, /* force= */ false);
+        if (detach(entry, CloseCause.STALE) == Detach.DETACHED_AND_CLOSED) {
+          return CloseCause.SHUTDOWN;
+        }
+        return closeEntry(entry, /* force= */ false) ? CloseCause.STALE : null;
       }
-      long leases = entry.leases(state);
+      long inUse = entry.leases(state) + entry.calls();
       if ((state & DIALED) != 0) {
         if (Entry.STATE.compareAndSet(entry, state, state & ~DIALED)) {
-          entry.idlePasses = leases == 0 ? 1 : 0;
-          return false;
+          entry.idlePasses = inUse == 0 ? 1 : 0;
+          return null;
         }
-      } else if (leases != 0) {
+      } else if (inUse != 0) {
         entry.idlePasses = 0;
-        return false;
+        return null;
       } else if (entry.idlePasses < 1) {
         entry.idlePasses = 1;
-        return false;
+        return null;
       } else {
-        switch (closeIfUnleased(entry, state)) {
+        switch (entry.closeIfIdle(state)) {
           case CLOSED_NOW -> {
             entry.idlePasses = 2;
             entries.remove(entry.address, entry);
-            shutdownChannel(entry, CloseCause.EXPIRED);
-            return true;
+            shutdownChannel(entry);
+            return CloseCause.EXPIRED;
           }
-          case LEASED -> {
+          case IN_USE -> {
             entry.idlePasses = 0;
-            return false;
+            return null;
           }
           case CHANGED -> {} // look again
         }
@@ -645,39 +829,10 @@ public final class CachingConnector implements AutoCloseable {
     }
   }
 
-  /** What {@link #closeIfUnleased} did. */
-  private enum CloseAttempt {
-    CLOSED_NOW,
-    LEASED,
-    CHANGED
-  }
-
-  /**
-   * Sets CLOSED on {@code entry} if it holds no lease, given {@code state}, a state without
-   * PENDING, CLOSED or CLOSING and with no lease in the state word. Leases in cells are summed
-   * under CLOSING, which holds new leases back (see tryLease).
-   */
-  private static CloseAttempt closeIfUnleased(Entry entry, long state) {
-    if ((state & LEASES) != 0) {
-      return CloseAttempt.LEASED;
-    }
-    if (!Entry.STATE.compareAndSet(entry, state, state | CLOSING)) {
-      return CloseAttempt.CHANGED;
-    }
-    AtomicLongArray cells = entry.cells; // read after CLOSING is set
-    if (cells != null && Entry.sum(cells) != 0) {
-      Entry.STATE.getAndBitwiseAnd(entry, ~CLOSING);
-      return CloseAttempt.LEASED;
-    }
-    // Nothing changes a CLOSING state but this thread: leases wait, detach and close spin.
-    entry.state = state | CLOSED;
-    return CloseAttempt.CLOSED_NOW;
-  }
-
   /**
    * Detaches the channel cached for {@code address}: the next {@link #dial(String)} of it creates a
    * new channel, and the old one closes at the first {@link #expire()} after its last lease is
-   * released.
+   * released and its last call has ended.
    *
    * @param address the target address
    * @return whether a channel was cached for {@code address} (false while its first dial is still
@@ -694,79 +849,101 @@ public final class CachingConnector implements AutoCloseable {
         return false;
       }
       if ((entry.state & PENDING) != 0) {
+        PendingDial pending = entry.pending;
+        if (pending != null && isOverdue(pending)) {
+          abandonDial(entry, pending);
+        }
         return false; // a dial in flight: nothing cached yet
       }
-      if (detach(entry, CloseCause.RELEASED)) {
+      Detach detach = detach(entry, CloseCause.RELEASED);
+      if (detach != Detach.NOT_DETACHED) {
+        if (detach == Detach.DETACHED_AND_CLOSED) {
+          reportClosed(entry.address, CloseCause.SHUTDOWN);
+        }
         return true;
       }
       entries.remove(address, entry);
     }
   }
 
-  /** Moves a ready entry from the map to the detached set; returns whether this call did it. */
-  private boolean detach(Entry entry, CloseCause cause) {
-    for (; ; ) {
+  /** What {@link #detach} did. */
+  private enum Detach {
+    NOT_DETACHED,
+    DETACHED,
+    /** Detached, and closed because the connector is closed: the caller reports the close. */
+    DETACHED_AND_CLOSED
+  }
+
+  /** Moves a ready entry from the map to the detached set; says whether this call did it. */
+  private Detach detach(Entry entry, CloseCause cause) {
+    for (int spins = 0; ; spins++) {
       long state = entry.state;
       if ((state & (PENDING | DETACHED | CLOSED)) != 0) {
-        return false;
+        return Detach.NOT_DETACHED;
       }
       if ((state & CLOSING) != 0) {
-        Thread.onSpinWait();
+        Entry.spin(spins);
         continue;
       }
       entry.detachCause = cause;
       if (Entry.STATE.compareAndSet(entry, state, state | DETACHED)) {
         entries.remove(entry.address, entry);
         detached.add(entry);
-        if (isClosed()) {
-          closeEntry(entry, CloseCause.SHUTDOWN, /* force= */ true);
+        if (isClosed() && closeEntry(entry, /* force= */ true)) {
+          return Detach.DETACHED_AND_CLOSED;
         }
+        return Detach.DETACHED;
+      }
+    }
+  }
+
+  /**
+   * Closes {@code entry} if no one else did: always if {@code force}, else only with no lease and
+   * no call. Returns whether this call closed it; the caller reports it.
+   */
+  private boolean closeEntry(Entry entry, boolean force) {
+    for (int spins = 0; ; spins++) {
+      long state = entry.state;
+      if ((state & (PENDING | CLOSED)) != 0) {
+        return false;
+      }
+      if ((state & CLOSING) != 0) {
+        Entry.spin(spins);
+        continue;
+      }
+      boolean closedNow;
+      if (force) {
+        closedNow = Entry.STATE.compareAndSet(entry, state, state | CLOSED);
+      } else {
+        Entry.CloseAttempt attempt = entry.closeIfIdle(state);
+        if (attempt == Entry.CloseAttempt.IN_USE) {
+          return false;
+        }
+        closedNow = attempt == Entry.CloseAttempt.CLOSED_NOW;
+      }
+      if (closedNow) {
+        entries.remove(entry.address, entry);
+        detached.remove(entry);
+        shutdownChannel(entry);
         return true;
       }
     }
   }
 
   /**
-   * Closes {@code entry} if no one else did: always if {@code force}, else only at zero leases.
-   * Returns whether this call closed it.
+   * Shuts down the channel of an entry whose CLOSED bit this thread set. The caller reports the
+   * close ({@link #reportClosed}), which takes the channel off the count, once its own change is
+   * complete.
    */
-  private boolean closeEntry(Entry entry, CloseCause cause, boolean force) {
-    for (; ; ) {
-      long state = entry.state;
-      if ((state & (PENDING | CLOSED)) != 0) {
-        return false;
-      }
-      if ((state & CLOSING) != 0) {
-        Thread.onSpinWait();
-        continue;
-      }
-      boolean closed;
-      if (force) {
-        closed = Entry.STATE.compareAndSet(entry, state, state | CLOSED);
-      } else {
-        CloseAttempt attempt = closeIfUnleased(entry, state);
-        if (attempt == CloseAttempt.LEASED) {
-          return false;
-        }
-        closed = attempt == CloseAttempt.CLOSED_NOW;
-      }
-      if (closed) {
-        entries.remove(entry.address, entry);
-        detached.remove(entry);
-        shutdownChannel(entry, cause);
-        return true;
-      }
-    }
-  }
-
-  /** Shuts down the channel of an entry whose CLOSED bit this thread set. */
-  private void shutdownChannel(Entry entry, CloseCause cause) {
+  private void shutdownChannel(Entry entry) {
     ManagedChannel channel = entry.channel();
-    openChannels.decrementAndGet();
-    listener.onClose(entry.address, cause);
-    channel.shutdown();
+    try {
+      channel.shutdown();
+    } catch (RuntimeException | Error e) {
+      LOG.log(Level.WARNING, "shutdown() of the channel for " + entry.address + " threw", e);
+    }
     if (shutdownGracePeriod.isZero()) {
-      channel.shutdownNow();
+      shutdownNowQuietly(channel);
     } else {
       draining.add(channel);
       try {
@@ -779,15 +956,73 @@ public final class CachingConnector implements AutoCloseable {
         forceIfDraining(channel); // closing: the scheduler is shut down
       }
     }
-    deliverConnectionCount();
+  }
+
+  /**
+   * Counts a channel shut down by {@link #shutdownChannel} as closed, then tells the listeners of
+   * the close and of the new count. Exactly one call per channel closed.
+   */
+  private void reportClosed(String address, CloseCause cause) {
+    openChannels.decrementAndGet();
+    try {
+      listener.onClose(address, cause);
+    } finally {
+      deliverConnectionCount();
+    }
+  }
+
+  /**
+   * Reports each close in turn; a {@link VirtualMachineError} from a listener (the only throwable
+   * that gets through) does not keep the others from being counted.
+   */
+  private void reportAll(List<Closed> closes) {
+    VirtualMachineError failure = null;
+    for (Closed close : closes) {
+      try {
+        reportClosed(close.address(), close.cause());
+      } catch (VirtualMachineError e) {
+        if (failure == null) {
+          failure = e;
+        }
+      }
+    }
+    if (failure != null) {
+      throw failure;
+    }
   }
 
   /**
    * Forces {@code channel} shut unless it terminated or someone else took it off {@link #draining}.
    */
   private void forceIfDraining(ManagedChannel channel) {
-    if (draining.remove(channel) && !channel.isTerminated()) {
+    if (draining.remove(channel) && !isTerminatedQuietly(channel)) {
+      shutdownNowQuietly(channel);
+    }
+  }
+
+  private static boolean isTerminatedQuietly(ManagedChannel channel) {
+    try {
+      return channel.isTerminated();
+    } catch (RuntimeException | Error e) {
+      return false;
+    }
+  }
+
+  /** Shuts down, at once, a channel nobody ever leased. */
+  private static void discard(ManagedChannel channel) {
+    try {
+      channel.shutdown();
+    } catch (RuntimeException | Error e) {
+      LOG.log(Level.WARNING, "shutdown() of channel " + channel + " threw", e);
+    }
+    shutdownNowQuietly(channel);
+  }
+
+  private static void shutdownNowQuietly(ManagedChannel channel) {
+    try {
       channel.shutdownNow();
+    } catch (RuntimeException | Error e) {
+      LOG.log(Level.WARNING, "shutdownNow() of channel " + channel + " threw", e);
     }
   }
 
@@ -825,6 +1060,7 @@ public final class CachingConnector implements AutoCloseable {
         new ConnectionInfo(
             entry.address,
             (int) Math.min(Integer.MAX_VALUE, entry.leases(state)),
+            (int) Math.min(Integer.MAX_VALUE, entry.calls()),
             (state & DIALED) != 0 ? 0 : entry.idlePasses,
             connectivity,
             (state & DETACHED) != 0,
@@ -862,59 +1098,124 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
+   * Returns the number of calls in flight over all open channels: calls started on a lease whose
+   * listener has not been closed yet, whether or not their lease was released. Walks every entry,
+   * and is not an atomic snapshot, as {@link #leaseCount()}.
+   *
+   * @return the number of calls started on leases and not yet ended
+   */
+  public int callCount() {
+    long calls = 0;
+    for (Entry entry : entries.values()) {
+      calls += entry.calls();
+    }
+    for (Entry entry : detached) {
+      calls += entry.calls();
+    }
+    return (int) Math.min(Integer.MAX_VALUE, calls);
+  }
+
+  /**
    * Shuts every channel down, leased or not, and waits up to the shutdown grace period for them,
    * and for channels that expiry closed earlier and that are still finishing their calls, to
-   * terminate before forcing them with {@link ManagedChannel#shutdownNow()}. When it returns, every
-   * channel it holds is shut down (a dial still in flight shuts its channel down as it completes),
-   * and the threads it started itself end (a dial thread once its dial completes). Afterwards
-   * {@link #dial(String)} throws {@link IllegalStateException}, and releasing a lease is a no-op.
-   * Idempotent.
+   * terminate before forcing them with {@link ManagedChannel#shutdownNow()}. Callers waiting for a
+   * dial fail at once with {@link IllegalStateException}; a dialer still running is not waited for
+   * (its thread is interrupted if it is one of the connector's own), and a channel it returns later
+   * is shut down at once. When it returns, every channel it holds is shut down, and the threads it
+   * started itself end (a dial thread once its dialer returns). A channel whose shutdown throws is
+   * logged and does not stop the others. Afterwards {@link #dial(String)} throws {@link
+   * IllegalStateException}, and releasing a lease is a no-op. Idempotent.
    */
   @Override
   public void close() {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
-    for (Entry entry : entries.values()) {
-      closeEntry(entry, CloseCause.SHUTDOWN, /* force= */ true);
-      entries.remove(entry.address, entry);
+    List<Closed> closes = new ArrayList<>();
+    try {
+      for (Entry entry : entries.values()) {
+        if (closeOnShutdown(entry)) {
+          closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
+        }
+        entries.remove(entry.address, entry);
+      }
+      for (Entry entry : detached) {
+        if (closeEntry(entry, /* force= */ true)) {
+          closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
+        }
+      }
+    } finally {
+      try {
+        if (ownedDialExecutor != null) {
+          ownedDialExecutor.shutdownNow(); // interrupts dialers still running
+        }
+        LeakDetector detector = leakDetector;
+        if (detector != null) {
+          detector.stop();
+        }
+        reportAll(closes);
+      } finally {
+        endDraining();
+      }
     }
-    for (Entry entry : detached) {
-      closeEntry(entry, CloseCause.SHUTDOWN, /* force= */ true);
+  }
+
+  /** Fails {@code entry} if its dial is in flight, else forces it closed; returns if it closed. */
+  private boolean closeOnShutdown(Entry entry) {
+    for (; ; ) {
+      if ((entry.state & PENDING) == 0) {
+        return closeEntry(entry, /* force= */ true);
+      }
+      PendingDial pending = entry.pending;
+      if (pending != null && failPending(entry, pending, closedException())) {
+        return false; // nothing was open
+      }
     }
-    if (ownedDialExecutor != null) {
-      ownedDialExecutor.shutdown();
+  }
+
+  /**
+   * Waits for the draining channels, forces the rest, and ends the scheduler's thread if the
+   * connector owns it. See "Draining" in the design comment.
+   */
+  private void endDraining() {
+    try {
+      // Every channel shut down gracefully, by close() or by an expiry pass before, is in
+      // draining (with a zero grace period none is: they were forced at once).
+      awaitDraining();
+    } finally {
+      if (ownsScheduler) {
+        // Drops the forced shutdowns still scheduled (their channels were awaited or forced) and
+        // the leak scan, so that its thread ends now rather than a grace period later.
+        scheduler.shutdownNow();
+      }
+      // A channel that a concurrent expire() shut down after the wait, whose forced shutdown was
+      // just dropped (or, on a user's scheduler, is still to come: forced now instead). From now
+      // on an owned scheduler refuses the task and the channel is forced on the spot.
+      draining.forEach(this::forceIfDraining);
     }
-    // Every channel shut down gracefully, by this call or by an expiry pass before, is in draining
-    // (with a zero grace period none is: they were forced at once).
-    awaitDraining();
-    if (ownsScheduler) {
-      // Drops the forced shutdowns still scheduled (their channels were awaited or forced above)
-      // and leak checks, so that its thread ends now rather than a grace period later.
-      scheduler.shutdownNow();
-    }
-    // A channel that a concurrent expire() shut down after the wait, whose forced shutdown was
-    // just dropped (or, on a user's scheduler, is still to come: forced now instead). From now on
-    // an owned scheduler refuses the task and the channel is forced on the spot.
-    draining.forEach(this::forceIfDraining);
   }
 
   /** Waits until the draining channels terminate, forcing the ones left at the grace's end. */
   @SuppressWarnings("ModifyCollectionInEnhancedForLoop") // draining is a concurrent set
   private void awaitDraining() {
     long deadline = System.nanoTime() + saturatedNanos(shutdownGracePeriod);
-    try {
-      for (ManagedChannel channel : draining) {
-        long remaining = deadline - System.nanoTime();
-        if (remaining > 0 && channel.awaitTermination(remaining, TimeUnit.NANOSECONDS)) {
-          draining.remove(channel);
-        } else {
-          forceIfDraining(channel);
-        }
+    for (ManagedChannel channel : draining) {
+      long remaining = deadline - System.nanoTime();
+      boolean terminated = false;
+      try {
+        terminated = remaining > 0 && channel.awaitTermination(remaining, TimeUnit.NANOSECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        draining.forEach(this::forceIfDraining);
+        return;
+      } catch (RuntimeException e) {
+        LOG.log(Level.WARNING, "awaitTermination() of channel " + channel + " threw", e);
       }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      draining.forEach(this::forceIfDraining);
+      if (terminated) {
+        draining.remove(channel);
+      } else {
+        forceIfDraining(channel);
+      }
     }
   }
 
@@ -948,18 +1249,6 @@ public final class CachingConnector implements AutoCloseable {
         deliveringCount.set(false);
       }
     } while (openChannels.get() != deliveredCount);
-  }
-
-  private LeakWatch watchForLeak(Entry entry) {
-    LeakWatch watch = new LeakWatch(entry.address, clock.instant());
-    try {
-      watch.future =
-          scheduler.schedule(
-              watch, saturatedNanos(requireNonNull(leakDetectionThreshold)), TimeUnit.NANOSECONDS);
-    } catch (RejectedExecutionException e) {
-      // Closing: leak detection ends with the connector.
-    }
-    return watch;
   }
 
   /**
@@ -1019,7 +1308,7 @@ public final class CachingConnector implements AutoCloseable {
     return out.length() < address.length() ? out.append("...").toString() : out.toString();
   }
 
-  private static long saturatedNanos(Duration duration) {
+  static long saturatedNanos(Duration duration) {
     try {
       return duration.toNanos();
     } catch (ArithmeticException e) {
@@ -1041,251 +1330,6 @@ public final class CachingConnector implements AutoCloseable {
     return "CachingConnector{channels=" + connectionCount() + ", closed=" + isClosed() + "}";
   }
 
-  /** A channel of one address, from the claim to dial it until it is closed. */
-  static final class Entry {
-
-    static final VarHandle STATE;
-    static final VarHandle CELLS;
-
-    static {
-      try {
-        STATE = MethodHandles.lookup().findVarHandle(Entry.class, "state", long.class);
-        CELLS = MethodHandles.lookup().findVarHandle(Entry.class, "cells", AtomicLongArray.class);
-      } catch (ReflectiveOperationException e) {
-        throw new ExceptionInInitializerError(e);
-      }
-    }
-
-    final String address;
-
-    /**
-     * Completed when the dial ends, with this entry or the dialer's failure; null once the dial
-     * succeeded (kept after a failure, for the waiters to see it).
-     */
-    volatile @Nullable CompletableFuture<Entry> dialed = new CompletableFuture<>();
-
-    /** Set before PENDING is cleared, read only after reading a state without PENDING. */
-    private @Nullable ManagedChannel channel;
-
-    /**
-     * See the design comment: LEASES, DIALED, PENDING, DETACHED, CLOSED. Starts pending, with the
-     * lease reserved for the caller that dials.
-     */
-    volatile long state = PENDING | 1L;
-
-    /** Consecutive idle passes; written only under expireLock. */
-    volatile int idlePasses;
-
-    volatile long createdMillis;
-    volatile long lastDialedMillis;
-
-    /** Why the entry was detached; written before DETACHED is set. */
-    volatile @Nullable CloseCause detachCause;
-
-    /**
-     * Lease counters, one per thread slot, each on its own cache line; null until two leases of
-     * this entry collide (then set once, never replaced). Leases of a striped entry are counted
-     * here; those taken before stay in the state word.
-     */
-    volatile @Nullable AtomicLongArray cells;
-
-    /** Longs between two cells: 128 bytes, two cache lines (adjacent-line prefetch). */
-    private static final int CELL_STRIDE = 16;
-
-    private static final int CELL_COUNT =
-        Math.min(
-            16, Integer.highestOneBit(Math.max(1, Runtime.getRuntime().availableProcessors())) * 2);
-
-    /** Counts the leases of this entry in cells from now on. */
-    void stripe() {
-      if (cells == null) {
-        AtomicLongArray striped = new AtomicLongArray((CELL_COUNT + 1) * CELL_STRIDE);
-        CELLS.compareAndSet(this, null, striped);
-      }
-    }
-
-    /** The cell of the calling thread: a fixed one per thread, spread by a hash of its identity. */
-    static int slotOfCurrentThread(AtomicLongArray cells) {
-      int hash = System.identityHashCode(Thread.currentThread()) * 0x9E3779B9;
-      int count = cells.length() / CELL_STRIDE - 1;
-      return ((hash >>> 16) & (count - 1)) * CELL_STRIDE + CELL_STRIDE;
-    }
-
-    static long sum(AtomicLongArray cells) {
-      long sum = 0;
-      for (int slot = CELL_STRIDE; slot < cells.length(); slot += CELL_STRIDE) {
-        sum += cells.get(slot);
-      }
-      return sum;
-    }
-
-    /** The leases of this entry, given a state of it read before: state word plus cells. */
-    long leases(long state) {
-      AtomicLongArray striped = cells;
-      return (state & LEASES) + (striped == null ? 0 : sum(striped));
-    }
-
-    Entry(String address) {
-      this.address = address;
-    }
-
-    ManagedChannel channel() {
-      return requireNonNull(channel, "channel of a pending entry");
-    }
-
-    long leases() {
-      long state = this.state;
-      return (state & (PENDING | CLOSED)) != 0 ? 0 : leases(state);
-    }
-  }
-
-  /** Watches one lease for the leak detection threshold; logs once if it is exceeded. */
-  final class LeakWatch implements Runnable {
-
-    private final String address;
-    private final Instant takenAt;
-    private final Throwable takenBy;
-    volatile @Nullable ScheduledFuture<?> future;
-    private volatile boolean reported;
-
-    LeakWatch(String address, Instant takenAt) {
-      this.address = address;
-      this.takenAt = takenAt;
-      this.takenBy =
-          new Throwable(
-              "Lease on "
-                  + address
-                  + " taken by thread "
-                  + Thread.currentThread().getName()
-                  + " at "
-                  + takenAt
-                  + ", here");
-    }
-
-    @Override
-    public void run() {
-      reported = true;
-      Duration heldFor = Duration.between(takenAt, clock.instant());
-      LOG.log(
-          Level.WARNING,
-          "Possible lease leak: the lease on "
-              + address
-              + " has been held for "
-              + heldFor
-              + " (leak detection threshold "
-              + leakDetectionThreshold
-              + ")",
-          takenBy);
-      listener.onLeak(address, heldFor);
-    }
-
-    void released() {
-      ScheduledFuture<?> future = this.future;
-      if (future != null) {
-        future.cancel(/* mayInterruptIfRunning= */ false);
-      }
-      if (reported) {
-        LOG.log(
-            Level.INFO,
-            "Lease on "
-                + address
-                + " reported as a possible leak was released after "
-                + Duration.between(takenAt, clock.instant()));
-      }
-    }
-  }
-
-  /** Calls the registered listeners, logging and swallowing what they throw. */
-  private static final class SafeListener implements ConnectorListener {
-
-    private static final ConnectorListener NONE = new ConnectorListener() {};
-
-    private final ConnectorListener[] listeners;
-
-    private SafeListener(ConnectorListener[] listeners) {
-      this.listeners = listeners;
-    }
-
-    static ConnectorListener of(List<ConnectorListener> listeners) {
-      return listeners.isEmpty()
-          ? NONE
-          : new SafeListener(listeners.toArray(new ConnectorListener[0]));
-    }
-
-    private static void failed(String callback, Throwable t) {
-      if (t instanceof VirtualMachineError error) {
-        throw error;
-      }
-      LOG.log(Level.WARNING, "CachingConnector listener " + callback + " threw; ignored", t);
-    }
-
-    @Override
-    public void onConnect(String address) {
-      for (ConnectorListener l : listeners) {
-        try {
-          l.onConnect(address);
-        } catch (Throwable t) {
-          failed("onConnect", t);
-        }
-      }
-    }
-
-    @Override
-    public void onCacheMiss(String address) {
-      for (ConnectorListener l : listeners) {
-        try {
-          l.onCacheMiss(address);
-        } catch (Throwable t) {
-          failed("onCacheMiss", t);
-        }
-      }
-    }
-
-    @Override
-    public void onConnectionCountUpdate(int count) {
-      for (ConnectorListener l : listeners) {
-        try {
-          l.onConnectionCountUpdate(count);
-        } catch (Throwable t) {
-          failed("onConnectionCountUpdate", t);
-        }
-      }
-    }
-
-    @Override
-    public void onDialComplete(String address, Duration duration, @Nullable Throwable failure) {
-      for (ConnectorListener l : listeners) {
-        try {
-          l.onDialComplete(address, duration, failure);
-        } catch (Throwable t) {
-          failed("onDialComplete", t);
-        }
-      }
-    }
-
-    @Override
-    public void onClose(String address, CloseCause cause) {
-      for (ConnectorListener l : listeners) {
-        try {
-          l.onClose(address, cause);
-        } catch (Throwable t) {
-          failed("onClose", t);
-        }
-      }
-    }
-
-    @Override
-    public void onLeak(String address, Duration heldFor) {
-      for (ConnectorListener l : listeners) {
-        try {
-          l.onLeak(address, heldFor);
-        } catch (Throwable t) {
-          failed("onLeak", t);
-        }
-      }
-    }
-  }
-
   /**
    * Builds a {@link CachingConnector}. Not thread-safe; each {@link #build()} returns a new,
    * independent connector.
@@ -1299,6 +1343,7 @@ public final class CachingConnector implements AutoCloseable {
     private InstantSource clock = InstantSource.system();
     private @Nullable Duration leakDetectionThreshold;
     private Duration shutdownGracePeriod = Duration.ofSeconds(30);
+    private Duration dialTimeout = Duration.ofSeconds(30);
 
     private Builder() {}
 
@@ -1382,8 +1427,10 @@ public final class CachingConnector implements AutoCloseable {
     /**
      * Enables leak detection: a lease held longer than {@code threshold} is logged once as a
      * warning, with the thread and stack trace of the {@code dial} that took it, and again at info
-     * level if it is released later. Off by default; {@link Duration#ZERO} turns it off. When off
-     * it costs nothing; when on, each dial captures a stack trace and schedules a task.
+     * level if it is released later. A leak is reported between one threshold and one and a quarter
+     * thresholds after its dial (one scan every quarter threshold). Off by default; {@link
+     * Duration#ZERO} turns it off. When off it costs nothing; when on, each dial captures a stack
+     * trace, and nothing is scheduled per lease.
      *
      * @param threshold how long a lease may be held before it is reported; zero for off
      * @return this builder
@@ -1419,6 +1466,25 @@ public final class CachingConnector implements AutoCloseable {
     }
 
     /**
+     * Sets how long a dial may be in flight: a dialer that has not returned a channel by then is
+     * abandoned. Its waiters fail with {@code DEADLINE_EXCEEDED}, the next dial of the address
+     * starts a new one, and a channel the abandoned dialer returns later is shut down at once. A
+     * hung dialer thus never wedges its address. Defaults to 30 seconds.
+     *
+     * @param timeout the longest a dial may be in flight; positive
+     * @return this builder
+     * @throws IllegalArgumentException if {@code timeout} is not positive
+     */
+    public Builder dialTimeout(Duration timeout) {
+      requireNonNull(timeout, "timeout");
+      if (timeout.isNegative() || timeout.isZero()) {
+        throw new IllegalArgumentException("dialTimeout must be positive, was " + timeout);
+      }
+      this.dialTimeout = timeout;
+      return this;
+    }
+
+    /**
      * Sets the clock for the times in {@link ConnectionInfo} and leak reports. Defaults to the
      * system clock; tests inject their own.
      *
@@ -1431,9 +1497,9 @@ public final class CachingConnector implements AutoCloseable {
     }
 
     /**
-     * Sets the scheduler for delayed work: the forced shutdown after the grace period, and leak
-     * detection. Defaults to a single daemon thread owned (and shut down) by the connector; a
-     * scheduler given here is not shut down by the connector.
+     * Sets the scheduler for delayed work: the forced shutdown after the grace period, and the scan
+     * of leak detection. Defaults to a single daemon thread owned (and shut down) by the connector;
+     * a scheduler given here is not shut down by the connector.
      *
      * @param scheduler the scheduler
      * @return this builder

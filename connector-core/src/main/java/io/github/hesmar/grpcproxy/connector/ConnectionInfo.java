@@ -12,12 +12,14 @@ import org.jspecify.annotations.Nullable;
  *
  * @param address the target address the channel was dialed for
  * @param leases the number of outstanding leases on the channel
+ * @param calls the number of calls in flight on the channel: started on a lease and not yet closed,
+ *     whether or not their lease was released (a channel with calls is never expired)
  * @param idlePasses the number of consecutive expiry passes that found the channel unused (the
  *     channel closes at the second)
  * @param state the channel's connectivity state, or {@code null} if the channel does not report it
  * @param closing whether the channel was detached by {@link
  *     CachingConnector#closeOnRelease(String)} (or found shut down) and closes once its leases are
- *     released
+ *     released and its calls have ended
  * @param createdAt when the dialer created the channel
  * @param lastDialedAt when the channel was last leased, to within one expiry pass: of the dials
  *     between two passes, the first is recorded
@@ -25,6 +27,7 @@ import org.jspecify.annotations.Nullable;
 public record ConnectionInfo(
     String address,
     int leases,
+    int calls,
     int idlePasses,
     @Nullable ConnectivityState state,
     boolean closing,

@@ -10,8 +10,12 @@ import org.jspecify.annotations.Nullable;
  *
  * <p>Methods are called on the thread that caused the event (a dialing, releasing or expiring
  * thread, or the connector's dial executor and scheduler), possibly concurrently, and must be
- * thread-safe and fast: {@link #onConnect} runs on every {@link CachingConnector#dial dial}. An
- * exception thrown by a listener is logged and otherwise ignored.
+ * thread-safe and fast: {@link #onConnect} runs on every {@link CachingConnector#dial dial}. Each
+ * is called after the change it reports is complete, never inside it: an exception a listener
+ * throws ({@link Error}s included) is logged and otherwise ignored, and a listener may call the
+ * connector again. The one call that cannot work, a {@code dial} of the address whose dial is
+ * running on the current thread (from {@link #onCacheMiss}), throws {@link IllegalStateException}
+ * at once rather than wait for itself.
  */
 public interface ConnectorListener {
 
@@ -23,7 +27,8 @@ public interface ConnectorListener {
   default void onConnect(String address) {}
 
   /**
-   * Called once per channel creation, before the dialer is called (the seed's {@code OnCacheMiss}).
+   * Called once per channel creation, by the thread that runs the dial, before it calls the dialer
+   * (the seed's {@code OnCacheMiss}).
    *
    * @param address the address about to be dialed
    */
@@ -49,7 +54,9 @@ public interface ConnectorListener {
   default void onDialComplete(String address, Duration duration, @Nullable Throwable failure) {}
 
   /**
-   * Called when the connector starts closing a channel it created.
+   * Called when the connector has closed a channel it created: after its {@code shutdown()} (its
+   * calls may still be finishing, within the shutdown grace period), and, for the channels of one
+   * {@link CachingConnector#expire()} pass, after the pass.
    *
    * @param address the address the channel was dialed for
    * @param cause why it is closed

@@ -3,8 +3,12 @@ package io.github.hesmar.grpcproxy.connector;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.ConnectivityState;
+import io.grpc.ForwardingClientCall;
+import io.grpc.ForwardingClientCallListener;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
+import io.grpc.Status;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.concurrent.TimeUnit;
@@ -24,43 +28,59 @@ import org.jspecify.annotations.Nullable;
  * }
  * }</pre>
  *
- * <p>A released lease refuses new calls with {@link IllegalStateException}; calls started before
- * the release run to completion. {@link #isShutdown()} and {@link #isTerminated()} tell whether the
- * lease was released, not the state of the cached channel, which {@link #getState(boolean)}
- * reports.
+ * <p>Calls hold the channel: a call made by {@link #newCall} is counted from its {@code start()}
+ * until its listener's {@code onClose} (or until {@code start()} throws), and while a call runs,
+ * expiry and {@link CachingConnector#closeOnRelease(String)} leave its channel open, even after the
+ * lease was released. So an asynchronous call started inside try-with-resources runs to its end;
+ * only {@link CachingConnector#close()} cancels it, after its shutdown grace period.
+ *
+ * <p>A released lease refuses new calls with {@link IllegalStateException}, and so do the methods
+ * that would act on the shared channel for all its users ({@link #enterIdle()}, {@link
+ * #resetConnectBackoff()}, {@link #getState(boolean) getState(true)}). {@link #isShutdown()} tells
+ * whether the lease was released, {@link #isTerminated()} whether it was released and its calls
+ * ended, which {@link #awaitTermination} waits for; none of them tells the state of the cached
+ * channel, which {@link #getState(boolean) getState(false)} reports.
  *
  * <p>Thread-safe: a lease may be used and released from any thread.
  */
 public final class LeasedChannel extends ManagedChannel implements AutoCloseable {
 
   private static final VarHandle RELEASED;
+  private static final VarHandle CALLS;
 
   static {
     try {
-      RELEASED =
-          MethodHandles.lookup().findVarHandle(LeasedChannel.class, "released", boolean.class);
+      MethodHandles.Lookup lookup = MethodHandles.lookup();
+      RELEASED = lookup.findVarHandle(LeasedChannel.class, "released", boolean.class);
+      CALLS = lookup.findVarHandle(LeasedChannel.class, "calls", int.class);
     } catch (ReflectiveOperationException e) {
       throw new ExceptionInInitializerError(e);
     }
   }
 
   private final CachingConnector connector;
-  final CachingConnector.Entry entry;
+  final Entry entry;
 
-  /** Where this lease is counted: a cell of the entry, or {@link CachingConnector#BASE}. */
+  /** Where this lease is counted: a cell of the entry, or {@link Entry#BASE}. */
   final int slot;
 
   private final ManagedChannel channel;
-  final CachingConnector.@Nullable LeakWatch leakWatch;
+  final LeakDetector.@Nullable Watch leakWatch;
 
   @SuppressWarnings("unused") // written through RELEASED
   private volatile boolean released;
 
+  /** Calls started on this lease and not yet ended. */
+  @SuppressWarnings("unused") // changed through CALLS
+  private volatile int calls;
+
+  /**
+   * Set once a thread waits in {@link #awaitTermination}: then ends notify this lease's monitor.
+   */
+  private volatile boolean awaited;
+
   LeasedChannel(
-      CachingConnector connector,
-      CachingConnector.Entry entry,
-      int slot,
-      CachingConnector.@Nullable LeakWatch leakWatch) {
+      CachingConnector connector, Entry entry, int slot, LeakDetector.@Nullable Watch leakWatch) {
     this.connector = connector;
     this.entry = entry;
     this.slot = slot;
@@ -83,12 +103,16 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
 
   /** Marks this lease released; returns whether this call did it (false if already released). */
   boolean markReleased() {
-    return RELEASED.compareAndSet(this, false, true);
+    if (!RELEASED.compareAndSet(this, false, true)) {
+      return false;
+    }
+    signalIfAwaited();
+    return true;
   }
 
   /**
    * Releases the lease, as {@link CachingConnector#release(String, ManagedChannel)} does. The
-   * cached channel stays open for other leases.
+   * cached channel stays open for other leases, and for the calls this lease started.
    */
   @Override
   public void close() {
@@ -96,7 +120,7 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
   }
 
   /**
-   * Releases the lease; the cached channel is not shut down.
+   * Releases the lease; the cached channel is not shut down, and calls already started go on.
    *
    * @return this
    */
@@ -124,33 +148,82 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
     return released;
   }
 
-  /** Returns whether this lease was released; a lease has nothing to wait for once released. */
+  /** Returns whether this lease was released and every call it started has ended. */
   @Override
   public boolean isTerminated() {
-    return released;
-  }
-
-  /** Returns at once whether this lease was released: there is nothing to wait for. */
-  @Override
-  public boolean awaitTermination(long timeout, TimeUnit unit) {
-    return released;
+    return released && (int) CALLS.getVolatile(this) == 0;
   }
 
   /**
-   * Starts a call on the cached channel.
+   * Waits until this lease is released and every call it started has ended, or the timeout passes.
+   *
+   * @return whether the lease was released and its calls ended
+   * @throws InterruptedException if interrupted while waiting
+   */
+  @Override
+  public boolean awaitTermination(long timeout, TimeUnit unit) throws InterruptedException {
+    if (isTerminated()) {
+      return true;
+    }
+    long deadline = System.nanoTime() + unit.toNanos(timeout);
+    synchronized (this) {
+      awaited = true; // before the check below: an end after it sees this and notifies
+      while (!isTerminated()) {
+        long remaining = deadline - System.nanoTime();
+        if (remaining <= 0) {
+          return false;
+        }
+        TimeUnit.NANOSECONDS.timedWait(this, remaining);
+      }
+      return true;
+    }
+  }
+
+  private void signalIfAwaited() {
+    if (awaited) {
+      synchronized (this) {
+        notifyAll();
+      }
+    }
+  }
+
+  /**
+   * Makes a call on the cached channel that holds the channel from its {@code start()} until its
+   * listener's {@code onClose}.
    *
    * @throws IllegalStateException if this lease was released
    */
   @Override
   public <RequestT, ResponseT> ClientCall<RequestT, ResponseT> newCall(
       MethodDescriptor<RequestT, ResponseT> methodDescriptor, CallOptions callOptions) {
+    checkHeld("newCall");
+    return new CountedCall<>(this, channel.newCall(methodDescriptor, callOptions));
+  }
+
+  /** Counts a call starting on this lease; returns whether its channel counted it. */
+  boolean callStarted() {
+    CALLS.getAndAdd(this, 1);
+    return entry.startCall();
+  }
+
+  /** Ends a call counted by {@link #callStarted()}. */
+  void callEnded(boolean countedByChannel) {
+    if (countedByChannel) {
+      entry.endCall();
+    }
+    if ((int) CALLS.getAndAdd(this, -1) == 1 && released) {
+      signalIfAwaited();
+    }
+  }
+
+  private void checkHeld(String method) {
     if (released) {
       throw new IllegalStateException(
-          "The lease on "
+          method
+              + " on a released lease: the lease on "
               + entry.address
               + " was released; dial the CachingConnector again for a new lease");
     }
-    return channel.newCall(methodDescriptor, callOptions);
   }
 
   @Override
@@ -158,9 +231,16 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
     return channel.authority();
   }
 
-  /** Returns the state of the cached channel. */
+  /**
+   * Returns the state of the cached channel.
+   *
+   * @throws IllegalStateException if {@code requestConnection} is true and this lease was released
+   */
   @Override
   public ConnectivityState getState(boolean requestConnection) {
+    if (requestConnection) {
+      checkHeld("getState(true)");
+    }
     return channel.getState(requestConnection);
   }
 
@@ -169,18 +249,97 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
     channel.notifyWhenStateChanged(source, callback);
   }
 
+  /**
+   * Resets the connect backoff of the cached channel, for all its users.
+   *
+   * @throws IllegalStateException if this lease was released
+   */
   @Override
   public void resetConnectBackoff() {
+    checkHeld("resetConnectBackoff");
     channel.resetConnectBackoff();
   }
 
+  /**
+   * Moves the cached channel to idle, for all its users.
+   *
+   * @throws IllegalStateException if this lease was released
+   */
   @Override
   public void enterIdle() {
+    checkHeld("enterIdle");
     channel.enterIdle();
   }
 
   @Override
   public String toString() {
     return "LeasedChannel{address=" + entry.address + ", released=" + released + "}";
+  }
+
+  /**
+   * A call counted on its lease and channel from {@code start()} until its listener's {@code
+   * onClose}, or until {@code start()} throws; ended exactly once.
+   */
+  private static final class CountedCall<RequestT, ResponseT>
+      extends ForwardingClientCall.SimpleForwardingClientCall<RequestT, ResponseT> {
+
+    private final LeasedChannel lease;
+
+    CountedCall(LeasedChannel lease, ClientCall<RequestT, ResponseT> call) {
+      super(call);
+      this.lease = lease;
+    }
+
+    @Override
+    public void start(Listener<ResponseT> responseListener, Metadata headers) {
+      EndingListener<ResponseT> listener =
+          new EndingListener<>(lease, lease.callStarted(), responseListener);
+      try {
+        super.start(listener, headers);
+      } catch (RuntimeException | Error e) {
+        listener.end();
+        throw e;
+      }
+    }
+  }
+
+  /** Ends its call's count when the call closes; at most once. */
+  private static final class EndingListener<ResponseT>
+      extends ForwardingClientCallListener.SimpleForwardingClientCallListener<ResponseT> {
+
+    private static final VarHandle ENDED;
+
+    static {
+      try {
+        ENDED = MethodHandles.lookup().findVarHandle(EndingListener.class, "ended", boolean.class);
+      } catch (ReflectiveOperationException e) {
+        throw new ExceptionInInitializerError(e);
+      }
+    }
+
+    private final LeasedChannel lease;
+    private final boolean countedByChannel;
+
+    @SuppressWarnings("unused") // written through ENDED
+    private volatile boolean ended;
+
+    EndingListener(
+        LeasedChannel lease, boolean countedByChannel, ClientCall.Listener<ResponseT> delegate) {
+      super(delegate);
+      this.lease = lease;
+      this.countedByChannel = countedByChannel;
+    }
+
+    void end() {
+      if (ENDED.compareAndSet(this, false, true)) {
+        lease.callEnded(countedByChannel);
+      }
+    }
+
+    @Override
+    public void onClose(Status status, Metadata trailers) {
+      end(); // first: the listener's onClose sees the call counted as ended
+      super.onClose(status, trailers);
+    }
   }
 }

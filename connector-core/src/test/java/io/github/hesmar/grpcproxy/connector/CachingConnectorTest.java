@@ -13,7 +13,8 @@ import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.health.v1.HealthGrpc;
-import io.grpc.stub.StreamObserver;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HashSet;
@@ -220,25 +221,33 @@ class CachingConnectorTest {
     }
 
     @Test
-    void closingLetsCallsFinishAndForcesThemAfterGracePeriod() throws Exception {
+    void aCallOutlivingItsLeaseKeepsItsChannelOpenUntilItEnds() throws Exception {
       LeasedChannel lease = connector.dial("alpha");
-      CompletableFuture<Status> watchEnded = startWatch(lease);
+      Watch watch = Watch.start(lease);
       lease.close();
 
-      connector.expire();
+      for (int pass = 0; pass < 5; pass++) {
+        assertThat(connector.expire()).isEmpty();
+      }
+      assertThat(connector.callCount()).isEqualTo(1);
+      assertThat(connector.connections())
+          .singleElement()
+          .satisfies(
+              info -> {
+                assertThat(info.leases()).isZero();
+                assertThat(info.calls()).isEqualTo(1);
+                assertThat(info.idlePasses()).isZero();
+              });
+      assertThat(dialer.created.get(0).shutdowns).hasValue(0);
+      assertThat(watch.ended).isNotDone();
+
+      watch.cancel();
+
+      assertThat(watch.ended.get(10, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.CANCELLED);
+      assertThat(connector.callCount()).isZero();
+      assertThat(connector.expire()).isEmpty();
       assertThat(connector.expire()).containsExactly("alpha");
-      TrackedChannel channel = dialer.created.get(0);
-      assertThat(channel.shutdowns).hasValue(1);
-      assertThat(channel.shutdownNows).hasValue(0);
-      assertThat(channel.isTerminated()).isFalse();
-      assertThat(watchEnded).isNotDone();
-
-      clock.forward(Duration.ofSeconds(4));
-      assertThat(channel.shutdownNows).hasValue(0);
-      clock.forward(Duration.ofSeconds(1));
-
-      assertThat(channel.shutdownNows).hasValue(1);
-      assertThat(watchEnded.get(10, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+      assertThat(dialer.created.get(0).shutdowns).hasValue(1);
     }
   }
 
@@ -352,26 +361,24 @@ class CachingConnectorTest {
     }
 
     @Test
-    void closeForcesChannelsThatAnExpiryPassClosedAndThatAreStillDraining() throws Exception {
+    void closeForcesChannelsThatAnExpiryPassClosedAndThatAreStillDraining() {
+      TrackingDialer lingering = TrackingDialer.lingering(); // terminate only when forced
       CachingConnector draining =
           CachingConnector.builder()
-              .dialer(dialer)
+              .dialer(lingering)
               .scheduler(clock.scheduler()) // the forced shutdown after the grace: never, here
               .shutdownGracePeriod(Duration.ofMillis(200))
               .build();
-      LeasedChannel lease = draining.dial("alpha");
-      CompletableFuture<Status> watchEnded = startWatch(lease);
-      lease.close();
+      draining.dial("alpha").close();
       draining.expire();
       assertThat(draining.expire()).containsExactly("alpha");
-      TrackedChannel channel = dialer.created.get(0);
+      TrackedChannel channel = lingering.created.get(0);
       assertThat(channel.isTerminated()).isFalse();
 
       draining.close();
 
       assertThat(channel.shutdowns).hasValue(1);
       assertThat(channel.shutdownNows).hasValue(1);
-      assertThat(watchEnded.get(10, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.UNAVAILABLE);
       clock.forward(Duration.ofSeconds(1)); // the forced shutdown the pass scheduled: a no-op now
       assertThat(channel.shutdownNows).hasValue(1);
     }
@@ -573,33 +580,44 @@ class CachingConnectorTest {
     }
   }
 
-  /**
-   * Starts a health Watch over {@code channel}, a call that stays open until the channel is forced
-   * shut, and returns once the first response arrived: the future completes with the call's status.
-   */
-  static CompletableFuture<Status> startWatch(ManagedChannel channel) throws InterruptedException {
-    CountDownLatch watching = new CountDownLatch(1);
-    CompletableFuture<Status> watchEnded = new CompletableFuture<>();
-    HealthGrpc.newStub(channel)
-        .watch(
-            HealthCheckRequest.getDefaultInstance(),
-            new StreamObserver<>() {
-              @Override
-              public void onNext(HealthCheckResponse response) {
-                watching.countDown();
-              }
+  /** A health Watch in flight, which the test can cancel from the client side. */
+  record Watch(CompletableFuture<Status> ended, Runnable canceller) {
 
-              @Override
-              public void onError(Throwable t) {
-                watchEnded.complete(Status.fromThrowable(t));
-              }
+    /** Starts a Watch over {@code channel} and returns once its first response arrived. */
+    static Watch start(ManagedChannel channel) throws InterruptedException {
+      CountDownLatch watching = new CountDownLatch(1);
+      CompletableFuture<Status> ended = new CompletableFuture<>();
+      CompletableFuture<ClientCallStreamObserver<?>> call = new CompletableFuture<>();
+      HealthGrpc.newStub(channel)
+          .watch(
+              HealthCheckRequest.getDefaultInstance(),
+              new ClientResponseObserver<HealthCheckRequest, HealthCheckResponse>() {
+                @Override
+                public void beforeStart(ClientCallStreamObserver<HealthCheckRequest> stream) {
+                  call.complete(stream);
+                }
 
-              @Override
-              public void onCompleted() {
-                watchEnded.complete(Status.OK);
-              }
-            });
-    assertThat(watching.await(10, TimeUnit.SECONDS)).isTrue();
-    return watchEnded;
+                @Override
+                public void onNext(HealthCheckResponse response) {
+                  watching.countDown();
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                  ended.complete(Status.fromThrowable(t));
+                }
+
+                @Override
+                public void onCompleted() {
+                  ended.complete(Status.OK);
+                }
+              });
+      assertThat(watching.await(10, TimeUnit.SECONDS)).isTrue();
+      return new Watch(ended, () -> call.join().cancel("cancelled by the test", null));
+    }
+
+    void cancel() {
+      canceller.run();
+    }
   }
 }

@@ -33,8 +33,8 @@ class StripedEntryTest {
     LeasedChannel second = connector.dial("alpha");
     LeasedChannel third = connector.dial("alpha");
 
-    assertThat(first.slot).isEqualTo(CachingConnector.BASE);
-    assertThat(second.slot).isNotEqualTo(CachingConnector.BASE);
+    assertThat(first.slot).isEqualTo(Entry.BASE);
+    assertThat(second.slot).isNotEqualTo(Entry.BASE);
     assertThat(connector.leaseCount()).isEqualTo(3);
     assertThat(connector.connections())
         .singleElement()

@@ -1,0 +1,102 @@
+package io.github.hesmar.grpcproxy.connector;
+
+import io.grpc.Context;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.LockSupport;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * A dial in flight and the callers waiting for it. Thread-safe.
+ *
+ * <p>Waiting leaves nothing behind: a waiter puts its thread in {@link #waiters} and a listener on
+ * its gRPC {@link Context}, parks, and takes both out again however its wait ends (outcome,
+ * timeout, cancellation, interrupt). The outcome is written before the waiters are read, and a
+ * waiter adds itself before it reads the outcome (both volatile), so no waiter misses its wake-up.
+ * Nothing is registered on the outcome itself, so callers that give up on a hung dial, however
+ * many, retain no memory.
+ */
+final class PendingDial {
+
+  /** The outcome of a successful dial. */
+  static final Object SUCCEEDED = new Object();
+
+  /** When the dial started ({@link System#nanoTime()}), for the connector's dial timeout. */
+  final long startNanos;
+
+  /** The thread running the dialer (and onCacheMiss), while it runs; for re-entrance checks. */
+  volatile @Nullable Thread dialThread;
+
+  /** Null while in flight; then {@link #SUCCEEDED} or the failure. */
+  private volatile @Nullable Object outcome;
+
+  private final Set<Thread> waiters = ConcurrentHashMap.newKeySet();
+
+  PendingDial(long startNanos) {
+    this.startNanos = startNanos;
+  }
+
+  /** Returns the outcome, or null while the dial is in flight. */
+  @Nullable Object outcome() {
+    return outcome;
+  }
+
+  /** Sets the outcome (once; later calls are ignored) and wakes every waiter. */
+  void complete(Object result) {
+    synchronized (this) {
+      if (outcome != null) {
+        return;
+      }
+      outcome = result;
+    }
+    for (Thread waiter : waiters) {
+      LockSupport.unpark(waiter);
+    }
+  }
+
+  /** Why {@link #await} returned without an outcome. */
+  enum Interruption {
+    TIMED_OUT,
+    CANCELLED,
+    INTERRUPTED
+  }
+
+  /**
+   * Waits for the outcome until {@code deadlineNanos} ({@link System#nanoTime()} based, or {@link
+   * Long#MAX_VALUE} for no bound), the cancellation of {@code context}, or an interrupt.
+   *
+   * @return the outcome, or the {@link Interruption} that ended the wait (with the thread's
+   *     interrupt flag set again if it was interrupted)
+   */
+  Object await(long deadlineNanos, Context context) {
+    Object result = outcome;
+    if (result != null) {
+      return result;
+    }
+    Thread self = Thread.currentThread();
+    waiters.add(self);
+    Context.CancellationListener onCancel = cancelled -> LockSupport.unpark(self);
+    context.addListener(onCancel, Runnable::run);
+    try {
+      while ((result = outcome) == null) {
+        if (Thread.interrupted()) {
+          self.interrupt();
+          return Interruption.INTERRUPTED;
+        }
+        if (context.isCancelled()) {
+          return Interruption.CANCELLED;
+        }
+        long remaining =
+            deadlineNanos == Long.MAX_VALUE ? Long.MAX_VALUE : deadlineNanos - System.nanoTime();
+        if (remaining <= 0) {
+          return Interruption.TIMED_OUT;
+        }
+        LockSupport.parkNanos(this, remaining);
+      }
+      return result;
+    } finally {
+      waiters.remove(self);
+      context.removeListener(onCancel);
+    }
+  }
+}
