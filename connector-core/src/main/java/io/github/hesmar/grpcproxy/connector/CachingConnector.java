@@ -557,6 +557,12 @@ public final class CachingConnector implements AutoCloseable {
     return true;
   }
 
+  /** The dial in flight for {@code address}, if any; for tests. */
+  @Nullable PendingDial pendingDial(String address) {
+    Entry entry = entries.get(address);
+    return entry == null || (entry.state & PENDING) == 0 ? null : entry.pending;
+  }
+
   private boolean isOverdue(PendingDial pending) {
     return dialTimeoutNanos != Long.MAX_VALUE
         && System.nanoTime() - pending.startNanos >= dialTimeoutNanos;

@@ -41,6 +41,11 @@ final class PendingDial {
     return outcome;
   }
 
+  /** The callers waiting now; for tests (a caller that gave up must not be counted). */
+  int waiterCount() {
+    return waiters.size();
+  }
+
   /** Sets the outcome (once; later calls are ignored) and wakes every waiter. */
   void complete(Object result) {
     synchronized (this) {

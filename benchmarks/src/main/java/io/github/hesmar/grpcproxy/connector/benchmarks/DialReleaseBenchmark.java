@@ -38,11 +38,17 @@ import org.openjdk.jmh.infra.ThreadParams;
  * leased, so the lease escapes as it does when a caller hands it to a stub: an allocation that
  * escape analysis removed here would not be removed in real use.
  *
+ * <p>{@code leakDetection} turns the connector's leak detection on (a threshold of an hour, so
+ * nothing is reported): its cost per dial + release is the difference between the two scores of
+ * {@code connector}. The baselines ignore it.
+ *
  * <p>Run it on one and on two threads, with allocation per operation:
  *
  * <pre>
- * java -jar benchmarks/target/benchmarks.jar DialReleaseBenchmark -t 1 -prof gc
- * java -jar benchmarks/target/benchmarks.jar DialReleaseBenchmark -t 2 -prof gc
+ * java -jar benchmarks/target/benchmarks.jar DialReleaseBenchmark -t 1 -prof gc -p leakDetection=off
+ * java -jar benchmarks/target/benchmarks.jar DialReleaseBenchmark -t 2 -prof gc -p leakDetection=off
+ * java -jar benchmarks/target/benchmarks.jar DialReleaseBenchmark.connector -t 1 -p leakDetection=on
+ * java -jar benchmarks/target/benchmarks.jar DialReleaseBenchmark.connector -t 2 -p leakDetection=on
  * </pre>
  *
  * Total throughput at {@code t} threads is {@code t / score}.
@@ -61,6 +67,10 @@ public class DialReleaseBenchmark {
   @Param({"1", "64"})
   public int addresses;
 
+  /** Whether the connector runs leak detection: {@code off} or {@code on}. */
+  @Param({"off", "on"})
+  public String leakDetection;
+
   // Set by setUp() before any benchmark method runs.
   private String[] keys;
   private CachingConnector cachingConnector;
@@ -73,11 +83,15 @@ public class DialReleaseBenchmark {
     if (Integer.bitCount(addresses) != 1) {
       throw new IllegalArgumentException("addresses must be a power of two, was " + addresses);
     }
-    cachingConnector =
-        CachingConnector.builder()
-            .dialer(FakeChannel::create)
-            .shutdownGracePeriod(Duration.ZERO)
-            .build();
+    CachingConnector.Builder builder =
+        CachingConnector.builder().dialer(FakeChannel::create).shutdownGracePeriod(Duration.ZERO);
+    switch (leakDetection) {
+      case "off" -> {}
+      case "on" -> builder.leakDetectionThreshold(Duration.ofHours(1));
+      default ->
+          throw new IllegalArgumentException("leakDetection must be off or on, was " + leakDetection);
+    }
+    cachingConnector = builder.build();
     globalLock = new GlobalLockConnector(FakeChannel::create);
     limitBaseline = new LimitBaseline();
     keys = Addresses.of(addresses);
