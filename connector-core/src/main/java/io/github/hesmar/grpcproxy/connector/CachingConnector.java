@@ -597,9 +597,10 @@ public final class CachingConnector implements AutoCloseable {
    * returns if it succeeded, else throws what the caller gets.
    */
   private void awaitDial(Entry entry, PendingDial pending, WaitBound bound) {
-    long dialDeadline =
-        dialTimeoutNanos == Long.MAX_VALUE ? Long.MAX_VALUE : pending.startNanos + dialTimeoutNanos;
-    boolean dialBound = dialDeadline - bound.deadlineNanos < 0;
+    long dialDeadline = deadlineAfter(pending.startNanos, dialTimeoutNanos);
+    boolean dialBound =
+        dialDeadline != Long.MAX_VALUE
+            && (bound.deadlineNanos == Long.MAX_VALUE || dialDeadline - bound.deadlineNanos < 0);
     Context context = Context.current();
     Object outcome = pending.await(dialBound ? dialDeadline : bound.deadlineNanos, context);
     if (outcome == PendingDial.SUCCEEDED) {
@@ -671,10 +672,7 @@ public final class CachingConnector implements AutoCloseable {
           contextBound = true;
         }
       }
-      long now = System.nanoTime();
-      long deadlineNanos =
-          waitNanos == Long.MAX_VALUE || now + waitNanos < now ? Long.MAX_VALUE : now + waitNanos;
-      return new WaitBound(deadlineNanos, contextBound, timeout);
+      return new WaitBound(deadlineAfter(System.nanoTime(), waitNanos), contextBound, timeout);
     }
 
     StatusRuntimeException exceeded(String address, boolean byContext) {
@@ -1312,6 +1310,19 @@ public final class CachingConnector implements AutoCloseable {
       }
     }
     return out.length() < address.length() ? out.append("...").toString() : out.toString();
+  }
+
+  /**
+   * The {@link System#nanoTime()} at {@code nanos} after {@code start}, or {@link Long#MAX_VALUE}
+   * (no deadline) if {@code nanos} is {@code Long.MAX_VALUE} or the sum overflows. A negative
+   * {@code nanos} gives a deadline in the past.
+   */
+  static long deadlineAfter(long start, long nanos) {
+    long sum = start + nanos;
+    if (nanos == Long.MAX_VALUE || (nanos > 0 && sum < start)) {
+      return Long.MAX_VALUE;
+    }
+    return sum;
   }
 
   static long saturatedNanos(Duration duration) {

@@ -10,6 +10,7 @@ import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.ConnectivityState;
 import io.grpc.Context;
+import io.grpc.Deadline;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
@@ -29,9 +30,11 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.jspecify.annotations.Nullable;
 import org.junit.jupiter.api.AfterEach;
@@ -453,6 +456,72 @@ class EdgesTest {
     }
 
     @Test
+    void aCallersBoundIsFixedAtItsFirstWaitHoweverOftenItWaits() throws Exception {
+      FakeTicker ticker = new FakeTicker();
+      AtomicReference<Thread> caller = new AtomicReference<>();
+      CountDownLatch firstMayReturn = new CountDownLatch(1);
+      CountDownLatch secondStarted = new CountDownLatch(1);
+      CountDownLatch secondMayReturn = new CountDownLatch(1);
+      AtomicInteger calls = new AtomicInteger();
+      TrackingDialer tracking = TrackingDialer.fake();
+      CachingConnector connector =
+          track(
+              CachingConnector.builder()
+                  .dialer(
+                      address -> {
+                        if (calls.incrementAndGet() == 1) {
+                          firstMayReturn.await();
+                          return new ShutDownForOneThread(tracking.dial(address), caller);
+                        }
+                        secondStarted.countDown();
+                        secondMayReturn.await();
+                        return tracking.dial(address);
+                      })
+                  .shutdownGracePeriod(Duration.ZERO)
+                  .build());
+      Future<LeasedChannel> owner = dialAsync(connector, "alpha");
+      await().atMost(Duration.ofSeconds(10)).until(() -> calls.get() == 1);
+      ScheduledExecutorService deadlines = Executors.newSingleThreadScheduledExecutor();
+      Context.CancellableContext context =
+          Context.current().withDeadline(Deadline.after(10, TimeUnit.SECONDS, ticker), deadlines);
+      try {
+        Future<LeasedChannel> bounded =
+            threads.submit(
+                () -> {
+                  caller.set(Thread.currentThread());
+                  return context.call(() -> connector.dial("alpha"));
+                });
+        await()
+            .atMost(Duration.ofSeconds(10))
+            .until(() -> connector.pendingDial("alpha").waiterCount() == 2); // first wait
+
+        // By the Context's clock its deadline has passed; the caller's bound was fixed at its first
+        // wait, 10 s from then, and holds for its second wait.
+        ticker.advance(Duration.ofSeconds(15));
+        firstMayReturn.countDown(); // the caller sees this channel shut down and dials again
+        assertThat(secondStarted.await(10, TimeUnit.SECONDS)).isTrue();
+        await()
+            .atMost(Duration.ofSeconds(10))
+            .until(
+                () -> {
+                  PendingDial second = connector.pendingDial("alpha");
+                  return bounded.isDone() || (second != null && second.waiterCount() == 1);
+                });
+        assertThat(bounded).as("the caller waits for its second dial").isNotDone();
+        secondMayReturn.countDown();
+
+        LeasedChannel lease = bounded.get(10, TimeUnit.SECONDS);
+        assertThat(lease.entry.channel()).isSameAs(tracking.created.get(1));
+        lease.close();
+        owner.get(10, TimeUnit.SECONDS).close();
+        assertThat(calls).hasValue(2);
+      } finally {
+        context.cancel(null);
+        deadlines.shutdownNow();
+      }
+    }
+
+    @Test
     void anInterruptedWaiterGetsCancelledAndKeepsItsInterruptFlag() throws Exception {
       TrackingDialer dialer = TrackingDialer.fake();
       dialer.holdDials(address -> {});
@@ -642,6 +711,69 @@ class EdgesTest {
       } finally {
         scheduler.shutdownNow();
       }
+    }
+  }
+
+  /** A ticker for gRPC deadlines that moves only when told to. */
+  static final class FakeTicker extends Deadline.Ticker {
+
+    private final AtomicLong nanos = new AtomicLong();
+
+    @Override
+    public long nanoTime() {
+      return nanos.get();
+    }
+
+    void advance(Duration duration) {
+      nanos.addAndGet(duration.toNanos());
+    }
+  }
+
+  /** A channel that one thread sees shut down (as if shut down just before it looks). */
+  static final class ShutDownForOneThread extends ManagedChannel {
+
+    private final ManagedChannel delegate;
+    private final AtomicReference<Thread> viewer;
+
+    ShutDownForOneThread(ManagedChannel delegate, AtomicReference<Thread> viewer) {
+      this.delegate = delegate;
+      this.viewer = viewer;
+    }
+
+    @Override
+    public boolean isShutdown() {
+      return Thread.currentThread() == viewer.get() || delegate.isShutdown();
+    }
+
+    @Override
+    public ManagedChannel shutdown() {
+      return delegate.shutdown();
+    }
+
+    @Override
+    public ManagedChannel shutdownNow() {
+      return delegate.shutdownNow();
+    }
+
+    @Override
+    public boolean isTerminated() {
+      return delegate.isTerminated();
+    }
+
+    @Override
+    public boolean awaitTermination(long timeout, TimeUnit unit) throws InterruptedException {
+      return delegate.awaitTermination(timeout, unit);
+    }
+
+    @Override
+    public <RequestT, ResponseT> ClientCall<RequestT, ResponseT> newCall(
+        MethodDescriptor<RequestT, ResponseT> method, CallOptions options) {
+      return delegate.newCall(method, options);
+    }
+
+    @Override
+    public String authority() {
+      return delegate.authority();
     }
   }
 
