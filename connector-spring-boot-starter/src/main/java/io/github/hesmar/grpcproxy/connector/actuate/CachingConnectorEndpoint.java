@@ -96,15 +96,17 @@ public class CachingConnectorEndpoint {
    *
    * @param address the target address
    * @param leases outstanding leases
+   * @param calls calls in flight on it, whether or not their lease was released
    * @param idlePasses consecutive expiry passes that found it unused (it closes at the second)
    * @param state its connectivity state, or {@code null} if unknown
-   * @param closing whether it closes once its leases are released
+   * @param closing whether it closes once its leases are released and its calls have ended
    * @param createdAt when it was created
    * @param lastDialedAt when it was last leased, to within one expiry pass
    */
   public record ConnectionDescriptor(
       String address,
       int leases,
+      int calls,
       int idlePasses,
       @Nullable String state,
       boolean closing,
@@ -116,6 +118,7 @@ public class CachingConnectorEndpoint {
       return new ConnectionDescriptor(
           info.address(),
           info.leases(),
+          info.calls(),
           info.idlePasses(),
           info.state() == null ? null : info.state().name(),
           info.closing(),

@@ -60,6 +60,10 @@ public final class CachingConnectorAutoConfiguration {
     if (leakDetectionThreshold != null) {
       builder.leakDetectionThreshold(leakDetectionThreshold);
     }
+    Duration dialTimeout = properties.getDialTimeout();
+    if (dialTimeout != null) {
+      builder.dialTimeout(dialTimeout);
+    }
     Duration gracePeriod = properties.getShutdown().getGracePeriod();
     if (gracePeriod != null) {
       builder.shutdownGracePeriod(gracePeriod);

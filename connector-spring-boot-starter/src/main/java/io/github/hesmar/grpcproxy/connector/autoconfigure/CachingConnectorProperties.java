@@ -34,6 +34,13 @@ public class CachingConnectorProperties implements Validator {
    */
   private @Nullable Duration leakDetectionThreshold;
 
+  /**
+   * How long a dial may be in flight: a dialer that has not returned a channel by then is
+   * abandoned, the callers waiting for it fail with DEADLINE_EXCEEDED, and the next dial of the
+   * address starts a new one. A channel the abandoned dialer returns later is shut down.
+   */
+  private @Nullable Duration dialTimeout = Duration.ofSeconds(30);
+
   private final Expiry expiry = new Expiry();
 
   private final Shutdown shutdown = new Shutdown();
@@ -58,6 +65,14 @@ public class CachingConnectorProperties implements Validator {
 
   public void setLeakDetectionThreshold(@Nullable Duration leakDetectionThreshold) {
     this.leakDetectionThreshold = leakDetectionThreshold;
+  }
+
+  public @Nullable Duration getDialTimeout() {
+    return this.dialTimeout;
+  }
+
+  public void setDialTimeout(@Nullable Duration dialTimeout) {
+    this.dialTimeout = dialTimeout;
   }
 
   public Expiry getExpiry() {
@@ -101,6 +116,10 @@ public class CachingConnectorProperties implements Validator {
         "leakDetectionThreshold",
         "leak-detection-threshold",
         properties.leakDetectionThreshold);
+    Duration dialTimeout = properties.dialTimeout;
+    if (dialTimeout == null || dialTimeout.isNegative() || dialTimeout.isZero()) {
+      reject(errors, "dialTimeout", "dial-timeout", "must be positive, for example 30s");
+    }
     Duration gracePeriod = properties.shutdown.gracePeriod;
     if (gracePeriod == null || gracePeriod.isNegative()) {
       reject(

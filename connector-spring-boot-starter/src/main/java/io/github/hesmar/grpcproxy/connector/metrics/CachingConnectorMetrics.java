@@ -32,6 +32,7 @@ import org.jspecify.annotations.Nullable;
  *   <tr><td>{@value #CACHE_MISSES}</td><td>counter</td><td></td></tr>
  *   <tr><td>{@value #CONNECTIONS}</td><td>gauge</td><td></td></tr>
  *   <tr><td>{@value #LEASES}</td><td>gauge</td><td></td></tr>
+ *   <tr><td>{@value #CALLS}</td><td>gauge</td><td></td></tr>
  *   <tr><td>{@value #DIAL_DURATION}</td><td>timer</td><td>{@code outcome}: success, failure</td></tr>
  *   <tr><td>{@value #CLOSES}</td><td>counter</td><td>{@code cause}: expired, released, stale,
  *       shutdown</td></tr>
@@ -40,7 +41,8 @@ import org.jspecify.annotations.Nullable;
  *
  * <p>It is both the connector's {@link ConnectorListener}, which must be registered when the
  * connector is built, and the {@link MeterBinder} that registers the meters; the connector itself
- * is needed only by the {@value #LEASES} gauge and is looked up when that gauge is read:
+ * is needed only by the {@value #LEASES} and {@value #CALLS} gauges and is looked up when they are
+ * read:
  *
  * <pre>{@code
  * AtomicReference<CachingConnector> ref = new AtomicReference<>();
@@ -66,6 +68,9 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
   /** Gauge of outstanding leases. */
   public static final String LEASES = "grpc.connector.leases";
 
+  /** Gauge of calls in flight, whether or not their lease was released. */
+  public static final String CALLS = "grpc.connector.calls";
+
   /** Timer of the dialer's channel creation. */
   public static final String DIAL_DURATION = "grpc.connector.dial.duration";
 
@@ -83,8 +88,8 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
   /**
    * Creates the meters of a connector.
    *
-   * @param connector gives the connector for the {@value #LEASES} gauge when it is read; may return
-   *     {@code null} (the gauge then reads NaN)
+   * @param connector gives the connector for the {@value #LEASES} and {@value #CALLS} gauges when
+   *     they are read; may return {@code null} (the gauges then read NaN)
    * @param name the value of the {@code name} tag, for example the connector's bean name
    * @param tags more tags for every meter
    */
@@ -109,12 +114,23 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
         .baseUnit("leases")
         .strongReference(true)
         .register(registry);
+    Gauge.builder(CALLS, this, CachingConnectorMetrics::calls)
+        .tags(tags)
+        .description("Calls in flight on the channels, whether or not their lease was released.")
+        .baseUnit("calls")
+        .strongReference(true)
+        .register(registry);
     bound.add(new Meters(registry, tags));
   }
 
   private double leases() {
     CachingConnector current = connector.get();
     return current == null ? Double.NaN : current.leaseCount();
+  }
+
+  private double calls() {
+    CachingConnector current = connector.get();
+    return current == null ? Double.NaN : current.callCount();
   }
 
   @Override

@@ -82,7 +82,8 @@ class CachingConnectorActuatorHttpTest {
     @Test
     void endpointListsCachedAddressesSortedAndReadsOneByItsUrlEncodedAddress() {
       try (LeasedChannel dns = connector.dial(backend.dnsAddress());
-          LeasedChannel plain = connector.dial(backend.address())) {
+          LeasedChannel plain = connector.dial(backend.address());
+          LoopbackBackend.Watch watch = LoopbackBackend.watch(dns)) {
         LoopbackBackend.check(dns);
         LoopbackBackend.check(plain);
 
@@ -95,10 +96,12 @@ class CachingConnectorActuatorHttpTest {
             .containsExactly(backend.dnsAddress(), backend.address());
         assertThat(connections.get(0))
             .containsEntry("leases", 1)
+            .containsEntry("calls", 1)
             .containsEntry("idlePasses", 0)
             .containsEntry("state", "READY")
             .containsEntry("closing", false)
             .containsKeys("createdAt", "lastDialedAt");
+        assertThat(connections.get(1)).containsEntry("leases", 1).containsEntry("calls", 0);
 
         ResponseEntity<Map<String, Object>> one =
             client(port)
@@ -109,7 +112,8 @@ class CachingConnectorActuatorHttpTest {
         assertThat(one.getStatusCode().value()).isEqualTo(200);
         assertThat(one.getBody())
             .containsEntry("address", backend.dnsAddress())
-            .containsEntry("leases", 1);
+            .containsEntry("leases", 1)
+            .containsEntry("calls", 1);
       }
     }
 

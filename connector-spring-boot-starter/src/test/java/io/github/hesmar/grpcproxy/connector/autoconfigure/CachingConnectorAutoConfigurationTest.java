@@ -1,6 +1,7 @@
 package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatExceptionOfType;
 import static org.assertj.core.api.Assertions.assertThatIllegalStateException;
 import static org.awaitility.Awaitility.await;
 
@@ -16,6 +17,8 @@ import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.observation.Observation;
@@ -25,6 +28,8 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -167,6 +172,61 @@ class CachingConnectorAutoConfigurationTest {
   }
 
   @Test
+  void dialTimeoutDefaultsToThirtySecondsSoADialOutlivingItsCallerIsCached() {
+    HeldDialer dialer = new HeldDialer();
+    contextRunner
+        .withBean(Dialer.class, () -> dialer)
+        .run(
+            context -> {
+              assertThat(context.getBean(CachingConnectorProperties.class).getDialTimeout())
+                  .isEqualTo(Duration.ofSeconds(30));
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              // The caller's own bound passes, not the dial timeout: the dial goes on.
+              assertThatExceptionOfType(StatusRuntimeException.class)
+                  .isThrownBy(() -> connector.dial(backend.address(), Duration.ofMillis(50)))
+                  .satisfies(
+                      e -> {
+                        assertThat(e.getStatus().getCode())
+                            .isEqualTo(Status.Code.DEADLINE_EXCEEDED);
+                        assertThat(e.getStatus().getDescription())
+                            .contains("the timeout of PT0.05S");
+                      });
+              dialer.release.countDown();
+              try (LeasedChannel channel = connector.dial(backend.address())) {
+                assertThat(LoopbackBackend.check(channel)).isEqualTo(ServingStatus.SERVING);
+              }
+              assertThat(dialer.dials).hasValue(1);
+            });
+  }
+
+  @Test
+  void configuredDialTimeoutAbandonsAHungDial() {
+    HeldDialer dialer = new HeldDialer();
+    contextRunner
+        .withBean(Dialer.class, () -> dialer)
+        .withPropertyValues("grpc.connector.dial-timeout=50ms")
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              try {
+                // No timeout of the caller's own: only the dial timeout ends the wait.
+                assertThatExceptionOfType(StatusRuntimeException.class)
+                    .isThrownBy(() -> connector.dial(backend.address()))
+                    .satisfies(
+                        e -> {
+                          assertThat(e.getStatus().getCode())
+                              .isEqualTo(Status.Code.DEADLINE_EXCEEDED);
+                          assertThat(e.getStatus().getDescription())
+                              .contains("within the dial timeout of PT0.05S");
+                        });
+                assertThat(connector.connections()).isEmpty();
+              } finally {
+                dialer.release.countDown();
+              }
+            });
+  }
+
+  @Test
   void connectorIsSwitchedOffByProperty() {
     contextRunner
         .withPropertyValues("grpc.connector.enabled=false")
@@ -295,6 +355,20 @@ class CachingConnectorAutoConfigurationTest {
         dialed.add(address);
         return Grpc.newChannelBuilder(address, InsecureChannelCredentials.create()).build();
       };
+    }
+  }
+
+  /** Builds plaintext channels, each dial held until {@code release} is counted down. */
+  static final class HeldDialer implements Dialer {
+
+    final CountDownLatch release = new CountDownLatch(1);
+    final AtomicInteger dials = new AtomicInteger();
+
+    @Override
+    public ManagedChannel dial(String address) throws InterruptedException {
+      dials.incrementAndGet();
+      release.await();
+      return Grpc.newChannelBuilder(address, InsecureChannelCredentials.create()).build();
     }
   }
 

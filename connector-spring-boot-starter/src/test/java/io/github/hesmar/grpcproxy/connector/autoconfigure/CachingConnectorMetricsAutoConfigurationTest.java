@@ -97,6 +97,28 @@ class CachingConnectorMetricsAutoConfigurationTest {
   }
 
   @Test
+  void callsGaugeCountsACallThatOutlivesItsLease() {
+    contextRunner.run(
+        context -> {
+          CachingConnector connector = context.getBean(CachingConnector.class);
+          MeterRegistry registry = context.getBean(MeterRegistry.class);
+          LeasedChannel lease = connector.dial(backend.address());
+          LoopbackBackend.Watch watch = LoopbackBackend.watch(lease);
+          lease.close();
+          try (watch) {
+            await()
+                .atMost(Duration.ofSeconds(10))
+                .until(() -> watch.statuses.contains(ServingStatus.SERVING));
+            assertThat(gauge(registry, CachingConnectorMetrics.LEASES)).isZero();
+            assertThat(gauge(registry, CachingConnectorMetrics.CALLS)).isEqualTo(1);
+          }
+          await()
+              .atMost(Duration.ofSeconds(10))
+              .until(() -> gauge(registry, CachingConnectorMetrics.CALLS) == 0);
+        });
+  }
+
+  @Test
   void leakedLeaseIsCounted() {
     contextRunner
         .withPropertyValues("grpc.connector.leak-detection-threshold=10ms")

@@ -18,6 +18,8 @@ class CachingConnectorPropertiesValidationTest {
   @CsvSource({
     "grpc.connector.expiry.interval, 0s, must be positive",
     "grpc.connector.expiry.interval, -5s, must be positive",
+    "grpc.connector.dial-timeout, 0s, 'must be positive, for example 30s'",
+    "grpc.connector.dial-timeout, -1s, 'must be positive, for example 30s'",
     "grpc.connector.leak-detection-threshold, -1s, must not be negative",
     "grpc.connector.shutdown.grace-period, -1s, must not be negative",
     "grpc.connector.channel.idle.timeout, 0s, must be positive",

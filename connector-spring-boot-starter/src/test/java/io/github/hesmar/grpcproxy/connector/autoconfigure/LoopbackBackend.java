@@ -1,6 +1,7 @@
 package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
 import io.grpc.Channel;
+import io.grpc.Context;
 import io.grpc.Grpc;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
@@ -8,8 +9,11 @@ import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 
 /** A real gRPC server (Netty, plaintext) on a loopback port, serving the health service. */
@@ -51,6 +55,46 @@ final class LoopbackBackend implements AutoCloseable {
         .withDeadlineAfter(10, TimeUnit.SECONDS)
         .check(HealthCheckRequest.getDefaultInstance())
         .getStatus();
+  }
+
+  /**
+   * Starts a health {@code Watch} over {@code channel}: a real server-streaming call that stays
+   * open until the returned watch is closed, which cancels it.
+   */
+  static Watch watch(Channel channel) {
+    Watch watch = new Watch(Context.current().withCancellation());
+    watch.context.run(
+        () -> HealthGrpc.newStub(channel).watch(HealthCheckRequest.getDefaultInstance(), watch));
+    return watch;
+  }
+
+  /** A health {@code Watch} call; {@link #close()} cancels it. */
+  static final class Watch implements StreamObserver<HealthCheckResponse>, AutoCloseable {
+
+    private final Context.CancellableContext context;
+
+    /** The statuses the server sent, in order. */
+    final Queue<HealthCheckResponse.ServingStatus> statuses = new ConcurrentLinkedQueue<>();
+
+    private Watch(Context.CancellableContext context) {
+      this.context = context;
+    }
+
+    @Override
+    public void onNext(HealthCheckResponse response) {
+      statuses.add(response.getStatus());
+    }
+
+    @Override
+    public void onError(Throwable t) {}
+
+    @Override
+    public void onCompleted() {}
+
+    @Override
+    public void close() {
+      context.cancel(null);
+    }
   }
 
   @Override
