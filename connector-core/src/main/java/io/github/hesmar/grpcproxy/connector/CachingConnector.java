@@ -30,10 +30,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLongArray;
@@ -149,15 +147,12 @@ public final class CachingConnector implements AutoCloseable {
    * fails or closes the entry itself if it is set; with volatile accesses on both sides, at least
    * one of the two sees the other, and the CLOSED bit makes sure only one of them acts.
    *
-   * Draining. A channel shut down with a grace period goes into `draining`, and a task forces it
-   * once the grace has passed. Whoever removes it from the set (that task, or close()) forces it,
-   * so it is forced at most once. close() waits for every draining channel, those that expiry
-   * shut down before included, up to the grace, forces what is left, then drops the pending tasks
-   * with its own scheduler's shutdownNow(): its thread ends at once, not a grace period later. A
-   * channel a concurrent expire() adds later either had its task accepted before that
-   * shutdownNow(), and the forEach that follows it forces it, or has its task refused, and is
-   * forced on the spot. A channel whose shutdown() or shutdownNow() throws is logged and skipped:
-   * it never stops the others from closing.
+   * Draining (Drainer). A channel is closed with shutdown(), then shutdownNow() once the grace
+   * period has passed; close() waits up to the grace for every channel still draining, those that
+   * expiry shut down before included, forces what is left, then drops the pending tasks with its
+   * own scheduler's shutdownNow(): its thread ends at once, not a grace period later. A channel a
+   * concurrent expire() adds later either had its task accepted before that shutdownNow(), and the
+   * forceAll() that follows it forces it, or has its task refused, and is forced on the spot.
    *
    * The connection count is an AtomicInteger changed with the CLOSED transitions; its callback is
    * delivered by whichever thread wins a "delivering" flag, which loops until the delivered value
@@ -167,16 +162,13 @@ public final class CachingConnector implements AutoCloseable {
   private static final System.Logger LOG = System.getLogger(CachingConnector.class.getName());
 
   /** Longest address accepted by {@link #dial(String)}. */
-  static final int MAX_ADDRESS_LENGTH = 2048;
+  static final int MAX_ADDRESS_LENGTH = AddressCheck.MAX_LENGTH;
 
   private final ConcurrentHashMap<String, Entry> entries = new ConcurrentHashMap<>();
   private final Set<Entry> detached = ConcurrentHashMap.newKeySet();
 
-  /**
-   * Channels shut down gracefully whose forced shutdown is still to come: {@link #close()} waits
-   * for them too. Whoever removes a channel forces it, so it is forced at most once.
-   */
-  private final Set<ManagedChannel> draining = ConcurrentHashMap.newKeySet();
+  /** Closes channels gracefully; {@link #close()} waits for them. */
+  private final Drainer drainer;
 
   private final Dialer dialer;
   private final ConnectorListener listener;
@@ -223,6 +215,7 @@ public final class CachingConnector implements AutoCloseable {
       this.scheduler = executor;
       this.ownsScheduler = true;
     }
+    this.drainer = new Drainer(shutdownGracePeriod, scheduler);
     Duration threshold = builder.leakDetectionThreshold;
     if (threshold == null) {
       this.leakDetector = null;
@@ -295,10 +288,11 @@ public final class CachingConnector implements AutoCloseable {
     checkOpen();
     Entry entry = entries.get(address);
     if (entry == null) {
-      checkAddress(address); // only on a miss: a cached address was checked when it was dialed
+      AddressCheck.check(
+          address); // only on a miss: a cached address was checked when it was dialed
     }
     listener.onConnect(address);
-    WaitBound bound = null;
+    PendingDial.WaitBound bound = null;
     for (; ; ) {
       if (entry == null) {
         checkOpen();
@@ -307,7 +301,7 @@ public final class CachingConnector implements AutoCloseable {
         entry = entries.putIfAbsent(address, fresh);
         if (entry == null) {
           if (bound == null) {
-            bound = WaitBound.of(timeoutNanos, timeout);
+            bound = PendingDial.WaitBound.of(timeoutNanos, timeout);
           }
           startDial(fresh, pending);
           return awaitOwnDial(fresh, pending, bound);
@@ -326,7 +320,7 @@ public final class CachingConnector implements AutoCloseable {
           abandonDial(entry, pending); // a hung dialer: the next lookup starts a new dial
         } else {
           if (bound == null) {
-            bound = WaitBound.of(timeoutNanos, timeout);
+            bound = PendingDial.WaitBound.of(timeoutNanos, timeout);
           }
           awaitDial(entry, pending, bound);
         }
@@ -407,7 +401,8 @@ public final class CachingConnector implements AutoCloseable {
    * call, which the dial's publication turned into a lease. Gives the reservation back if it stops
    * waiting.
    */
-  private LeasedChannel awaitOwnDial(Entry entry, PendingDial pending, WaitBound bound) {
+  private LeasedChannel awaitOwnDial(
+      Entry entry, PendingDial pending, PendingDial.WaitBound bound) {
     try {
       awaitDial(entry, pending, bound);
     } catch (RuntimeException | Error e) {
@@ -480,7 +475,7 @@ public final class CachingConnector implements AutoCloseable {
       Throwable cause = failure != null ? failure : new IllegalStateException("no channel");
       failPending(entry, pending, cause);
       if (channel != null) {
-        discard(channel); // shut down already; made sure it terminates
+        Drainer.discard(channel); // shut down already; made sure it terminates
       }
       listener.onDialComplete(address, took, cause);
       if (cause instanceof VirtualMachineError error) {
@@ -496,7 +491,7 @@ public final class CachingConnector implements AutoCloseable {
     if (!publish(entry)) {
       // Failed while the dialer ran (dial timeout or close()): nobody will use this channel.
       openChannels.decrementAndGet();
-      discard(channel);
+      Drainer.discard(channel);
       try {
         deliverConnectionCount();
       } finally {
@@ -596,13 +591,14 @@ public final class CachingConnector implements AutoCloseable {
    * Waits for the pending {@code entry}'s dial, within the caller's bound and the dial timeout;
    * returns if it succeeded, else throws what the caller gets.
    */
-  private void awaitDial(Entry entry, PendingDial pending, WaitBound bound) {
+  private void awaitDial(Entry entry, PendingDial pending, PendingDial.WaitBound bound) {
     long dialDeadline = deadlineAfter(pending.startNanos, dialTimeoutNanos);
     boolean dialBound =
         dialDeadline != Long.MAX_VALUE
-            && (bound.deadlineNanos == Long.MAX_VALUE || dialDeadline - bound.deadlineNanos < 0);
+            && (bound.deadlineNanos() == Long.MAX_VALUE
+                || dialDeadline - bound.deadlineNanos() < 0);
     Context context = Context.current();
-    Object outcome = pending.await(dialBound ? dialDeadline : bound.deadlineNanos, context);
+    Object outcome = pending.await(dialBound ? dialDeadline : bound.deadlineNanos(), context);
     if (outcome == PendingDial.SUCCEEDED) {
       return;
     }
@@ -630,7 +626,7 @@ public final class CachingConnector implements AutoCloseable {
           abandonDial(entry, pending);
           throw dialTimedOut(entry.address);
         }
-        throw bound.exceeded(entry.address, bound.contextBound);
+        throw bound.exceeded(entry.address, bound.contextBound());
       }
     }
     throw new AssertionError(outcome);
@@ -653,42 +649,6 @@ public final class CachingConnector implements AutoCloseable {
         .withDescription("Dial of " + entry.address + " failed: " + cause)
         .withCause(cause)
         .asRuntimeException();
-  }
-
-  /**
-   * How long one {@code dial()} call may wait, fixed once at its first wait: the earlier of its
-   * timeout and its Context's deadline.
-   */
-  private record WaitBound(long deadlineNanos, boolean contextBound, @Nullable Duration timeout) {
-
-    static WaitBound of(long timeoutNanos, @Nullable Duration timeout) {
-      long waitNanos = timeoutNanos;
-      boolean contextBound = false;
-      Deadline deadline = Context.current().getDeadline();
-      if (deadline != null) {
-        long contextNanos = deadline.timeRemaining(TimeUnit.NANOSECONDS);
-        if (contextNanos < waitNanos) {
-          waitNanos = contextNanos;
-          contextBound = true;
-        }
-      }
-      return new WaitBound(deadlineAfter(System.nanoTime(), waitNanos), contextBound, timeout);
-    }
-
-    StatusRuntimeException exceeded(String address, boolean byContext) {
-      String what =
-          byContext || timeout == null
-              ? "the deadline of the current gRPC Context"
-              : "the timeout of " + timeout;
-      return Status.DEADLINE_EXCEEDED
-          .withDescription(
-              "Dial of "
-                  + address
-                  + " did not complete within "
-                  + what
-                  + "; it goes on, and its channel will be cached")
-          .asRuntimeException();
-    }
   }
 
   /**
@@ -846,7 +806,7 @@ public final class CachingConnector implements AutoCloseable {
    *     #dial(String)})
    */
   public boolean closeOnRelease(String address) {
-    checkAddress(address);
+    AddressCheck.check(address);
     for (; ; ) {
       Entry entry = entries.get(address);
       if (entry == null) {
@@ -940,26 +900,7 @@ public final class CachingConnector implements AutoCloseable {
    * complete.
    */
   private void shutdownChannel(Entry entry) {
-    ManagedChannel channel = entry.channel();
-    try {
-      channel.shutdown();
-    } catch (RuntimeException | Error e) {
-      LOG.log(Level.WARNING, "shutdown() of the channel for " + entry.address + " threw", e);
-    }
-    if (shutdownGracePeriod.isZero()) {
-      shutdownNowQuietly(channel);
-    } else {
-      draining.add(channel);
-      try {
-        ScheduledFuture<?> unused =
-            scheduler.schedule(
-                () -> forceIfDraining(channel),
-                saturatedNanos(shutdownGracePeriod),
-                TimeUnit.NANOSECONDS);
-      } catch (RejectedExecutionException e) {
-        forceIfDraining(channel); // closing: the scheduler is shut down
-      }
-    }
+    drainer.shutdown(entry.channel());
   }
 
   /**
@@ -992,41 +933,6 @@ public final class CachingConnector implements AutoCloseable {
     }
     if (failure != null) {
       throw failure;
-    }
-  }
-
-  /**
-   * Forces {@code channel} shut unless it terminated or someone else took it off {@link #draining}.
-   */
-  private void forceIfDraining(ManagedChannel channel) {
-    if (draining.remove(channel) && !isTerminatedQuietly(channel)) {
-      shutdownNowQuietly(channel);
-    }
-  }
-
-  private static boolean isTerminatedQuietly(ManagedChannel channel) {
-    try {
-      return channel.isTerminated();
-    } catch (RuntimeException | Error e) {
-      return false;
-    }
-  }
-
-  /** Shuts down, at once, a channel nobody ever leased. */
-  private static void discard(ManagedChannel channel) {
-    try {
-      channel.shutdown();
-    } catch (RuntimeException | Error e) {
-      LOG.log(Level.WARNING, "shutdown() of channel " + channel + " threw", e);
-    }
-    shutdownNowQuietly(channel);
-  }
-
-  private static void shutdownNowQuietly(ManagedChannel channel) {
-    try {
-      channel.shutdownNow();
-    } catch (RuntimeException | Error e) {
-      LOG.log(Level.WARNING, "shutdownNow() of channel " + channel + " threw", e);
     }
   }
 
@@ -1185,7 +1091,7 @@ public final class CachingConnector implements AutoCloseable {
     try {
       // Every channel shut down gracefully, by close() or by an expiry pass before, is in
       // draining (with a zero grace period none is: they were forced at once).
-      awaitDraining();
+      drainer.awaitAll();
     } finally {
       if (ownsScheduler) {
         // Drops the forced shutdowns still scheduled (their channels were awaited or forced) and
@@ -1195,31 +1101,7 @@ public final class CachingConnector implements AutoCloseable {
       // A channel that a concurrent expire() shut down after the wait, whose forced shutdown was
       // just dropped (or, on a user's scheduler, is still to come: forced now instead). From now
       // on an owned scheduler refuses the task and the channel is forced on the spot.
-      draining.forEach(this::forceIfDraining);
-    }
-  }
-
-  /** Waits until the draining channels terminate, forcing the ones left at the grace's end. */
-  @SuppressWarnings("ModifyCollectionInEnhancedForLoop") // draining is a concurrent set
-  private void awaitDraining() {
-    long deadline = System.nanoTime() + saturatedNanos(shutdownGracePeriod);
-    for (ManagedChannel channel : draining) {
-      long remaining = deadline - System.nanoTime();
-      boolean terminated = false;
-      try {
-        terminated = remaining > 0 && channel.awaitTermination(remaining, TimeUnit.NANOSECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        draining.forEach(this::forceIfDraining);
-        return;
-      } catch (RuntimeException e) {
-        LOG.log(Level.WARNING, "awaitTermination() of channel " + channel + " threw", e);
-      }
-      if (terminated) {
-        draining.remove(channel);
-      } else {
-        forceIfDraining(channel);
-      }
+      drainer.forceAll();
     }
   }
 
@@ -1253,63 +1135,6 @@ public final class CachingConnector implements AutoCloseable {
         deliveringCount.set(false);
       }
     } while (openChannels.get() != deliveredCount);
-  }
-
-  /**
-   * Checks an address given to {@link #dial(String)} or {@link #closeOnRelease(String)}.
-   *
-   * @throws NullPointerException if null
-   * @throws IllegalArgumentException saying what is wrong with it
-   */
-  static String checkAddress(String address) {
-    requireNonNull(address, "address");
-    if (address.isEmpty()) {
-      throw new IllegalArgumentException("address must not be empty");
-    }
-    if (address.length() > MAX_ADDRESS_LENGTH) {
-      throw new IllegalArgumentException(
-          "address is "
-              + address.length()
-              + " characters long; the limit is "
-              + MAX_ADDRESS_LENGTH);
-    }
-    if (address.isBlank()) {
-      throw new IllegalArgumentException("address must not be blank");
-    }
-    for (int i = 0; i < address.length(); ) {
-      int c = address.codePointAt(i);
-      String problem = null;
-      if (Character.isWhitespace(c) || Character.isSpaceChar(c)) {
-        problem = "whitespace";
-      } else if (Character.isISOControl(c)) {
-        problem = "a control character";
-      } else if (Character.getType(c) == Character.FORMAT) {
-        problem = "an invisible format character";
-      } else if (Character.isSurrogate((char) c) && Character.charCount(c) == 1) {
-        problem = "an unpaired surrogate";
-      }
-      if (problem != null) {
-        throw new IllegalArgumentException(
-            String.format(
-                "address must not contain %s, found U+%04X at index %d of \"%s\"",
-                problem, c, i, printable(address)));
-      }
-      i += Character.charCount(c);
-    }
-    return address;
-  }
-
-  private static String printable(String address) {
-    StringBuilder out = new StringBuilder();
-    for (int i = 0; i < address.length() && out.length() < 80; i++) {
-      char c = address.charAt(i);
-      if (c >= 0x20 && c < 0x7F) {
-        out.append(c);
-      } else {
-        out.append(String.format("\\u%04X", (int) c));
-      }
-    }
-    return out.length() < address.length() ? out.append("...").toString() : out.toString();
   }
 
   /**

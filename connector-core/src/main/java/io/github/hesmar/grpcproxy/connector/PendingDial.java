@@ -1,8 +1,13 @@
 package io.github.hesmar.grpcproxy.connector;
 
 import io.grpc.Context;
+import io.grpc.Deadline;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import org.jspecify.annotations.Nullable;
 
@@ -15,6 +20,9 @@ import org.jspecify.annotations.Nullable;
  * waiter adds itself before it reads the outcome (both volatile), so no waiter misses its wake-up.
  * Nothing is registered on the outcome itself, so callers that give up on a hung dial, however
  * many, retain no memory.
+ *
+ * <p>{@link WaitBound} is how long one caller may wait in all: fixed at its first wait, it bounds
+ * every later wait of the same {@code dial()} call too.
  */
 final class PendingDial {
 
@@ -102,6 +110,43 @@ final class PendingDial {
     } finally {
       waiters.remove(self);
       context.removeListener(onCancel);
+    }
+  }
+
+  /**
+   * How long one {@code dial()} call may wait, fixed once at its first wait: the earlier of its
+   * timeout and its Context's deadline.
+   */
+  record WaitBound(long deadlineNanos, boolean contextBound, @Nullable Duration timeout) {
+
+    static WaitBound of(long timeoutNanos, @Nullable Duration timeout) {
+      long waitNanos = timeoutNanos;
+      boolean contextBound = false;
+      Deadline deadline = Context.current().getDeadline();
+      if (deadline != null) {
+        long contextNanos = deadline.timeRemaining(TimeUnit.NANOSECONDS);
+        if (contextNanos < waitNanos) {
+          waitNanos = contextNanos;
+          contextBound = true;
+        }
+      }
+      return new WaitBound(
+          CachingConnector.deadlineAfter(System.nanoTime(), waitNanos), contextBound, timeout);
+    }
+
+    StatusRuntimeException exceeded(String address, boolean byContext) {
+      String what =
+          byContext || timeout == null
+              ? "the deadline of the current gRPC Context"
+              : "the timeout of " + timeout;
+      return Status.DEADLINE_EXCEEDED
+          .withDescription(
+              "Dial of "
+                  + address
+                  + " did not complete within "
+                  + what
+                  + "; it goes on, and its channel will be cached")
+          .asRuntimeException();
     }
   }
 }
