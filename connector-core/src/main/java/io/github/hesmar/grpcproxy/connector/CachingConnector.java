@@ -436,6 +436,9 @@ public final class CachingConnector implements AutoCloseable {
       dialExecutor.execute(() -> runDial(entry, pending));
     } catch (RejectedExecutionException e) {
       failPending(entry, pending, isClosed() ? closedException() : e);
+    } catch (RuntimeException | Error e) {
+      failPending(entry, pending, e); // a broken executor, or what an inline dial rethrows
+      throw e;
     }
     if (isClosed()) {
       failPending(entry, pending, closedException()); // Dekker with close()'s sweep
@@ -503,14 +506,17 @@ public final class CachingConnector implements AutoCloseable {
     // the state after this finds the entry published and leases.
     entry.pending = null;
     try {
-      // Before waking the waiters, so that a caller whose dial returned has seen its channel
-      // counted; in a finally, so that nothing the listener throws can keep them waiting.
-      deliverConnectionCount();
+      try {
+        // Before waking the waiters, so that a caller whose dial returned has seen its channel
+        // counted; in a finally, so that nothing the listener throws can keep them waiting.
+        deliverConnectionCount();
+      } finally {
+        pending.complete(PendingDial.SUCCEEDED);
+      }
     } finally {
-      pending.complete(PendingDial.SUCCEEDED);
-    }
-    if (isClosed() && closeEntry(entry, /* force= */ true)) {
-      reportClosed(entry.address, CloseCause.SHUTDOWN);
+      if (isClosed() && closeEntry(entry, /* force= */ true)) { // Dekker with close()'s sweep
+        reportClosed(entry.address, CloseCause.SHUTDOWN);
+      }
     }
     listener.onDialComplete(address, took, null);
   }

@@ -69,7 +69,7 @@ public class DialReleaseBenchmark {
 
   /** Whether the connector runs leak detection: {@code off} or {@code on}. */
   @Param({"off", "on"})
-  public String leakDetection;
+  public String leakDetection = "off";
 
   // Set by setUp() before any benchmark method runs.
   private String[] keys;
