@@ -1,8 +1,10 @@
 package io.github.hesmar.grpcproxy.connector;
 
+import static java.util.Objects.requireNonNull;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.grpc.ManagedChannel;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.lang.reflect.Method;
 import java.time.Duration;
@@ -26,24 +28,28 @@ import org.junit.jupiter.api.Test;
 /**
  * Checks with Lincheck that {@link CachingConnector}'s operations are linearizable: whatever
  * concurrent {@code dial}, {@code release}, {@code expire}, {@code closeOnRelease} and {@code
- * connectionCount} calls on two addresses return, some sequential order of the same calls that
- * respects their real-time order returns too. Lincheck runs the operations of {@link
- * ConnectorUnderTest} from two threads, under its model checker (which explores thread switches at
- * every shared-memory access) and under stress (real threads), and compares the results with every
- * sequential order.
+ * connectionCount} calls on two addresses, and starts and ends of calls on leases, return, some
+ * sequential order of the same calls that respects their real-time order returns too. Lincheck runs
+ * the operations of {@link ConnectorUnderTest} from two threads, under its model checker (which
+ * explores thread switches at every shared-memory access) and under stress (real threads), and
+ * compares the results with every sequential order.
  *
  * <p>The connector dials fake channels inline ({@code dialExecutor(Runnable::run)}), so the only
  * threads are Lincheck's, and its expiry scheduler and clock are a {@link FakeClock}. A dial
  * returns the address and per-address generation of the channel it leased ({@code a#0} for the
  * first channel dialed for {@code a}), so a lease on a replaced or closed channel shows up as a
- * different result. Each Lincheck thread holds its own leases, so which lease a release gives back
- * depends only on that thread's history.
+ * different result. Each Lincheck thread holds its own leases and calls, so which lease a release
+ * gives back, which lease a call starts on and which call ends depend only on that thread's
+ * history. Calls are {@link FakeCall}s under the connector's counting, ended by the test; a call
+ * may outlive the lease it started on, and holds its channel open until it ends (rule 8).
  *
- * <p>{@link CachingConnector#leaseCount()} is not an operation: it sums the leases of every entry
- * one after the other, a gauge that is exact only when nothing runs (Lincheck shows it returning 2
- * while one lease is held, for example while {@code closeOnRelease} moves that lease's entry
- * between its two collections). It is checked, with the other counts, when no operation runs, by
- * {@link ConnectorUnderTest#quiescentStateIsConsistent()}.
+ * <p>{@link CachingConnector#leaseCount()} and {@link CachingConnector#callCount()} are not
+ * operations: they sum the leases or calls of every entry one after the other, gauges that are
+ * exact only when nothing runs (Lincheck shows {@code leaseCount()} returning 2 while one lease is
+ * held, for example while {@code closeOnRelease} moves that lease's entry between its two
+ * collections). They are checked, with the other counts and with "no channel with a call in flight
+ * is shut down", when no operation runs, by {@link
+ * ConnectorUnderTest#quiescentStateIsConsistent()}.
  */
 final class CachingConnectorLincheckTest {
 
@@ -89,6 +95,25 @@ final class CachingConnectorLincheckTest {
         .check(ConnectorUnderTest.class);
   }
 
+  /**
+   * A call that outlives its lease, racing {@code closeOnRelease} and an expiry pass: whatever the
+   * interleaving, the detached channel stays open until the call ends. (A pass that ignores the
+   * calls of a detached channel fails here within the first ten interleavings.)
+   */
+  @Test
+  void aCallOutlivingItsLeaseRacingCloseOnReleaseAndExpireIsLinearizable() {
+    new ModelCheckingOptions()
+        .iterations(0)
+        .invocationsPerIteration(40)
+        .addCustomScenario(
+            scenario(
+                List.of(),
+                List.of(
+                    op("dialAndHold", 1, 0), op("startCallAndHold", 1), op("releaseOneHeld", 1, 0)),
+                List.of(op("closeOnRelease", 0), op("expire"))))
+        .check(ConnectorUnderTest.class);
+  }
+
   @Test
   void sequentialHistoryGivesTheResultsOfTheContract() {
     ConnectorUnderTest test = new ConnectorUnderTest();
@@ -110,6 +135,19 @@ final class CachingConnectorLincheckTest {
     assertThat(test.connectionCount()).isZero();
     assertThat(test.dialAndHold(1, 1)).isEqualTo("b#0");
     test.quiescentStateIsConsistent();
+
+    assertThat(test.startCallAndHold(2)).isEqualTo("none");
+    assertThat(test.startCallAndHold(1)).isEqualTo("b#0"); // on the lease thread 1 holds
+    assertThat(test.closeOnRelease(1)).isTrue();
+    assertThat(test.releaseOneHeld(1, 1)).isTrue();
+    assertThat(test.expire()).isEmpty(); // b#0: no lease, but a call in flight
+    assertThat(test.connectionCount()).isEqualTo(1);
+    test.quiescentStateIsConsistent();
+    assertThat(test.endOneHeldCall(2)).isEqualTo("none");
+    assertThat(test.endOneHeldCall(1)).isEqualTo("ended");
+    assertThat(test.expire()).containsExactly("b");
+    assertThat(test.connectionCount()).isZero();
+    test.quiescentStateIsConsistent();
   }
 
   private static ExecutionScenario scenario(
@@ -128,9 +166,9 @@ final class CachingConnectorLincheckTest {
   }
 
   /**
-   * The state Lincheck drives: a connector and the leases each Lincheck thread holds. Public, with
-   * a public constructor, because Lincheck instantiates it reflectively, once per run of a scenario
-   * and once per sequential order it tries.
+   * The state Lincheck drives: a connector and the leases and calls each Lincheck thread holds.
+   * Public, with a public constructor, because Lincheck instantiates it reflectively, once per run
+   * of a scenario and once per sequential order it tries.
    */
   public static final class ConnectorUnderTest {
 
@@ -153,6 +191,12 @@ final class CachingConnectorLincheckTest {
     /** held.get(thread).get(address): the leases a thread holds, most recent last. */
     private final List<List<Deque<LeasedChannel>>> held = new ArrayList<>();
 
+    /** leases.get(thread): the leases a thread holds, of any address, most recent last. */
+    private final List<Deque<LeasedChannel>> leases = new ArrayList<>();
+
+    /** calls.get(thread): the calls a thread started and has not ended, oldest first. */
+    private final List<Deque<FakeCall<?, ?>>> calls = new ArrayList<>();
+
     public ConnectorUnderTest() {
       for (int thread = 0; thread < THREAD_IDS; thread++) {
         List<Deque<LeasedChannel>> perAddress = new ArrayList<>();
@@ -160,6 +204,8 @@ final class CachingConnectorLincheckTest {
           perAddress.add(new ArrayDeque<>());
         }
         held.add(perAddress);
+        leases.add(new ArrayDeque<>());
+        calls.add(new ArrayDeque<>());
       }
     }
 
@@ -181,9 +227,15 @@ final class CachingConnectorLincheckTest {
         return "ISE";
       }
       held.get(thread).get(address).addLast(lease);
-      ManagedChannel channel = lease.entry.channel();
-      int generation = dialer.createdFor(ADDRESSES[address]).indexOf(channel);
-      return ADDRESSES[address] + "#" + generation + (channel.isShutdown() ? "!shut" : "");
+      leases.get(thread).addLast(lease);
+      return name(lease.entry.channel());
+    }
+
+    /** {@code a#0} for the first channel dialed for {@code a}, {@code !shut} if shut down. */
+    private String name(ManagedChannel channel) {
+      TrackedChannel tracked = (TrackedChannel) channel;
+      int generation = dialer.createdFor(tracked.address).indexOf(tracked);
+      return tracked.address + "#" + generation + (tracked.isShutdown() ? "!shut" : "");
     }
 
     /** Releases the lease this thread took last on {@code address}; false if it holds none. */
@@ -195,8 +247,45 @@ final class CachingConnectorLincheckTest {
       if (lease == null) {
         return false;
       }
+      leases.get(thread).removeLastOccurrence(lease);
       connector.release(ADDRESSES[address], lease);
       return true;
+    }
+
+    /**
+     * Starts a call on the lease this thread took last, of any address, and holds the call. Returns
+     * the channel it runs on, as {@link #dialAndHold} names it, with the status appended if the
+     * call closed at once; or {@code none} if this thread holds no lease.
+     */
+    @Operation
+    public String startCallAndHold(@Param(gen = ThreadIdGen.class) int thread) {
+      LeasedChannel lease = leases.get(thread).peekLast();
+      if (lease == null) {
+        return "none";
+      }
+      FakeCall<?, ?> call = FakeCall.startOn(lease);
+      Status status = call.status();
+      if (status != null) {
+        return name(call.channel) + " closed at once: " + status.getCode();
+      }
+      calls.get(thread).addLast(call);
+      return name(call.channel);
+    }
+
+    /**
+     * Ends the oldest call this thread holds: {@code ended}, or the status it was closed with
+     * before (cancelled under it), or {@code none} if this thread holds no call.
+     */
+    @Operation
+    public String endOneHeldCall(@Param(gen = ThreadIdGen.class) int thread) {
+      FakeCall<?, ?> call = calls.get(thread).pollFirst();
+      if (call == null) {
+        return "none";
+      }
+      if (call.end()) {
+        return "ended";
+      }
+      return "closed before its end: " + requireNonNull(call.status()).getCode();
     }
 
     /** Runs one expiry pass; returns the addresses of the channels it closed, sorted. */
@@ -219,8 +308,10 @@ final class CachingConnectorLincheckTest {
 
     /**
      * Run by Lincheck when no operation runs: the lease count is the number of leases the threads
-     * hold, none of them on a shut-down channel; the connection count is the number of channels
-     * created and not shut down; no channel was shut down twice.
+     * hold, none of them on a shut-down channel; the call count is the number of calls the threads
+     * hold, none of them closed or on a shut-down channel, and {@code connections()} counts them on
+     * their addresses; the connection count is the number of channels created and not shut down; no
+     * channel was shut down twice, nor with a call in flight.
      */
     @Validate
     public void quiescentStateIsConsistent() {
@@ -234,12 +325,33 @@ final class CachingConnectorLincheckTest {
         }
       }
       check(connector.leaseCount() == heldLeases, "leaseCount() != " + heldLeases, connector);
+      int heldCalls = 0;
+      int[] heldCallsPerAddress = new int[ADDRESSES.length];
+      for (Deque<FakeCall<?, ?>> threadCalls : calls) {
+        heldCalls += threadCalls.size();
+        for (FakeCall<?, ?> call : threadCalls) {
+          check(!call.channel.isShutdown(), "held call on a shut-down channel", call);
+          check(call.status() == null, "held call closed", call);
+          heldCallsPerAddress[List.of(ADDRESSES).indexOf(call.channel.address)]++;
+        }
+      }
+      check(connector.callCount() == heldCalls, "callCount() != " + heldCalls, connector);
+      int[] reportedCalls = new int[ADDRESSES.length];
+      for (ConnectionInfo info : connector.connections()) {
+        reportedCalls[List.of(ADDRESSES).indexOf(info.address())] += info.calls();
+      }
+      check(
+          Arrays.equals(reportedCalls, heldCallsPerAddress),
+          "calls of connections() per address != " + Arrays.toString(heldCallsPerAddress),
+          connector.connections());
       check(
           connector.connectionCount() == dialer.open().size(),
           "connectionCount() != open channels " + dialer.open(),
           connector);
       for (TrackedChannel channel : dialer.created) {
         check(channel.shutdowns.get() <= 1, "channel shut down twice", channel);
+        check(
+            channel.callsAtShutdown.get() <= 0, "channel shut down with a call in flight", channel);
       }
     }
 

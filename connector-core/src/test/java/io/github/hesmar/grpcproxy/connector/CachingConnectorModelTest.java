@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.fail;
 
 import io.grpc.ConnectivityState;
+import io.grpc.Status;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.time.Instant;
@@ -19,20 +20,28 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A model-based property test of {@link CachingConnector}: random single-threaded sequences of
- * dials, releases, double releases, expiry passes, {@code closeOnRelease} calls and (rarely) {@code
- * close()} over three addresses run against a real connector and against a small reference model,
- * and the two are compared after every step.
+ * dials, releases, double releases, calls started on held leases and ended later, expiry passes,
+ * {@code closeOnRelease} calls and (rarely) {@code close()} over three addresses run against a real
+ * connector and against a small reference model, and the two are compared after every step.
  *
  * <p>The model is a direct transcription of DESIGN.md and of the design comment of {@link
  * CachingConnector}, with no concurrency in it. It knows every channel the dialer created, in
- * creation order; per address the attached channel, with its leases, its count of consecutive idle
- * passes and whether it was dialed since the last pass; the channels detached by {@code
- * closeOnRelease}, with their leases; which channels are open and which are closed; and which
- * callbacks each step must fire. An expiry pass that finds an attached channel without leases
- * counts an idle pass, one that finds leases resets the count, and so does a dial; the channel
- * closes at the second consecutive idle pass. A detached channel closes at the first pass that
- * finds it without leases. {@code close()} closes everything, after which dials throw and releases
- * do nothing.
+ * creation order; per address the attached channel, with its leases, its calls in flight, its count
+ * of consecutive idle passes and whether it was dialed since the last pass; the channels detached
+ * by {@code closeOnRelease}, with their leases and calls; which channels are open and which are
+ * closed; every call, with the lease it started on and how it ended; and which callbacks each step
+ * must fire. A call started on a held lease belongs to that lease's channel until it ends, and may
+ * outlive the lease (rule 8). An expiry pass that finds an attached channel without leases and
+ * without calls counts an idle pass, one that finds either resets the count, and so does a dial;
+ * the channel closes at the second consecutive idle pass. A detached channel closes at the first
+ * pass that finds it without leases and calls. {@code close()} closes everything, cancelling the
+ * calls in flight, after which dials throw, releases do nothing, and a call started on a lease
+ * still held fails at once.
+ *
+ * <p>Calls are {@link FakeCall}s on the dialer's fake channels, ended by the test; the connector's
+ * counting wraps them, so ending one runs the connector's end of the call. Each channel records the
+ * calls in flight when it was shut down, which the model predicts: none, except under {@code
+ * close()}.
  *
  * <p>Each run checks {@value #FIXED_SEQUENCES} fixed seeds and {@value #RANDOM_SEQUENCES} seeds
  * from a random base printed on standard output, {@value #STEPS} steps each. A failure names its
@@ -133,6 +142,79 @@ class CachingConnectorModelTest {
   }
 
   @Test
+  void aCallOutlivesItsLeaseAndKeepsItsChannelOpenUntilItEnds() {
+    try (Harness harness = new Harness()) {
+      harness.step(Op.dial(ALPHA));
+      harness.step(Op.startCall(0));
+      harness.step(Op.release(0, Via.CLOSE));
+      for (int i = 0; i < 3; i++) {
+        harness.step(Op.expire());
+        assertThat(harness.lastExpired).isEmpty();
+      }
+      assertThat(harness.connector.connections())
+          .singleElement()
+          .satisfies(
+              info -> {
+                assertThat(info.leases()).isZero();
+                assertThat(info.calls()).isEqualTo(1);
+                assertThat(info.idlePasses()).isZero();
+              });
+      assertThat(harness.connector.callCount()).isEqualTo(1);
+
+      harness.step(Op.endCall(0));
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).isEmpty();
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).containsExactly(ADDRESSES.get(ALPHA));
+      assertThat(harness.dialer.created.get(0).callsAtShutdown).hasValue(0);
+    }
+  }
+
+  @Test
+  void aDetachedChannelClosesAtTheFirstPassAfterItsLeasesAndCallsEnd() {
+    try (Harness harness = new Harness()) {
+      harness.step(Op.dial(BETA));
+      harness.step(Op.startCall(0));
+      harness.step(Op.startCall(0));
+      harness.step(Op.closeOnRelease(BETA));
+      harness.step(Op.release(0, Via.RELEASE));
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).isEmpty();
+      harness.step(Op.endCall(1));
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).isEmpty();
+      assertThat(harness.connector.connections())
+          .singleElement()
+          .satisfies(
+              info -> {
+                assertThat(info.closing()).isTrue();
+                assertThat(info.calls()).isEqualTo(1);
+              });
+      harness.step(Op.endCall(0));
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).containsExactly(ADDRESSES.get(BETA));
+      assertThat(harness.connector.callCount()).isZero();
+    }
+  }
+
+  @Test
+  void closeCancelsTheCallsInFlightAndACallStartedAfterwardsFailsAtOnce() {
+    try (Harness harness = new Harness()) {
+      harness.step(Op.dial(ALPHA));
+      harness.step(Op.startCall(0));
+      harness.step(Op.release(0, Via.SHUTDOWN));
+      harness.step(Op.dial(ALPHA));
+      harness.step(Op.close());
+      assertThat(harness.dialer.created.get(0).callsAtShutdown).hasValue(1);
+      assertThat(harness.model.calls.get(0).fake.status()).isEqualTo(FakeCall.SHUT_DOWN_NOW);
+      harness.step(Op.startCall(0)); // on L1, still held: the channel is shut down
+      assertThat(harness.model.calls.get(1).fake.status()).isEqualTo(FakeCall.SHUT_DOWN);
+      harness.step(Op.endCall(0)); // none in flight: skipped
+      assertThat(harness.connector.callCount()).isZero();
+    }
+  }
+
+  @Test
   void afterCloseDialsFailEveryChannelIsShutDownAndReleasesAreHarmless() {
     try (Harness harness = new Harness()) {
       harness.step(Op.dial(ALPHA));
@@ -186,13 +268,17 @@ class CachingConnectorModelTest {
       Kind kind;
       if (roll < 6) {
         kind = Kind.CLOSE; // about one sequence in three closes the connector somewhere
-      } else if (roll < 360) {
+      } else if (roll < 300) {
         kind = Kind.DIAL;
-      } else if (roll < 610) {
+      } else if (roll < 510) {
         kind = Kind.RELEASE;
-      } else if (roll < 670) {
+      } else if (roll < 560) {
         kind = Kind.RELEASE_AGAIN;
-      } else if (roll < 890) {
+      } else if (roll < 660) {
+        kind = Kind.START_CALL;
+      } else if (roll < 740) {
+        kind = Kind.END_CALL;
+      } else if (roll < 910) {
         kind = Kind.EXPIRE;
       } else {
         kind = Kind.CLOSE_ON_RELEASE;
@@ -223,7 +309,8 @@ class CachingConnectorModelTest {
 
   /**
    * Shrinks a failing sequence by deleting ever smaller chunks of operations as long as what is
-   * left still fails. Releases pick their lease by index, so any subsequence replays.
+   * left still fails. Releases and calls pick their lease or call by index, so any subsequence
+   * replays.
    */
   static List<Op> shrink(List<Op> ops, int failedStep) {
     List<Op> current = List.copyOf(ops.subList(0, failedStep + 1));
@@ -283,6 +370,8 @@ class CachingConnectorModelTest {
     DIAL,
     RELEASE,
     RELEASE_AGAIN,
+    START_CALL,
+    END_CALL,
     EXPIRE,
     CLOSE_ON_RELEASE,
     CLOSE
@@ -300,7 +389,8 @@ class CachingConnectorModelTest {
 
   /**
    * One step. {@code address} indexes {@link #ADDRESSES}; {@code pick} chooses, modulo their
-   * number, among the leases held (for a release) or already released (for a double release).
+   * number, among the leases held (for a release or a call's start), the leases already released
+   * (for a double release) or the calls in flight (for a call's end).
    */
   record Op(Kind kind, int address, int pick, Via via) {
 
@@ -314,6 +404,14 @@ class CachingConnectorModelTest {
 
     static Op releaseAgain(int pick, Via via) {
       return new Op(Kind.RELEASE_AGAIN, 0, pick, via);
+    }
+
+    static Op startCall(int pick) {
+      return new Op(Kind.START_CALL, 0, pick, Via.CLOSE);
+    }
+
+    static Op endCall(int pick) {
+      return new Op(Kind.END_CALL, 0, pick, Via.CLOSE);
     }
 
     static Op expire() {
@@ -334,6 +432,8 @@ class CachingConnectorModelTest {
         case DIAL -> "dial(" + address + ")";
         case RELEASE -> "release(" + pick + ", " + via + ")";
         case RELEASE_AGAIN -> "releaseAgain(" + pick + ", " + via + ")";
+        case START_CALL -> "startCall(" + pick + ")";
+        case END_CALL -> "endCall(" + pick + ")";
         case EXPIRE -> "expire()";
         case CLOSE_ON_RELEASE -> "closeOnRelease(" + address + ")";
         case CLOSE -> "close()";
@@ -347,6 +447,7 @@ class CachingConnectorModelTest {
   record Row(
       String address,
       int leases,
+      int calls,
       int idlePasses,
       boolean closing,
       @Nullable ConnectivityState state,
@@ -357,6 +458,7 @@ class CachingConnectorModelTest {
       return new Row(
           info.address(),
           info.leases(),
+          info.calls(),
           info.idlePasses(),
           info.closing(),
           info.state(),
@@ -384,6 +486,43 @@ class CachingConnectorModelTest {
     }
   }
 
+  /**
+   * A call started by a step on a held lease: the fake under the connector's call, the model
+   * channel it must hold, and the status code it must have been closed with (null while it must be
+   * in flight).
+   */
+  static final class Call {
+    final int number;
+    final Lease lease;
+    final ModelChannel expected;
+    final FakeCall<?, ?> fake;
+    Status.@Nullable Code closedWith;
+
+    Call(int number, Lease lease, ModelChannel expected, FakeCall<?, ?> fake) {
+      this.number = number;
+      this.lease = lease;
+      this.expected = expected;
+      this.fake = fake;
+    }
+
+    boolean inFlight() {
+      return closedWith == null;
+    }
+
+    @Override
+    public String toString() {
+      return "C"
+          + number
+          + " (on L"
+          + lease.number
+          + ", "
+          + expected.address
+          + " #"
+          + expected.id
+          + ")";
+    }
+  }
+
   // ---------------------------------------------------------------------------------------------
   // The model
 
@@ -394,10 +533,14 @@ class CachingConnectorModelTest {
     final Instant createdAt;
     Instant lastDialedAt;
     int leases;
+    int calls;
     int idlePasses;
     boolean dialedSincePass = true;
     boolean detached;
     boolean closed;
+
+    /** The calls in flight when it was shut down; -1 while open. */
+    int callsAtShutdown = -1;
 
     ModelChannel(int id, String address, Instant now) {
       this.id = id;
@@ -408,7 +551,14 @@ class CachingConnectorModelTest {
 
     Row row() {
       return new Row(
-          address, leases, idlePasses, detached, ConnectivityState.IDLE, createdAt, lastDialedAt);
+          address,
+          leases,
+          calls,
+          idlePasses,
+          detached,
+          ConnectivityState.IDLE,
+          createdAt,
+          lastDialedAt);
     }
 
     @Override
@@ -420,6 +570,8 @@ class CachingConnectorModelTest {
           + (closed ? " closed" : detached ? " detached" : "")
           + " leases="
           + leases
+          + " calls="
+          + calls
           + " idle="
           + idlePasses;
     }
@@ -430,6 +582,7 @@ class CachingConnectorModelTest {
     final List<ModelChannel> created = new ArrayList<>();
     final Map<String, ModelChannel> attached = new LinkedHashMap<>();
     final List<ModelChannel> detached = new ArrayList<>();
+    final List<Call> calls = new ArrayList<>();
     final List<String> connects = new ArrayList<>();
     final List<String> misses = new ArrayList<>();
 
@@ -465,6 +618,30 @@ class CachingConnectorModelTest {
         leases += channel.leases;
       }
       return leases;
+    }
+
+    int callCount() {
+      int count = 0;
+      for (ModelChannel channel : attached.values()) {
+        count += channel.calls;
+      }
+      for (ModelChannel channel : detached) {
+        count += channel.calls;
+      }
+      return count;
+    }
+
+    /** Whether {@code lease} is released and every call started on it has ended. */
+    boolean terminated(Lease lease) {
+      if (!lease.released) {
+        return false;
+      }
+      for (Call call : calls) {
+        if (call.lease == lease && call.inFlight()) {
+          return false;
+        }
+      }
+      return true;
     }
 
     List<Row> rows() {
@@ -510,8 +687,31 @@ class CachingConnectorModelTest {
     }
 
     /**
-     * Rule 3. Passes no longer count for a detached channel: it keeps the idle count it had when it
-     * was detached until it closes.
+     * Rule 8: a call started on a held lease holds the lease's channel until it ends. After {@code
+     * close()} the channel is shut down, and the call closes at once with {@code UNAVAILABLE}.
+     */
+    void startCall(Call call) {
+      calls.add(call);
+      if (closed) {
+        call.closedWith = Status.Code.UNAVAILABLE;
+      } else {
+        call.expected.calls++;
+      }
+    }
+
+    /** Rule 8: the end of a call in flight gives its channel back. */
+    void endCall(Call call) {
+      if (!call.inFlight()) {
+        return;
+      }
+      call.closedWith = Status.Code.OK;
+      call.expected.calls--;
+    }
+
+    /**
+     * Rules 3 and 8: a channel is idle only with no lease and no call in flight. Passes no longer
+     * count for a detached channel: it keeps the idle count it had when it was detached until it
+     * closes.
      */
     List<String> expire() {
       List<String> expired = new ArrayList<>();
@@ -521,7 +721,8 @@ class CachingConnectorModelTest {
       for (Iterator<ModelChannel> it = attached.values().iterator(); it.hasNext(); ) {
         ModelChannel channel = it.next();
         channel.dialedSincePass = false;
-        channel.idlePasses = channel.leases == 0 ? channel.idlePasses + 1 : 0;
+        boolean idle = channel.leases == 0 && channel.calls == 0;
+        channel.idlePasses = idle ? channel.idlePasses + 1 : 0;
         if (channel.idlePasses >= IDLE_PASSES_TO_CLOSE) {
           it.remove();
           shut(channel, ConnectorListener.CloseCause.EXPIRED);
@@ -530,7 +731,7 @@ class CachingConnectorModelTest {
       }
       for (Iterator<ModelChannel> it = detached.iterator(); it.hasNext(); ) {
         ModelChannel channel = it.next();
-        if (channel.leases == 0) {
+        if (channel.leases == 0 && channel.calls == 0) {
           it.remove();
           shut(channel, ConnectorListener.CloseCause.RELEASED);
           expired.add(channel.address);
@@ -553,7 +754,10 @@ class CachingConnectorModelTest {
       return true;
     }
 
-    /** Rule 7. */
+    /**
+     * Rules 7 and 8: only {@code close()} forces channels with calls; with no grace period it
+     * cancels them at once.
+     */
     void close() {
       if (closed) {
         return;
@@ -563,10 +767,17 @@ class CachingConnectorModelTest {
       detached.forEach(channel -> shut(channel, ConnectorListener.CloseCause.SHUTDOWN));
       attached.clear();
       detached.clear();
+      for (Call call : calls) {
+        if (call.inFlight()) {
+          call.closedWith = Status.Code.UNAVAILABLE;
+          call.expected.calls--;
+        }
+      }
     }
 
     private void shut(ModelChannel channel, ConnectorListener.CloseCause cause) {
       channel.closed = true;
+      channel.callsAtShutdown = channel.calls;
       stepCloses.add(channel.address + " " + cause);
       stepCountUpdates.add(openCount()); // rule 5: every change, down as well as up
     }
@@ -627,6 +838,8 @@ class CachingConnectorModelTest {
             case DIAL -> dial(ADDRESSES.get(op.address()));
             case RELEASE -> release(op);
             case RELEASE_AGAIN -> releaseAgain(op);
+            case START_CALL -> startCall(op);
+            case END_CALL -> endCall(op);
             case EXPIRE -> expire();
             case CLOSE_ON_RELEASE -> closeOnRelease(ADDRESSES.get(op.address()));
             case CLOSE -> closeConnector();
@@ -683,6 +896,33 @@ class CachingConnectorModelTest {
       return "release " + lease + " again by " + how + " (must be a no-op)";
     }
 
+    private String startCall(Op op) {
+      List<Lease> held = leases.stream().filter(lease -> !lease.released).toList();
+      if (held.isEmpty()) {
+        return "start a call: no lease held, skipped";
+      }
+      Lease lease = held.get(op.pick() % held.size());
+      FakeCall<?, ?> fake = FakeCall.startOn(lease.channel);
+      Call call = new Call(model.calls.size(), lease, lease.expected, fake);
+      model.startCall(call);
+      assertThat(fake.channel)
+          .as("the channel %s is on", call)
+          .isSameAs(dialer.created.get(call.expected.id));
+      return "start " + call + (call.inFlight() ? "" : ", closed at once: " + fake.status());
+    }
+
+    private String endCall(Op op) {
+      List<Call> inFlight = model.calls.stream().filter(Call::inFlight).toList();
+      if (inFlight.isEmpty()) {
+        return "end a call: no call in flight, skipped";
+      }
+      Call call = inFlight.get(op.pick() % inFlight.size());
+      boolean ended = call.fake.end();
+      model.endCall(call);
+      assertThat(ended).as("%s was in flight until its end", call).isTrue();
+      return "end " + call;
+    }
+
     private String giveBack(Lease lease, Via via) {
       switch (via) {
         case CLOSE -> lease.channel.close();
@@ -727,6 +967,7 @@ class CachingConnectorModelTest {
           .containsExactlyInAnyOrderElementsOf(model.rows());
       assertThat(connector.connectionCount()).as("connectionCount()").isEqualTo(model.openCount());
       assertThat(connector.leaseCount()).as("leaseCount()").isEqualTo(model.leaseCount());
+      assertThat(connector.callCount()).as("callCount()").isEqualTo(model.callCount());
 
       assertThat(dialer.dials).as("dialer calls").hasValue(model.created.size());
       assertThat(dialer.created).as("channels created by the dialer").hasSize(model.created.size());
@@ -737,6 +978,12 @@ class CachingConnectorModelTest {
         assertThat(channel.shutdowns)
             .as("shutdown() calls on channel %s", expected)
             .hasValue(expected.closed ? 1 : 0);
+        assertThat(channel.callsAtShutdown)
+            .as("calls in flight when channel %s was shut down (-1: open)", expected)
+            .hasValue(expected.callsAtShutdown);
+        assertThat(channel.callsInFlight)
+            .as("fake calls in flight on channel %s", expected)
+            .hasSize(expected.calls);
         if (expected.closed) {
           assertThat(channel.shutdownNows.get())
               .as("shutdownNow() calls on channel %s, with a zero grace period", expected)
@@ -762,10 +1009,20 @@ class CachingConnectorModelTest {
           .as("onClose calls in this step")
           .containsExactlyInAnyOrderElementsOf(model.stepCloses);
 
+      for (Call call : model.calls) {
+        Status status = call.fake.status();
+        assertThat(status == null ? null : status.getCode())
+            .as("status %s was closed with (null: in flight)", call)
+            .isEqualTo(call.closedWith);
+      }
+
       for (Lease lease : leases) {
         assertThat(lease.channel.isShutdown())
             .as("%s is released", lease)
             .isEqualTo(lease.released);
+        assertThat(lease.channel.isTerminated())
+            .as("%s is released and its calls ended", lease)
+            .isEqualTo(model.terminated(lease));
         if (!lease.released && !model.closed) {
           assertThat(lease.channel.getState(false))
               .as("state of the channel under the held %s", lease)

@@ -9,6 +9,8 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -23,12 +25,18 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Several threads dial and release (sometimes twice) over 1 or 16 addresses while another runs
- * {@code expire()} and {@code closeOnRelease()} in a loop. Each run is bounded to 8 seconds and
- * 150,000 leases per worker. Invariants: no dial returns a lease on a channel that is shut down;
- * counts never go negative; once all leases are released, two passes shut every channel the dialer
+ * Several threads dial and release (sometimes twice) over 1 or 16 addresses, starting calls on some
+ * of the leases they hold, while another runs {@code expire()} and {@code closeOnRelease()} in a
+ * loop. A call outlives its lease: it goes into a queue shared by the workers, and any worker ends
+ * it later, after its lease was released or not. Each run is bounded to 8 seconds and 150,000
+ * leases per worker. Invariants: no dial returns a lease on a channel that is shut down; no call
+ * started on a held lease fails at its start; no channel is shut down while a call is in flight on
+ * it (rule 8: only {@code close()} may, and it is not called here); counts never go negative; once
+ * all leases are released, the calls still in flight keep their channels open through two passes;
+ * once they have ended too, {@code callCount()} is 0 and two passes shut every channel the dialer
  * created down exactly once, and the count (and its last callback) is 0. And {@code close()} racing
- * expiry and dials: every channel is shut down once and forced once.
+ * expiry and dials, with calls that outlive their leases: every channel is shut down once and
+ * forced once, and every call in flight is cancelled by it.
  */
 class StressTest {
 
@@ -58,6 +66,12 @@ class StressTest {
     AtomicLong closedHandedOut = new AtomicLong();
     AtomicLong negativeSeen = new AtomicLong();
     AtomicLong leasesTaken = new AtomicLong();
+    AtomicLong callsStarted = new AtomicLong();
+    AtomicLong failedAtStart = new AtomicLong();
+    AtomicLong leasesReleasedUnderCalls = new AtomicLong();
+    AtomicLong shutDownUnderCall = new AtomicLong();
+    Queue<FakeCall<?, ?>> calls = new ConcurrentLinkedQueue<>();
+    AtomicInteger queuedCalls = new AtomicInteger();
     AtomicBoolean workersDone = new AtomicBoolean();
     long deadline = System.nanoTime() + BUDGET_NANOS;
     try {
@@ -76,6 +90,17 @@ class StressTest {
                       closedHandedOut.incrementAndGet();
                     }
                     held.add(lease);
+                    if (random.nextInt(3) == 0) {
+                      // on the lease just taken, or on an older one this worker still holds
+                      LeasedChannel on = random.nextBoolean() ? lease : held.peekFirst();
+                      FakeCall<?, ?> call = FakeCall.startOn(on);
+                      callsStarted.incrementAndGet();
+                      if (call.status() != null) {
+                        failedAtStart.incrementAndGet();
+                      }
+                      calls.add(call);
+                      queuedCalls.incrementAndGet();
+                    }
                     while (held.size() > random.nextInt(4)) {
                       LeasedChannel done =
                           random.nextBoolean() ? held.pollFirst() : held.pollLast();
@@ -84,9 +109,22 @@ class StressTest {
                       } else {
                         done.close();
                       }
+                      if (!done.isTerminated()) {
+                        leasesReleasedUnderCalls.incrementAndGet();
+                      }
                       if (random.nextInt(16) == 0) {
                         done.close(); // a second release: must be a no-op
                       }
+                    }
+                    // End calls, whoever started them, until at most a few are left in flight.
+                    int keep = random.nextInt(24);
+                    while (queuedCalls.get() > keep) {
+                      FakeCall<?, ?> call = calls.poll();
+                      if (call == null) {
+                        break;
+                      }
+                      queuedCalls.decrementAndGet();
+                      end(call, shutDownUnderCall);
                     }
                   }
                   held.forEach(LeasedChannel::close);
@@ -100,7 +138,9 @@ class StressTest {
                 while (!workersDone.get()) {
                   connector.expire();
                   connector.closeOnRelease("backend-" + random.nextInt(addresses));
-                  if (connector.connectionCount() < 0 || connector.leaseCount() < 0) {
+                  if (connector.connectionCount() < 0
+                      || connector.leaseCount() < 0
+                      || connector.callCount() < 0) {
                     negativeSeen.incrementAndGet();
                   }
                 }
@@ -113,6 +153,17 @@ class StressTest {
       churn.get(60, TimeUnit.SECONDS);
 
       assertThat(connector.leaseCount()).isZero();
+      List<FakeCall<?, ?>> outliving = new ArrayList<>(calls);
+      assertThat(connector.callCount())
+          .as("calls in flight after every lease was released")
+          .isEqualTo(outliving.size());
+      connector.expire();
+      connector.expire();
+      assertThat(outliving)
+          .as("calls that outlived every lease keep their channels open through two passes")
+          .allSatisfy(call -> assertThat(call.channel.isShutdown()).as("%s", call).isFalse());
+      outliving.forEach(call -> end(call, shutDownUnderCall));
+      assertThat(connector.callCount()).as("calls in flight once all ended").isZero();
       connector.expire();
       connector.expire();
 
@@ -120,9 +171,19 @@ class StressTest {
       assertThat(negativeSeen).as("negative counts observed").hasValue(0);
       assertThat(minCount).as("smallest count delivered").hasValueGreaterThanOrEqualTo(0);
       assertThat(leasesTaken).hasPositiveValue();
+      assertThat(failedAtStart).as("calls on held leases that failed at start").hasValue(0);
+      assertThat(shutDownUnderCall).as("calls whose channel was shut down under them").hasValue(0);
+      assertThat(callsStarted).hasPositiveValue();
+      assertThat(leasesReleasedUnderCalls)
+          .as("leases released while their calls still ran")
+          .hasPositiveValue();
       assertThat(dialer.created)
-          .as("every channel created is shut down exactly once")
-          .allSatisfy(channel -> assertThat(channel.shutdowns).hasValue(1));
+          .as("every channel created is shut down exactly once, with no call in flight")
+          .allSatisfy(
+              channel -> {
+                assertThat(channel.shutdowns).as("%s", channel).hasValue(1);
+                assertThat(channel.callsAtShutdown).as("%s", channel).hasValue(0);
+              });
       assertThat(connector.connectionCount()).isZero();
       assertThat(connector.connections()).isEmpty();
       await().untilAsserted(() -> assertThat(lastCount).hasValue(0));
@@ -132,11 +193,20 @@ class StressTest {
     }
   }
 
+  /** Ends a call a worker started; counts it if its channel was shut down while it ran. */
+  private static void end(FakeCall<?, ?> call, AtomicLong shutDownUnderCall) {
+    if (call.channel.isShutdown() || !call.end()) {
+      shutDownUnderCall.incrementAndGet();
+    }
+  }
+
   /**
    * Rounds of {@code close()} while one thread runs expiry passes and another dials and releases
-   * over 16 addresses, with channels that keep draining until forced (calls in flight) and a grace
-   * period of an hour: {@code close()} must force every channel, those that expiry shut down before
-   * and during it included, exactly once, and not leave that to a task an hour later.
+   * over 16 addresses, starting calls on some leases that outlive them, with channels that keep
+   * draining until forced and a grace period of an hour: {@code close()} must force every channel,
+   * those that expiry shut down before and during it included, exactly once, and not leave that to
+   * a task an hour later. Before {@code close()} no channel is shut down under a call; after it,
+   * every call has ended, those still in flight cancelled by it.
    */
   @Test
   void closeRacingExpiryAndDialsForcesEveryDrainingChannelExactlyOnce() throws Exception {
@@ -159,6 +229,9 @@ class StressTest {
                     })
                 .build();
         AtomicBoolean closed = new AtomicBoolean();
+        AtomicBoolean closing = new AtomicBoolean();
+        AtomicLong shutDownUnderCall = new AtomicLong();
+        Queue<FakeCall<?, ?>> calls = new ConcurrentLinkedQueue<>();
         Future<?> expiry =
             threads.submit(
                 () -> {
@@ -170,16 +243,31 @@ class StressTest {
         Future<?> dials =
             threads.submit(
                 () -> {
+                  Deque<FakeCall<?, ?>> inFlight = new ArrayDeque<>();
                   for (int i = 0; ; i++) {
-                    try {
-                      connector.dial("backend-" + i % 16).close();
+                    try (LeasedChannel lease = connector.dial("backend-" + i % 16)) {
+                      if (i % 3 == 0) {
+                        FakeCall<?, ?> call = FakeCall.startOn(lease);
+                        calls.add(call);
+                        inFlight.add(call);
+                      }
                     } catch (IllegalStateException e) {
                       return null; // closed
+                    }
+                    if (inFlight.size() > 8) {
+                      FakeCall<?, ?> call = inFlight.removeFirst();
+                      // Read before closing is: a channel shut down then was not shut by close().
+                      boolean shutDown = call.channel.isShutdown();
+                      if (shutDown && !closing.get()) {
+                        shutDownUnderCall.incrementAndGet();
+                      }
+                      call.end();
                     }
                   }
                 });
         assertThat(expiredSome.await(30, TimeUnit.SECONDS)).isTrue();
 
+        closing.set(true);
         connector.close();
         closed.set(true);
         expiry.get(30, TimeUnit.SECONDS);
@@ -194,6 +282,14 @@ class StressTest {
                   assertThat(channel.shutdownNows).as("%s", channel).hasValue(1);
                 });
         assertThat(connector.connectionCount()).isZero();
+        assertThat(shutDownUnderCall)
+            .as("round %d: calls whose channel was shut down under them before close()", r)
+            .hasValue(0);
+        assertThat(calls)
+            .as("round %d: every call ended, by its caller or cancelled by close()", r)
+            .isNotEmpty()
+            .allSatisfy(call -> assertThat(call.status()).as("%s", call).isNotNull());
+        assertThat(connector.callCount()).isZero();
       }
     } finally {
       threads.shutdownNow();

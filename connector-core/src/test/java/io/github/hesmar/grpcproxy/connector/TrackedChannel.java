@@ -5,15 +5,20 @@ import io.grpc.ClientCall;
 import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 import org.jspecify.annotations.Nullable;
 
 /**
  * A channel created by {@link TrackingDialer}: counts how often it is shut down, and forwards to a
- * real channel when it has one (without one it is a bare fake, for Lincheck and the stress test,
- * which terminates when shut down or, if it {@code lingers}, only when forced with {@code
- * shutdownNow()}, as a channel with calls in flight does).
+ * real channel when it has one. Without one it is a bare fake, for the model, Lincheck and stress
+ * tests: its calls are {@link FakeCall}s that the test ends by hand, it records how many of them
+ * were in flight when it was shut down, {@code shutdownNow()} cancels them, and it terminates once
+ * shut down with no call in flight or, if it {@code lingers}, only when forced with {@code
+ * shutdownNow()}, as a channel with real calls in flight may.
  */
 final class TrackedChannel extends ManagedChannel {
 
@@ -23,6 +28,13 @@ final class TrackedChannel extends ManagedChannel {
   private final boolean lingers;
   final AtomicInteger shutdowns = new AtomicInteger();
   final AtomicInteger shutdownNows = new AtomicInteger();
+
+  /** The fake calls started on this channel and not closed yet. */
+  final Set<FakeCall<?, ?>> callsInFlight = ConcurrentHashMap.newKeySet();
+
+  /** Fake calls in flight when {@link #shutdown()} was first called; -1 before. */
+  final AtomicInteger callsAtShutdown = new AtomicInteger(-1);
+
   private volatile boolean shutdown;
 
   TrackedChannel(String address, int serial, @Nullable ManagedChannel delegate, boolean lingers) {
@@ -35,7 +47,8 @@ final class TrackedChannel extends ManagedChannel {
   @Override
   public ManagedChannel shutdown() {
     shutdowns.incrementAndGet();
-    shutdown = true;
+    shutdown = true; // before counting the calls: see FakeCall.start
+    callsAtShutdown.compareAndSet(-1, callsInFlight.size());
     if (delegate != null) {
       delegate.shutdown();
     }
@@ -48,6 +61,9 @@ final class TrackedChannel extends ManagedChannel {
     shutdown = true;
     if (delegate != null) {
       delegate.shutdownNow();
+    }
+    for (FakeCall<?, ?> call : callsInFlight) {
+      call.close(FakeCall.SHUT_DOWN_NOW);
     }
     return this;
   }
@@ -62,7 +78,7 @@ final class TrackedChannel extends ManagedChannel {
     if (delegate != null) {
       return delegate.isTerminated();
     }
-    return lingers ? shutdownNows.get() > 0 : shutdown;
+    return lingers ? shutdownNows.get() > 0 : shutdown && callsInFlight.isEmpty();
   }
 
   /** A fake returns at once: whether it is terminated. */
@@ -74,10 +90,15 @@ final class TrackedChannel extends ManagedChannel {
   @Override
   public <ReqT, RespT> ClientCall<ReqT, RespT> newCall(
       MethodDescriptor<ReqT, RespT> method, CallOptions options) {
-    if (delegate == null) {
-      throw new UnsupportedOperationException("a fake channel carries no calls");
+    if (delegate != null) {
+      return delegate.newCall(method, options);
     }
-    return delegate.newCall(method, options);
+    FakeCall<ReqT, RespT> call = new FakeCall<>(this);
+    Consumer<FakeCall<?, ?>> made = options.getOption(FakeCall.MADE);
+    if (made != null) {
+      made.accept(call);
+    }
+    return call;
   }
 
   @Override

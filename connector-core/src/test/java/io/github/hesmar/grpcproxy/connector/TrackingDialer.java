@@ -48,7 +48,7 @@ final class TrackingDialer implements Dialer {
     return new TrackingDialer(serverName, false);
   }
 
-  /** Dials fake channels that carry no calls. */
+  /** Dials bare fake channels, whose calls are {@link FakeCall}s. */
   static TrackingDialer fake() {
     return new TrackingDialer(null, false);
   }
