@@ -31,8 +31,8 @@ import org.jspecify.annotations.Nullable;
  * {@link #startCall()} adds to {@link #calls} <em>before</em> it reads the state word, while a
  * non-forced close ({@link #closeIfIdle}) sets CLOSING <em>before</em> it reads {@link #calls}.
  * Both are volatile, so at least one sees the other: either the close sees the call and gives up,
- * or the call sees CLOSING, waits for its outcome and, if CLOSED, takes its count back and runs
- * uncounted on a channel that is shut down (it fails, as any call on a shut-down channel does).
+ * or the call sees CLOSING, waits for its outcome and, if CLOSED, takes its count back and fails at
+ * once with UNAVAILABLE without starting on the channel (whose shutdown() may be still to come).
  * While the lease that starts a call is held, the close cannot succeed anyway: the lease is
  * counted. So a close never wins against a call that started on a held lease.
  */
@@ -158,7 +158,7 @@ final class Entry {
 
   /**
    * Counts a call starting on this channel; returns whether it is counted (false if the channel is
-   * closed: the call then runs on a shut-down channel and fails). See the class comment.
+   * closed: the call must then fail without starting). See the class comment.
    */
   boolean startCall() {
     CALLS.getAndAdd(this, 1L);

@@ -285,15 +285,33 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
 
     private final LeasedChannel lease;
 
+    /** Set if the call was refused at its start: it then never reaches the channel's call. */
+    private volatile boolean refused;
+
     CountedCall(LeasedChannel lease, ClientCall<RequestT, ResponseT> call) {
       super(call);
       this.lease = lease;
     }
 
     @Override
+    protected ClientCall<RequestT, ResponseT> delegate() {
+      return refused ? RefusedCall.instance() : super.delegate();
+    }
+
+    @Override
     public void start(Listener<ResponseT> responseListener, Metadata headers) {
-      EndingListener<ResponseT> listener =
-          new EndingListener<>(lease, lease.callStarted(), responseListener);
+      boolean counted = lease.callStarted();
+      EndingListener<ResponseT> listener = new EndingListener<>(lease, counted, responseListener);
+      if (!counted) {
+        // The channel is closed (CLOSED set, its shutdown() may still be to come): the call must
+        // not start on it uncounted. It fails at once, as a call on a shut-down channel does.
+        refused = true;
+        listener.onClose(
+            Status.UNAVAILABLE.withDescription(
+                "The channel for " + lease.address() + " was closed by the CachingConnector"),
+            new Metadata());
+        return;
+      }
       try {
         super.start(listener, headers);
       } catch (RuntimeException | Error e) {
@@ -301,6 +319,34 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
         throw e;
       }
     }
+  }
+
+  /** The call a refused {@link CountedCall} forwards to after its start: it does nothing. */
+  private static final class RefusedCall extends ClientCall<Object, Object> {
+
+    private static final RefusedCall INSTANCE = new RefusedCall();
+
+    @SuppressWarnings("unchecked") // it never touches a message
+    static <RequestT, ResponseT> ClientCall<RequestT, ResponseT> instance() {
+      return (ClientCall<RequestT, ResponseT>) (ClientCall<?, ?>) INSTANCE;
+    }
+
+    @Override
+    public void start(Listener<Object> responseListener, Metadata headers) {
+      throw new IllegalStateException("already started");
+    }
+
+    @Override
+    public void request(int numMessages) {}
+
+    @Override
+    public void cancel(@Nullable String message, @Nullable Throwable cause) {}
+
+    @Override
+    public void halfClose() {}
+
+    @Override
+    public void sendMessage(Object message) {}
   }
 
   /** Ends its call's count when the call closes; at most once. */

@@ -207,8 +207,10 @@ class CachingConnectorModelTest {
       harness.step(Op.close());
       assertThat(harness.dialer.created.get(0).callsAtShutdown).hasValue(1);
       assertThat(harness.model.calls.get(0).fake.status()).isEqualTo(FakeCall.SHUT_DOWN_NOW);
-      harness.step(Op.startCall(0)); // on L1, still held: the channel is shut down
-      assertThat(harness.model.calls.get(1).fake.status()).isEqualTo(FakeCall.SHUT_DOWN);
+      harness.step(Op.startCall(0)); // on L1, still held: the channel is closed
+      assertThat(harness.model.calls.get(1).fake.status())
+          .satisfies(status -> assertThat(status.getCode()).isEqualTo(Status.Code.UNAVAILABLE))
+          .satisfies(status -> assertThat(status.getDescription()).contains("was closed by"));
       harness.step(Op.endCall(0)); // none in flight: skipped
       assertThat(harness.connector.callCount()).isZero();
     }

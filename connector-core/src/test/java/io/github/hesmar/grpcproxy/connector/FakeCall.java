@@ -56,20 +56,32 @@ final class FakeCall<ReqT, RespT> extends ClientCall<ReqT, RespT> {
   private volatile @Nullable Listener<RespT> listener;
   private final AtomicReference<@Nullable Status> closedWith = new AtomicReference<>();
 
+  /** What the caller's listener was closed with: through this fake, or by the connector at once. */
+  private final AtomicReference<@Nullable Status> seen = new AtomicReference<>();
+
   FakeCall(TrackedChannel channel) {
     this.channel = channel;
   }
 
   /**
    * Makes a call of {@link #METHOD} on {@code channel} (a lease), starts it, and returns the fake
-   * under it: in flight, or closed already if its channel was shut down.
+   * under it: in flight, or closed already if its channel was shut down (by the fake, or by the
+   * connector, which then never starts the fake).
    */
   static FakeCall<?, ?> startOn(Channel channel) {
     AtomicReference<@Nullable FakeCall<?, ?>> made = new AtomicReference<>();
     ClientCall<String, String> call =
         channel.newCall(METHOD, CallOptions.DEFAULT.withOption(MADE, made::set));
-    call.start(new Listener<String>() {}, new Metadata());
-    return requireNonNull(made.get(), "no fake call under " + call);
+    FakeCall<?, ?> fake = requireNonNull(made.get(), "no fake call under " + call);
+    call.start(
+        new Listener<String>() {
+          @Override
+          public void onClose(Status status, Metadata trailers) {
+            fake.seen.set(status);
+          }
+        },
+        new Metadata());
+    return fake;
   }
 
   @Override
@@ -92,10 +104,16 @@ final class FakeCall<ReqT, RespT> extends ClientCall<ReqT, RespT> {
     return close(Status.OK);
   }
 
-  /** Closes the call with {@code status}, unless closed already; returns whether this closed it. */
+  /**
+   * Closes the call with {@code status}, unless closed already (or never started because the
+   * connector closed the caller's call at once); returns whether this closed it.
+   */
   boolean close(Status status) {
     Listener<RespT> started = listener;
     if (started == null) {
+      if (seen.get() != null) {
+        return false;
+      }
       throw new IllegalStateException("not started: " + this);
     }
     if (!closedWith.compareAndSet(null, status)) {
@@ -106,9 +124,12 @@ final class FakeCall<ReqT, RespT> extends ClientCall<ReqT, RespT> {
     return true;
   }
 
-  /** The status the call was closed with, or null while it has not started or is in flight. */
+  /**
+   * The status the caller's listener was closed with, or null while the call is in flight (for a
+   * call made by {@link #startOn}).
+   */
   @Nullable Status status() {
-    return closedWith.get();
+    return seen.get();
   }
 
   @Override
