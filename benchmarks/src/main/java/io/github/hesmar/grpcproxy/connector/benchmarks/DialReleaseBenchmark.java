@@ -89,7 +89,8 @@ public class DialReleaseBenchmark {
       case "off" -> {}
       case "on" -> builder.leakDetectionThreshold(Duration.ofHours(1));
       default ->
-          throw new IllegalArgumentException("leakDetection must be off or on, was " + leakDetection);
+          throw new IllegalArgumentException(
+              "leakDetection must be off or on, was " + leakDetection);
     }
     cachingConnector = builder.build();
     globalLock = new GlobalLockConnector(FakeChannel::create);
