@@ -288,8 +288,8 @@ public final class CachingConnector implements AutoCloseable {
     checkOpen();
     Entry entry = entries.get(address);
     if (entry == null) {
-      AddressCheck.check(
-          address); // only on a miss: a cached address was checked when it was dialed
+      // Only on a miss: a cached address was checked when it was dialed.
+      AddressCheck.check(address);
     }
     listener.onConnect(address);
     PendingDial.WaitBound bound = null;
@@ -306,6 +306,10 @@ public final class CachingConnector implements AutoCloseable {
           startDial(fresh, pending);
           return awaitOwnDial(fresh, pending, bound);
         }
+      }
+      LeasedChannel lease = tryLease(entry); // the hit path: null if pending, closing or closed
+      if (lease != null) {
+        return lease;
       }
       PendingDial pending = (entry.state & PENDING) != 0 ? entry.pending : null;
       if (pending != null) {
@@ -325,10 +329,6 @@ public final class CachingConnector implements AutoCloseable {
           awaitDial(entry, pending, bound);
         }
       } else {
-        LeasedChannel lease = tryLease(entry);
-        if (lease != null) {
-          return lease;
-        }
         checkOpen();
       }
       entry = entries.get(address);
