@@ -93,7 +93,9 @@ public final class CachingConnector implements AutoCloseable {
    *
    * Striping. When two leases of one entry collide (a lease CAS fails while only the lease count
    * changed), the entry gets lease cells: counters on separate cache lines, one per thread slot,
-   * so that threads leasing one hot address stop writing one word. A lease then adds 1 to its
+   * so that threads leasing one hot address stop writing one word. A thread's slot comes from a
+   * per-thread probe, handed out in turn and moved when the thread finds its cell contended
+   * (Entry.addToCell), so two threads do not stay on one cell by chance. A lease then adds 1 to its
    * thread's cell and *then* reads the state: if a flag is set it takes the 1 back. A non-forced
    * close sets CLOSING (only when the state word counts no lease), *then* reads the cells: if any
    * counts a lease it clears CLOSING, else it flips CLOSING to CLOSED. Both sides write before
@@ -372,8 +374,7 @@ public final class CachingConnector implements AutoCloseable {
       } else {
         // Dekker with Entry.closeIfIdle(): add to a cell, then read the flags; a close sets
         // CLOSING, then sums the cells. One of the two sees the other.
-        slot = Entry.slotOfCurrentThread(cells);
-        cells.getAndIncrement(slot);
+        slot = Entry.addToCell(cells);
         long now = entry.state;
         if ((now & (PENDING | DETACHED | CLOSED | CLOSING)) != 0) {
           cells.getAndDecrement(slot);
@@ -1274,11 +1275,13 @@ public final class CachingConnector implements AutoCloseable {
 
     /**
      * Enables leak detection: a lease held longer than {@code threshold} is logged once as a
-     * warning, with the thread and stack trace of the {@code dial} that took it, and again at info
-     * level if it is released later. A leak is reported between one threshold and one and a quarter
-     * thresholds after its dial (one scan every quarter threshold). Off by default; {@link
-     * Duration#ZERO} turns it off. When off it costs nothing; when on, each dial captures a stack
-     * trace, and nothing is scheduled per lease.
+     * warning, with the thread and time of the {@code dial} that took it (and its stack trace, see
+     * below), and again at info level if it is released later. A leak is reported between one
+     * threshold and one and a quarter thresholds after its dial (one scan every quarter threshold).
+     * Off by default; {@link Duration#ZERO} turns it off. When off it costs nothing; when on,
+     * nothing is scheduled per lease, and stacks are sampled: until a leak is found, one dial in 8
+     * per thread (the first included) records its stack, since a stack costs microseconds; once a
+     * leak was found, every dial does.
      *
      * @param threshold how long a lease may be held before it is reported; zero for off
      * @return this builder

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.logging.Handler;
@@ -96,6 +97,45 @@ class LeakDetectionTest {
       assertThat(logged).hasSize(2);
       assertThat(logged.get(1).getLevel()).isEqualTo(Level.INFO);
       assertThat(logged.get(1).getMessage()).contains("alpha", "released after PT5M10S");
+    }
+  }
+
+  @Test
+  void stacksAreSampledUntilALeakIsFoundAndRecordedForEveryDialAfter() {
+    try (CachingConnector connector = connector(Duration.ofSeconds(10))) {
+      List<LeasedChannel> leases = new ArrayList<>();
+      for (int i = 0; i < LeakDetector.SAMPLE + 1; i++) {
+        leases.add(connector.dial("alpha"));
+      }
+      assertThat(leases)
+          .extracting(lease -> lease.leakWatch.getStackTrace().length > 0)
+          .as(
+              "the 1st and the %dth dial on this thread record their stack",
+              LeakDetector.SAMPLE + 1)
+          .containsExactly(true, false, false, false, false, false, false, false, true);
+
+      clock.forward(Duration.ofSeconds(11));
+
+      assertThat(leaks).hasSize(LeakDetector.SAMPLE + 1);
+      assertThat(logged)
+          .extracting(LogRecord::getThrown)
+          .allSatisfy(
+              taken ->
+                  assertThat(taken)
+                      .hasMessageContaining("taken by thread " + Thread.currentThread().getName()))
+          .filteredOn(taken -> taken.getStackTrace().length == 0)
+          .hasSize(LeakDetector.SAMPLE - 1)
+          .allSatisfy(
+              taken ->
+                  assertThat(taken).hasMessageContaining("the stack of its dial was not recorded"));
+      LeasedChannel afterLeak = connector.dial("alpha");
+      assertThat(afterLeak.leakWatch.getStackTrace())
+          .anySatisfy(
+              frame ->
+                  assertThat(frame.getMethodName())
+                      .isEqualTo("stacksAreSampledUntilALeakIsFoundAndRecordedForEveryDialAfter"));
+      leases.forEach(LeasedChannel::close);
+      afterLeak.close();
     }
   }
 
