@@ -93,9 +93,8 @@ public final class CachingConnector implements AutoCloseable {
    *
    * Striping. When two leases of one entry collide (a lease CAS fails while only the lease count
    * changed), the entry gets lease cells: counters on separate cache lines, one per thread slot,
-   * so that threads leasing one hot address stop writing one word. A thread's slot comes from a
-   * per-thread probe, handed out in turn and moved when the thread finds its cell contended
-   * (Entry.addToCell), so two threads do not stay on one cell by chance. A lease then adds 1 to its
+   * so that threads leasing one hot address stop writing one word. A thread's slot comes from its
+   * thread id (Entry.addToCell), so threads started one after the other use different cells. A lease then adds 1 to its
    * thread's cell and *then* reads the state: if a flag is set it takes the 1 back. A non-forced
    * close sets CLOSING (only when the state word counts no lease), *then* reads the cells: if any
    * counts a lease it clears CLOSING, else it flips CLOSING to CLOSED. Both sides write before
@@ -292,8 +291,23 @@ public final class CachingConnector implements AutoCloseable {
     if (entry == null) {
       // Only on a miss: a cached address was checked when it was dialed.
       AddressCheck.check(address);
+      listener.onConnect(address);
+    } else {
+      listener.onConnect(address);
+      LeasedChannel lease = tryLease(entry); // the hit path: small, so that it is inlined
+      if (lease != null) {
+        return lease;
+      }
     }
-    listener.onConnect(address);
+    return dialSlowly(address, entry, timeoutNanos, timeout);
+  }
+
+  /**
+   * The rest of {@link #dial(String, Duration)}: a miss, a dial in flight, or an entry closing.
+   * {@code entry} is what the map held for {@code address} (null on a miss).
+   */
+  private LeasedChannel dialSlowly(
+      String address, @Nullable Entry entry, long timeoutNanos, @Nullable Duration timeout) {
     PendingDial.WaitBound bound = null;
     for (; ; ) {
       if (entry == null) {
@@ -305,8 +319,7 @@ public final class CachingConnector implements AutoCloseable {
           if (bound == null) {
             bound = PendingDial.WaitBound.of(timeoutNanos, timeout);
           }
-          startDial(fresh, pending);
-          return awaitOwnDial(fresh, pending, bound);
+          return dialOwn(fresh, pending, bound);
         }
       }
       LeasedChannel lease = tryLease(entry); // the hit path: null if pending, closing or closed
@@ -398,13 +411,14 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
-   * Waits for the dial this call started on {@code entry} and returns the lease reserved for this
-   * call, which the dial's publication turned into a lease. Gives the reservation back if it stops
-   * waiting.
+   * Starts the dial of {@code entry}, which this call put in the map, waits for it and returns the
+   * lease reserved for this call, which the dial's publication turned into a lease. Gives the
+   * reservation back if it stops waiting, or if starting the dial threw (after an inline dial that
+   * may have published the channel).
    */
-  private LeasedChannel awaitOwnDial(
-      Entry entry, PendingDial pending, PendingDial.WaitBound bound) {
+  private LeasedChannel dialOwn(Entry entry, PendingDial pending, PendingDial.WaitBound bound) {
     try {
+      startDial(entry, pending);
       awaitDial(entry, pending, bound);
     } catch (RuntimeException | Error e) {
       // Still pending: drop the reservation, so the channel is cached with no lease. Published
@@ -584,14 +598,23 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   private StatusRuntimeException dialTimedOut(String address) {
-    return Status.DEADLINE_EXCEEDED
-        .withDescription(
+    return new DialTimedOut(
+        Status.DEADLINE_EXCEEDED.withDescription(
             "The dialer did not return a channel for "
                 + address
                 + " within the dial timeout of "
                 + dialTimeout
-                + "; the dial was abandoned")
-        .asRuntimeException();
+                + "; the dial was abandoned"));
+  }
+
+  /** The connector's own failure of a dial past the dial timeout; nothing a dialer throws. */
+  private static final class DialTimedOut extends StatusRuntimeException {
+
+    private static final long serialVersionUID = 1L;
+
+    DialTimedOut(Status status) {
+      super(status);
+    }
   }
 
   /**
@@ -640,8 +663,8 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   private RuntimeException dialFailure(Entry entry, Throwable cause) {
-    if (cause instanceof StatusRuntimeException timedOut) {
-      return timedOut.getStatus().asRuntimeException(); // our own: the dial timeout passed
+    if (cause instanceof DialTimedOut timedOut) {
+      return timedOut.getStatus().asRuntimeException(); // a fresh one for each waiter
     }
     if (cause instanceof IllegalStateException && isClosed()) {
       return closedException();
@@ -738,12 +761,12 @@ public final class CachingConnector implements AutoCloseable {
       }
     } finally {
       expireLock.unlock();
+      reportAll(closes); // also if the pass failed half-way: what it closed is counted
     }
     List<String> expired = new ArrayList<>(closes.size());
     for (Closed close : closes) {
       expired.add(close.address());
     }
-    reportAll(closes);
     return expired;
   }
 
@@ -770,13 +793,18 @@ public final class CachingConnector implements AutoCloseable {
         }
         return closeEntry(entry, /* force= */ false) ? CloseCause.STALE : null;
       }
-      long inUse = entry.leases(state) + entry.calls();
       if ((state & DIALED) != 0) {
         if (Entry.STATE.compareAndSet(entry, state, state & ~DIALED)) {
+          // Read after the CAS: a striped lease that saw DIALED set (and so did not set it) added
+          // to its cell before, and is counted here if it is still held.
+          long inUse = entry.leases(entry.state) + entry.calls();
           entry.idlePasses = inUse == 0 ? 1 : 0;
           return null;
         }
-      } else if (inUse != 0) {
+        continue;
+      }
+      long inUse = entry.leases(state) + entry.calls();
+      if (inUse != 0) {
         entry.idlePasses = 0;
         return null;
       } else if (entry.idlePasses < 1) {
@@ -856,8 +884,8 @@ public final class CachingConnector implements AutoCloseable {
         Entry.spin(spins);
         continue;
       }
-      entry.detachCause = cause;
       if (Entry.STATE.compareAndSet(entry, state, state | DETACHED)) {
+        entry.detachCause = cause; // by the winner only; read by expire() once in `detached`
         entries.remove(entry.address, entry);
         detached.add(entry);
         if (isClosed() && closeEntry(entry, /* force= */ true)) {
@@ -1049,6 +1077,7 @@ public final class CachingConnector implements AutoCloseable {
       return;
     }
     List<Closed> closes = new ArrayList<>();
+    boolean selfInterrupted = false;
     try {
       for (Entry entry : entries.values()) {
         if (closeOnShutdown(entry)) {
@@ -1064,7 +1093,11 @@ public final class CachingConnector implements AutoCloseable {
     } finally {
       try {
         if (ownedDialExecutor != null) {
+          boolean wasInterrupted = Thread.currentThread().isInterrupted();
           ownedDialExecutor.shutdownNow(); // interrupts dialers still running
+          // close() running on one of those dial threads (from a dialer or a listener) keeps the
+          // grace period for the channels, and gets its interrupt back once it is over.
+          selfInterrupted = !wasInterrupted && Thread.interrupted();
         }
         LeakDetector detector = leakDetector;
         if (detector != null) {
@@ -1072,7 +1105,13 @@ public final class CachingConnector implements AutoCloseable {
         }
         reportAll(closes);
       } finally {
-        endDraining();
+        try {
+          endDraining();
+        } finally {
+          if (selfInterrupted) {
+            Thread.currentThread().interrupt();
+          }
+        }
       }
     }
   }
@@ -1279,8 +1318,8 @@ public final class CachingConnector implements AutoCloseable {
      * below), and again at info level if it is released later. A leak is reported between one
      * threshold and one and a quarter thresholds after its dial (one scan every quarter threshold).
      * Off by default; {@link Duration#ZERO} turns it off. When off it costs nothing; when on,
-     * nothing is scheduled per lease, and stacks are sampled: until a leak is found, one dial in 8
-     * per thread (the first included) records its stack, since a stack costs microseconds; once a
+     * nothing is scheduled per lease, and stacks are sampled: until a leak is found, the first dial
+     * and one dial in 8 per thread record their stack, since a stack costs microseconds; once a
      * leak was found, every dial does.
      *
      * @param threshold how long a lease may be held before it is reported; zero for off

@@ -9,7 +9,9 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -24,9 +26,10 @@ import org.jspecify.annotations.Nullable;
  *
  * <p>Stacks are sampled. Capturing a stack costs about 2 µs even in a shallow benchmark, and more
  * in a deep application stack, against some 100 ns for the rest of a watch. So until the first leak
- * is found, a watch records the stack of one dial in {@value #SAMPLE} on each thread (the first,
- * the {@value #SAMPLE}th after it, and so on); once a leak has been found, every dial's stack is
- * recorded, so that a leak that recurs is soon reported with the place it comes from.
+ * is found, a watch records the stack of the connector's first dial and of one dial in {@value
+ * #SAMPLE} on each thread (every {@value #SAMPLE}th, from a random start); once a leak has been
+ * found, every dial's stack is recorded, so that a leak that recurs is soon reported with the place
+ * it comes from.
  */
 final class LeakDetector implements Runnable {
 
@@ -43,8 +46,15 @@ final class LeakDetector implements Runnable {
   /** One dial in this many records its stack, per thread, until a leak is found. */
   static final int SAMPLE = 8;
 
-  /** Dials per thread, for sampling; one counter per thread (no shared write). */
-  private final ThreadLocal<int[]> dialsOnThread = ThreadLocal.withInitial(() -> new int[1]);
+  /**
+   * Dials per thread, for sampling; one counter per thread (no shared write), starting at a random
+   * point, so that threads that dial once each (a virtual thread per request) are sampled too.
+   */
+  private final ThreadLocal<int[]> dialsOnThread =
+      ThreadLocal.withInitial(() -> new int[] {ThreadLocalRandom.current().nextInt(SAMPLE)});
+
+  /** Set once the first dial recorded its stack: the connector's first dial always does. */
+  private final AtomicBoolean firstRecorded = new AtomicBoolean();
 
   /** Set once a leak was found: from then on every dial's stack is recorded. */
   private volatile boolean leakFound;
@@ -58,7 +68,7 @@ final class LeakDetector implements Runnable {
       ScheduledExecutorService scheduler,
       ConnectorListener listener) {
     this.threshold = threshold;
-    this.thresholdMillis = Math.max(1, threshold.toMillis());
+    this.thresholdMillis = Math.max(1, saturatedNanos(threshold) / 1_000_000);
     this.periodNanos = Math.max(TimeUnit.MILLISECONDS.toNanos(1), saturatedNanos(threshold) / 4);
     this.clock = clock;
     this.scheduler = scheduler;
@@ -82,7 +92,10 @@ final class LeakDetector implements Runnable {
 
   /** Starts watching a lease being taken by the calling thread. */
   Watch watch(String address) {
-    boolean recordStack = leakFound || dialsOnThread.get()[0]++ % SAMPLE == 0;
+    boolean recordStack =
+        leakFound
+            || (!firstRecorded.get() && firstRecorded.compareAndSet(false, true))
+            || dialsOnThread.get()[0]++ % SAMPLE == 0;
     Watch watch = new Watch(address, clock.millis(), recordStack);
     watched.add(watch);
     return watch;
@@ -140,7 +153,11 @@ final class LeakDetector implements Runnable {
       return;
     }
     try {
-      next = scheduler.schedule(this, periodNanos, TimeUnit.NANOSECONDS);
+      ScheduledFuture<?> scheduled = scheduler.schedule(this, periodNanos, TimeUnit.NANOSECONDS);
+      next = scheduled;
+      if (stopped) {
+        scheduled.cancel(/* mayInterruptIfRunning= */ false); // stop() may have read the old one
+      }
     } catch (RejectedExecutionException e) {
       stopped = true; // the scheduler is shut down: leak detection ends with it
     }

@@ -162,14 +162,14 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
    */
   @Override
   public boolean awaitTermination(long timeout, TimeUnit unit) throws InterruptedException {
-    if (isTerminated()) {
-      return true;
+    if (isTerminated() || timeout <= 0) {
+      return isTerminated();
     }
-    long deadline = System.nanoTime() + unit.toNanos(timeout);
+    long deadline = CachingConnector.deadlineAfter(System.nanoTime(), unit.toNanos(timeout));
     synchronized (this) {
       awaited = true; // before the check below: an end after it sees this and notifies
       while (!isTerminated()) {
-        long remaining = deadline - System.nanoTime();
+        long remaining = deadline == Long.MAX_VALUE ? Long.MAX_VALUE : deadline - System.nanoTime();
         if (remaining <= 0) {
           return false;
         }

@@ -294,6 +294,100 @@ class EdgesTest {
     }
 
     @Test
+    void closeFromAListenerOnADialThreadKeepsTheGracePeriodAndTheInterrupt() throws Exception {
+      TrackingDialer dialer = TrackingDialer.fake();
+      AtomicReference<Boolean> interruptedWhileAwaited = new AtomicReference<>();
+      CompletableFuture<Boolean> interruptAfterClose = new CompletableFuture<>();
+      AtomicReference<CachingConnector> self = new AtomicReference<>();
+      CachingConnector connector =
+          CachingConnector.builder()
+              .dialer(
+                  address -> {
+                    ManagedChannel channel = dialer.dial(address);
+                    return !address.equals("held")
+                        ? channel
+                        : new ShutDownForOneThread(channel, new AtomicReference<>()) {
+                          @Override
+                          public boolean awaitTermination(long timeout, TimeUnit unit) {
+                            interruptedWhileAwaited.set(Thread.currentThread().isInterrupted());
+                            return true; // its calls finished within the grace
+                          }
+                        };
+                  })
+              .shutdownGracePeriod(Duration.ofSeconds(30))
+              .listener(
+                  new ConnectorListener() {
+                    @Override
+                    public void onDialComplete(
+                        String address, Duration duration, @Nullable Throwable failure) {
+                      if (address.equals("closer")) {
+                        self.get().close(); // on the connector's own dial thread
+                        interruptAfterClose.complete(Thread.currentThread().isInterrupted());
+                      }
+                    }
+                  })
+              .build();
+      self.set(connector);
+      LeasedChannel held = connector.dial("held");
+
+      try {
+        connector.dial("closer").close();
+      } catch (IllegalStateException e) {
+        // the listener closed the connector before this caller took its lease
+      }
+
+      assertThat(interruptAfterClose.get(10, TimeUnit.SECONDS))
+          .as("interrupt handed back")
+          .isTrue();
+      assertThat(interruptedWhileAwaited.get()).as("interrupted during the grace").isFalse();
+      assertThat(dialer.created.get(0).shutdownNows).as("forced").hasValue(0);
+      held.close();
+    }
+
+    @Test
+    void anExpiryPassThatFailsHalfWayStillCountsWhatItClosed() {
+      TrackingDialer dialer = TrackingDialer.fake();
+      List<String> closed = new CopyOnWriteArrayList<>();
+      List<TrackedChannel> channels = new CopyOnWriteArrayList<>();
+      CachingConnector connector =
+          track(
+              CachingConnector.builder()
+                  .dialer(
+                      address -> {
+                        TrackedChannel channel = (TrackedChannel) dialer.dial(address);
+                        channels.add(channel);
+                        // Breaks once another channel was shut down: the second one a pass visits.
+                        return new ShutDownForOneThread(channel, new AtomicReference<>()) {
+                          @Override
+                          public boolean isShutdown() {
+                            if (channels.stream().anyMatch(c -> c != channel && c.isShutdown())) {
+                              throw new IllegalStateException("isShutdown() broke");
+                            }
+                            return super.isShutdown();
+                          }
+                        };
+                      })
+                  .dialExecutor(Runnable::run)
+                  .shutdownGracePeriod(Duration.ZERO)
+                  .listener(
+                      new ConnectorListener() {
+                        @Override
+                        public void onClose(String address, CloseCause cause) {
+                          closed.add(address);
+                        }
+                      })
+                  .build());
+      connector.dial("a").close();
+      connector.dial("b").close();
+      connector.expire();
+
+      assertThatThrownBy(connector::expire).hasMessageContaining("isShutdown() broke");
+
+      assertThat(closed).hasSize(1);
+      assertThat(connector.connectionCount()).isEqualTo(1);
+    }
+
+    @Test
     void aChannelWhoseShutdownThrowsDoesNotStopExpiryFromClosingTheOthers() {
       TrackingDialer dialer = TrackingDialer.fake();
       CachingConnector connector =
@@ -407,6 +501,51 @@ class EdgesTest {
               });
       assertThat(connector.closeOnRelease("alpha")).isFalse();
       dialer.proceed.countDown();
+    }
+
+    @Test
+    void aStatusADialerThrowsIsADialFailureNotATimeout() {
+      StatusRuntimeException denied = Status.PERMISSION_DENIED.asRuntimeException();
+      CachingConnector connector =
+          track(
+              CachingConnector.builder()
+                  .dialer(
+                      address -> {
+                        throw denied;
+                      })
+                  .dialExecutor(Runnable::run)
+                  .build());
+
+      assertThatThrownBy(() -> connector.dial("alpha"))
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              e -> {
+                assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+                assertThat(e.getCause()).isSameAs(denied);
+              });
+    }
+
+    @Test
+    void anExecutorThatThrowsAfterRunningTheDialLeavesNoLeaseBehind() {
+      TrackingDialer dialer = TrackingDialer.fake();
+      CachingConnector connector =
+          track(
+              CachingConnector.builder()
+                  .dialer(dialer)
+                  .dialExecutor(
+                      task -> {
+                        task.run();
+                        throw new IllegalStateException("executor broke after running the dial");
+                      })
+                  .shutdownGracePeriod(Duration.ZERO)
+                  .build());
+
+      assertThatThrownBy(() -> connector.dial("alpha")).hasMessageContaining("executor broke");
+
+      assertThat(connector.leaseCount()).isZero();
+      connector.expire();
+      assertThat(connector.expire()).containsExactly("alpha");
+      assertThat(dialer.created.get(0).shutdowns).hasValue(1);
     }
 
     @Test
@@ -730,7 +869,7 @@ class EdgesTest {
   }
 
   /** A channel that one thread sees shut down (as if shut down just before it looks). */
-  static final class ShutDownForOneThread extends ManagedChannel {
+  static class ShutDownForOneThread extends ManagedChannel {
 
     private final ManagedChannel delegate;
     private final AtomicReference<Thread> viewer;
