@@ -300,6 +300,9 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
 
     @Override
     public void start(Listener<ResponseT> responseListener, Metadata headers) {
+      if (refused) {
+        throw new IllegalStateException("call was already started");
+      }
       boolean counted = lease.callStarted();
       EndingListener<ResponseT> listener = new EndingListener<>(lease, counted, responseListener);
       if (!counted) {

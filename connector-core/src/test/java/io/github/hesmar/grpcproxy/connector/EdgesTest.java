@@ -137,6 +137,33 @@ class EdgesTest {
     }
 
     @Test
+    void aCallStartedOnAClosedChannelFailsAtOnceAndOnlyOnce() {
+      CachingConnector connector = track(dialer.inlineConnector().build());
+      LeasedChannel lease = connector.dial("alpha");
+      connector.close();
+      ClientCall<HealthCheckRequest, HealthCheckResponse> call =
+          lease.newCall(HealthGrpc.getCheckMethod(), CallOptions.DEFAULT);
+      List<Status> closedWith = new CopyOnWriteArrayList<>();
+      ClientCall.Listener<HealthCheckResponse> listener =
+          new ClientCall.Listener<>() {
+            @Override
+            public void onClose(Status status, io.grpc.Metadata trailers) {
+              closedWith.add(status);
+            }
+          };
+
+      call.start(listener, new io.grpc.Metadata());
+      call.request(1); // a no-op on a refused call
+      assertThatThrownBy(() -> call.start(listener, new io.grpc.Metadata()))
+          .isInstanceOf(IllegalStateException.class);
+
+      assertThat(closedWith)
+          .singleElement()
+          .satisfies(status -> assertThat(status.getCode()).isEqualTo(Status.Code.UNAVAILABLE));
+      assertThat(connector.callCount()).isZero();
+    }
+
+    @Test
     void aCallWhoseStartThrowsIsNotCounted() {
       CachingConnector connector = track(dialer.inlineConnector().build());
       LeasedChannel lease = connector.dial("alpha");
@@ -451,7 +478,7 @@ class EdgesTest {
           track(
               CachingConnector.builder()
                   .dialer(dialer)
-                  .dialTimeout(Duration.ofMillis(50))
+                  .dialTimeout(Duration.ofSeconds(1)) // a new dial gets going well within it
                   .shutdownGracePeriod(Duration.ZERO)
                   .build());
 
@@ -462,7 +489,7 @@ class EdgesTest {
               StatusRuntimeException.class,
               e -> {
                 assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED);
-                assertThat(e).hasMessageContaining("dial timeout of PT0.05S");
+                assertThat(e).hasMessageContaining("dial timeout of PT1S");
               });
       LeasedChannel second = connector.dial("alpha"); // a new dial, not the hung one
       assertThat(dialer.dials).hasValue(2);
@@ -488,9 +515,13 @@ class EdgesTest {
                   .dialTimeout(Duration.ofMillis(1))
                   .shutdownGracePeriod(Duration.ZERO)
                   .build());
-      assertThatThrownBy(() -> connector.dial("alpha", Duration.ofNanos(1)))
-          .isInstanceOf(StatusRuntimeException.class);
-      assertThat(dialer.dialing.await(10, TimeUnit.SECONDS)).isTrue();
+      Context.CancellableContext gaveUp = Context.current().withCancellation();
+      gaveUp.cancel(null); // the caller stops waiting at once, and leaves the dial to itself
+      assertThatThrownBy(() -> gaveUp.call(() -> connector.dial("alpha")))
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.CANCELLED));
+      assertThat(connector.pendingDial("alpha")).isNotNull();
 
       await()
           .atMost(Duration.ofSeconds(10))
