@@ -6,7 +6,6 @@ import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
-import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
@@ -34,7 +33,7 @@ class CallStartedAfterReleaseTest {
     CountDownLatch proceed = new CountDownLatch(1);
     TrackedChannel tracked = new TrackedChannel("a", 0, null, false);
     ManagedChannel channel =
-        new ManagedChannel() {
+        new ForwardingChannel(tracked) {
           @Override
           public ManagedChannel shutdown() {
             shuttingDown.countDown();
@@ -44,37 +43,6 @@ class CallStartedAfterReleaseTest {
               Thread.currentThread().interrupt();
             }
             return tracked.shutdown();
-          }
-
-          @Override
-          public ManagedChannel shutdownNow() {
-            return tracked.shutdownNow();
-          }
-
-          @Override
-          public boolean isShutdown() {
-            return tracked.isShutdown();
-          }
-
-          @Override
-          public boolean isTerminated() {
-            return tracked.isTerminated();
-          }
-
-          @Override
-          public boolean awaitTermination(long timeout, TimeUnit unit) {
-            return tracked.isTerminated();
-          }
-
-          @Override
-          public <ReqT, RespT> ClientCall<ReqT, RespT> newCall(
-              MethodDescriptor<ReqT, RespT> method, CallOptions options) {
-            return tracked.newCall(method, options);
-          }
-
-          @Override
-          public String authority() {
-            return "a";
           }
         };
     ExecutorService expiryThread = Executors.newSingleThreadExecutor();

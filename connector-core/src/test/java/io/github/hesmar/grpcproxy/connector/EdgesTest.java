@@ -333,7 +333,7 @@ class EdgesTest {
                     ManagedChannel channel = dialer.dial(address);
                     return !address.equals("held")
                         ? channel
-                        : new ShutDownForOneThread(channel, new AtomicReference<>()) {
+                        : new ForwardingChannel(channel) {
                           @Override
                           public boolean awaitTermination(long timeout, TimeUnit unit) {
                             interruptedWhileAwaited.set(Thread.currentThread().isInterrupted());
@@ -384,7 +384,7 @@ class EdgesTest {
                         TrackedChannel channel = (TrackedChannel) dialer.dial(address);
                         channels.add(channel);
                         // Breaks once another channel was shut down: the second one a pass visits.
-                        return new ShutDownForOneThread(channel, new AtomicReference<>()) {
+                        return new ForwardingChannel(channel) {
                           @Override
                           public boolean isShutdown() {
                             if (channels.stream().anyMatch(c -> c != channel && c.isShutdown())) {
@@ -900,50 +900,18 @@ class EdgesTest {
   }
 
   /** A channel that one thread sees shut down (as if shut down just before it looks). */
-  static class ShutDownForOneThread extends ManagedChannel {
+  static final class ShutDownForOneThread extends ForwardingChannel {
 
-    private final ManagedChannel delegate;
     private final AtomicReference<Thread> viewer;
 
     ShutDownForOneThread(ManagedChannel delegate, AtomicReference<Thread> viewer) {
-      this.delegate = delegate;
+      super(delegate);
       this.viewer = viewer;
     }
 
     @Override
     public boolean isShutdown() {
       return Thread.currentThread() == viewer.get() || delegate.isShutdown();
-    }
-
-    @Override
-    public ManagedChannel shutdown() {
-      return delegate.shutdown();
-    }
-
-    @Override
-    public ManagedChannel shutdownNow() {
-      return delegate.shutdownNow();
-    }
-
-    @Override
-    public boolean isTerminated() {
-      return delegate.isTerminated();
-    }
-
-    @Override
-    public boolean awaitTermination(long timeout, TimeUnit unit) throws InterruptedException {
-      return delegate.awaitTermination(timeout, unit);
-    }
-
-    @Override
-    public <RequestT, ResponseT> ClientCall<RequestT, ResponseT> newCall(
-        MethodDescriptor<RequestT, ResponseT> method, CallOptions options) {
-      return delegate.newCall(method, options);
-    }
-
-    @Override
-    public String authority() {
-      return delegate.authority();
     }
   }
 
