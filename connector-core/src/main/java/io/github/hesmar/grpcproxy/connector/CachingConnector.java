@@ -34,6 +34,7 @@ import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
@@ -183,6 +184,12 @@ public final class CachingConnector implements AutoCloseable {
   private final Duration dialTimeout;
   private final long dialTimeoutNanos;
 
+  /** Which channel of an address a dial leases, and when the address gets one more. */
+  private final AddressPool pool;
+
+  /** The last channel id given out; see {@link ConnectionInfo#id()}. */
+  private final AtomicLong channelIds = new AtomicLong();
+
   private final ReentrantLock expireLock = new ReentrantLock();
   private final AtomicBoolean closed = new AtomicBoolean();
   private final AtomicInteger openChannels = new AtomicInteger();
@@ -198,6 +205,7 @@ public final class CachingConnector implements AutoCloseable {
     this.shutdownGracePeriod = builder.shutdownGracePeriod;
     this.dialTimeout = builder.dialTimeout;
     this.dialTimeoutNanos = saturatedNanos(builder.dialTimeout);
+    this.pool = new AddressPool(builder.maxCallsPerChannel, builder.maxChannelsPerAddress);
     if (builder.dialExecutor != null) {
       this.dialExecutor = builder.dialExecutor;
       this.ownedDialExecutor = null;
@@ -294,35 +302,59 @@ public final class CachingConnector implements AutoCloseable {
       listener.onConnect(address);
     } else {
       listener.onConnect(address);
-      LeasedChannel lease = tryLease(entry); // the hit path: small, so that it is inlined
-      if (lease != null) {
-        return lease;
+      if (pool.leaseFirst(entry)) {
+        LeasedChannel lease = tryLease(entry); // the hit path: small, so that it is inlined
+        if (lease != null) {
+          return lease;
+        }
       }
     }
-    return dialSlowly(address, entry, timeoutNanos, timeout);
+    return dialSlowly(address, entry, new DialCall(timeoutNanos, timeout));
+  }
+
+  /** One {@code dial()} call on its slow path: its bound, and whether it opened a channel yet. */
+  private static final class DialCall {
+    final long timeoutNanos;
+    final @Nullable Duration timeout;
+    private PendingDial.@Nullable WaitBound bound;
+
+    /** Whether this call added a channel to its address (one dial of its own per call). */
+    boolean grew;
+
+    DialCall(long timeoutNanos, @Nullable Duration timeout) {
+      this.timeoutNanos = timeoutNanos;
+      this.timeout = timeout;
+    }
+
+    /** This call's bound, fixed at its first wait. */
+    PendingDial.WaitBound bound() {
+      PendingDial.WaitBound fixed = bound;
+      if (fixed == null) {
+        fixed = PendingDial.WaitBound.of(timeoutNanos, timeout);
+        bound = fixed;
+      }
+      return fixed;
+    }
   }
 
   /**
    * The rest of {@link #dial(String, Duration)}: a miss, a dial in flight, or an entry closing.
    * {@code entry} is what the map held for {@code address} (null on a miss).
    */
-  private LeasedChannel dialSlowly(
-      String address, @Nullable Entry entry, long timeoutNanos, @Nullable Duration timeout) {
-    PendingDial.WaitBound bound = null;
+  private LeasedChannel dialSlowly(String address, @Nullable Entry entry, DialCall call) {
     for (; ; ) {
       if (entry == null) {
         checkOpen();
         PendingDial pending = new PendingDial(System.nanoTime());
-        Entry fresh = new Entry(address, pending);
+        Entry fresh = new Entry(address, channelIds.incrementAndGet(), null, pending);
         entry = entries.putIfAbsent(address, fresh);
         if (entry == null) {
-          if (bound == null) {
-            bound = PendingDial.WaitBound.of(timeoutNanos, timeout);
-          }
-          return dialOwn(fresh, pending, bound);
+          return dialOwn(fresh, pending, call.bound());
         }
       }
-      LeasedChannel lease = tryLease(entry); // the hit path: null if pending, closing or closed
+      // Null if pending, closing or closed: then as with one channel per address.
+      LeasedChannel lease =
+          (entry.state & PENDING) == 0 ? leaseFromPool(entry, call) : tryLease(entry);
       if (lease != null) {
         return lease;
       }
@@ -338,16 +370,130 @@ public final class CachingConnector implements AutoCloseable {
         if (isOverdue(pending)) {
           abandonDial(entry, pending); // a hung dialer: the next lookup starts a new dial
         } else {
-          if (bound == null) {
-            bound = PendingDial.WaitBound.of(timeoutNanos, timeout);
-          }
-          awaitDial(entry, pending, bound);
+          awaitDial(entry, pending, call.bound());
         }
       } else {
         checkOpen();
       }
       entry = entries.get(address);
     }
+  }
+
+  /**
+   * Leases a channel of the address whose first channel, {@code primary}, is published: the
+   * least-loaded one, or a new one if all are full (see {@link AddressPool}). Returns null if the
+   * primary is closing or closed with no other channel to lease (the caller looks the address up
+   * again).
+   */
+  private @Nullable LeasedChannel leaseFromPool(Entry primary, DialCall call) {
+    if (pool.maxChannels == 1) {
+      return tryLease(primary);
+    }
+    boolean settle = false; // lease the least-loaded channel even if it is full
+    for (; ; ) {
+      Entry best = pool.leastLoaded(primary);
+      if (best == null) {
+        return null;
+      }
+      if (settle || !pool.isFull(best)) {
+        LeasedChannel lease = tryLease(best);
+        if (lease != null) {
+          return lease;
+        }
+        continue; // detached, closed or found shut down meanwhile: choose again
+      }
+      Entry growing = AddressPool.growing(primary);
+      if (growing != null) {
+        PendingDial pending = growing.pending;
+        if (pending == null) {
+          continue; // published meanwhile
+        }
+        if (pending.dialThread == Thread.currentThread()) {
+          settle = true; // from the dial of that channel: it cannot wait for itself
+        } else if (isOverdue(pending)) {
+          abandonDial(growing, pending);
+        } else if (!awaitGrowth(growing, pending, call)) {
+          settle = true; // this call's bound passed: a full channel queues its call
+        }
+        continue;
+      }
+      if (call.grew) {
+        settle = true; // one dial of its own per dial() call
+        continue;
+      }
+      PendingDial pending = new PendingDial(System.nanoTime());
+      Entry sibling = new Entry(primary.address, channelIds.incrementAndGet(), primary, pending);
+      if (!pool.add(primary, sibling)) {
+        if (AddressPool.growing(primary) == null) {
+          settle = true; // the address has all its channels
+        }
+        continue;
+      }
+      call.grew = true;
+      if (!isAttached(primary)) {
+        // Detached or closed since it was read (see AddressPool): the sibling was never dialed.
+        failPending(sibling, pending, new IllegalStateException("detached"));
+        return null;
+      }
+      try {
+        return dialOwn(sibling, pending, call.bound());
+      } catch (StatusRuntimeException e) {
+        if (e.getStatus().getCode() == Status.Code.CANCELLED) {
+          throw e;
+        }
+        settle = true; // the new channel failed or is late: the full ones still serve
+      }
+    }
+  }
+
+  /** Whether {@code primary} is neither detached nor closed, once no close is summing it. */
+  private static boolean isAttached(Entry primary) {
+    for (int spins = 0; ; spins++) {
+      long state = primary.state;
+      if ((state & CLOSING) == 0) {
+        return (state & (DETACHED | CLOSED)) == 0;
+      }
+      Entry.spin(spins);
+    }
+  }
+
+  /**
+   * Waits for the dial of an address's extra channel within the caller's bound and the dial
+   * timeout; returns false if the caller's bound passed (it then leases a full channel), true if
+   * the caller should choose again (the dial ended or was abandoned).
+   */
+  private boolean awaitGrowth(Entry sibling, PendingDial pending, DialCall call) {
+    PendingDial.WaitBound bound = call.bound();
+    long dialDeadline = deadlineAfter(pending.startNanos, dialTimeoutNanos);
+    boolean dialBound = isEarlier(dialDeadline, bound.deadlineNanos());
+    Context context = Context.current();
+    Object outcome = pending.await(dialBound ? dialDeadline : bound.deadlineNanos(), context);
+    if (!(outcome instanceof PendingDial.Interruption interruption)) {
+      return true;
+    }
+    switch (interruption) {
+      case INTERRUPTED -> throw interrupted(sibling);
+      case CANCELLED -> {
+        Deadline deadline = context.getDeadline();
+        if (deadline == null || !deadline.isExpired()) {
+          throw cancelled(sibling, context);
+        }
+        return false;
+      }
+      case TIMED_OUT -> {
+        if (dialBound) {
+          abandonDial(sibling, pending);
+          return true;
+        }
+        return false;
+      }
+    }
+    throw new AssertionError(outcome);
+  }
+
+  /** Whether the deadline {@code a} comes before {@code b} (either may be MAX_VALUE: none). */
+  private static boolean isEarlier(long a, long b) {
+    return a != Long.MAX_VALUE && (b == Long.MAX_VALUE || a - b < 0);
   }
 
   /**
@@ -361,7 +507,7 @@ public final class CachingConnector implements AutoCloseable {
         return null;
       }
       if ((state & (DETACHED | CLOSED)) != 0) {
-        entries.remove(entry.address, entry); // help a concurrent close or detach
+        unlink(entry); // help a concurrent close or detach
         return null;
       }
       if ((state & CLOSING) != 0) {
@@ -369,9 +515,7 @@ public final class CachingConnector implements AutoCloseable {
         continue;
       }
       if (entry.channel().isShutdown()) {
-        if (detach(entry, CloseCause.STALE) == Detach.DETACHED_AND_CLOSED) {
-          reportClosed(entry.address, CloseCause.SHUTDOWN);
-        }
+        detachAndReport(entry, CloseCause.STALE);
         return null;
       }
       AtomicLongArray cells = entry.cells;
@@ -434,9 +578,7 @@ public final class CachingConnector implements AutoCloseable {
       // else in the moment since it was published: never handed out, and not dialed again.
       Entry.STATE.getAndAdd(entry, -1L);
       checkOpen();
-      if (detach(entry, CloseCause.STALE) == Detach.DETACHED_AND_CLOSED) {
-        reportClosed(entry.address, CloseCause.SHUTDOWN);
-      }
+      detachAndReport(entry, CloseCause.STALE);
       throw Status.UNAVAILABLE
           .withDescription(
               "The channel dialed for " + entry.address + " was shut down before it was leased")
@@ -532,6 +674,12 @@ public final class CachingConnector implements AutoCloseable {
       if (isClosed() && closeEntry(entry, /* force= */ true)) { // Dekker with close()'s sweep
         reportClosed(entry.address, CloseCause.SHUTDOWN);
       }
+      Entry primary = entry.primary;
+      if (primary != null && (primary.state & (DETACHED | CLOSED)) != 0) {
+        // An extra channel whose address was detached while it was dialed (see AddressPool).
+        CloseCause cause = primary.detachCause;
+        detachAndReport(entry, cause != null ? cause : CloseCause.RELEASED);
+      }
     }
     listener.onDialComplete(address, took, null);
   }
@@ -568,7 +716,7 @@ public final class CachingConnector implements AutoCloseable {
         break;
       }
     }
-    entries.remove(entry.address, entry);
+    unlink(entry);
     pending.complete(cause);
     return true;
   }
@@ -623,10 +771,7 @@ public final class CachingConnector implements AutoCloseable {
    */
   private void awaitDial(Entry entry, PendingDial pending, PendingDial.WaitBound bound) {
     long dialDeadline = deadlineAfter(pending.startNanos, dialTimeoutNanos);
-    boolean dialBound =
-        dialDeadline != Long.MAX_VALUE
-            && (bound.deadlineNanos() == Long.MAX_VALUE
-                || dialDeadline - bound.deadlineNanos() < 0);
+    boolean dialBound = isEarlier(dialDeadline, bound.deadlineNanos());
     Context context = Context.current();
     Object outcome = pending.await(dialBound ? dialDeadline : bound.deadlineNanos(), context);
     if (outcome == PendingDial.SUCCEEDED) {
@@ -636,17 +781,11 @@ public final class CachingConnector implements AutoCloseable {
       throw dialFailure(entry, cause);
     }
     switch ((PendingDial.Interruption) outcome) {
-      case INTERRUPTED ->
-          throw Status.CANCELLED
-              .withDescription("Interrupted while waiting for the dial of " + entry.address)
-              .asRuntimeException();
+      case INTERRUPTED -> throw interrupted(entry);
       case CANCELLED -> {
         Deadline deadline = context.getDeadline();
         if (deadline == null || !deadline.isExpired()) {
-          throw Status.CANCELLED
-              .withDescription("Context cancelled while waiting for the dial of " + entry.address)
-              .withCause(context.cancellationCause())
-              .asRuntimeException();
+          throw cancelled(entry, context);
         }
         // A Context is cancelled when its deadline passes: that is a deadline.
         throw bound.exceeded(entry.address, /* contextBound= */ true);
@@ -660,6 +799,19 @@ public final class CachingConnector implements AutoCloseable {
       }
     }
     throw new AssertionError(outcome);
+  }
+
+  private static StatusRuntimeException interrupted(Entry entry) {
+    return Status.CANCELLED
+        .withDescription("Interrupted while waiting for the dial of " + entry.address)
+        .asRuntimeException();
+  }
+
+  private static StatusRuntimeException cancelled(Entry entry, Context context) {
+    return Status.CANCELLED
+        .withDescription("Context cancelled while waiting for the dial of " + entry.address)
+        .withCause(context.cancellationCause())
+        .asRuntimeException();
   }
 
   private RuntimeException dialFailure(Entry entry, Throwable cause) {
@@ -747,10 +899,10 @@ public final class CachingConnector implements AutoCloseable {
     expireLock.lock();
     try {
       for (Entry entry : entries.values()) {
-        CloseCause cause = expireAttached(entry);
-        if (cause != null) {
-          closes.add(new Closed(entry.address, cause));
+        for (Entry sibling : AddressPool.siblings(entry)) {
+          expireAttached(sibling, closes);
         }
+        expireAttached(entry, closes); // a first channel outlives its siblings
       }
       for (Entry entry : detached) {
         if ((entry.state & CLOSED) != 0) {
@@ -770,11 +922,8 @@ public final class CachingConnector implements AutoCloseable {
     return expired;
   }
 
-  /**
-   * One pass over one attached entry; returns the cause if it closed it, else null. Under
-   * expireLock.
-   */
-  private @Nullable CloseCause expireAttached(Entry entry) {
+  /** One pass over one attached entry; adds what it closed to {@code closes}. Under expireLock. */
+  private void expireAttached(Entry entry, List<Closed> closes) {
     for (; ; ) {
       long state = entry.state;
       if ((state & PENDING) != 0) {
@@ -782,16 +931,17 @@ public final class CachingConnector implements AutoCloseable {
         if (pending != null && isOverdue(pending)) {
           abandonDial(entry, pending);
         }
-        return null;
+        return;
       }
       if ((state & (DETACHED | CLOSED | CLOSING)) != 0) {
-        return null;
+        return;
       }
       if (entry.channel().isShutdown()) {
-        if (detach(entry, CloseCause.STALE) == Detach.DETACHED_AND_CLOSED) {
-          return CloseCause.SHUTDOWN;
+        detach(entry, CloseCause.STALE, closes);
+        if (closeEntry(entry, /* force= */ false)) {
+          closes.add(new Closed(entry.address, CloseCause.STALE));
         }
-        return closeEntry(entry, /* force= */ false) ? CloseCause.STALE : null;
+        return;
       }
       if ((state & DIALED) != 0) {
         if (Entry.STATE.compareAndSet(entry, state, state & ~DIALED)) {
@@ -799,28 +949,32 @@ public final class CachingConnector implements AutoCloseable {
           // to its cell before, and is counted here if it is still held.
           long inUse = entry.leases(entry.state) + entry.calls();
           entry.idlePasses = inUse == 0 ? 1 : 0;
-          return null;
+          return;
         }
         continue;
       }
       long inUse = entry.leases(state) + entry.calls();
       if (inUse != 0) {
         entry.idlePasses = 0;
-        return null;
+        return;
       } else if (entry.idlePasses < 1) {
         entry.idlePasses = 1;
-        return null;
+        return;
       } else {
         switch (entry.closeIfIdle(state)) {
           case CLOSED_NOW -> {
             entry.idlePasses = 2;
-            entries.remove(entry.address, entry);
+            unlink(entry);
             shutdownChannel(entry);
-            return CloseCause.EXPIRED;
+            closes.add(new Closed(entry.address, CloseCause.EXPIRED));
+            return;
           }
           case IN_USE -> {
-            entry.idlePasses = 0;
-            return null;
+            // In use, or a first channel with siblings: it stays, idle, while they are open.
+            if (entry.calls() != 0 || entry.leases() != 0) {
+              entry.idlePasses = 0;
+            }
+            return;
           }
           case CHANGED -> {} // look again
         }
@@ -829,8 +983,8 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
-   * Detaches the channel cached for {@code address}: the next {@link #dial(String)} of it creates a
-   * new channel, and the old one closes at the first {@link #expire()} after its last lease is
+   * Detaches the channels cached for {@code address}: the next {@link #dial(String)} of it creates
+   * a new channel, and each old one closes at the first {@link #expire()} after its last lease is
    * released and its last call has ended.
    *
    * @param address the target address
@@ -854,31 +1008,34 @@ public final class CachingConnector implements AutoCloseable {
         }
         return false; // a dial in flight: nothing cached yet
       }
-      Detach detach = detach(entry, CloseCause.RELEASED);
-      if (detach != Detach.NOT_DETACHED) {
-        if (detach == Detach.DETACHED_AND_CLOSED) {
-          reportClosed(entry.address, CloseCause.SHUTDOWN);
-        }
+      if (detachAndReport(entry, CloseCause.RELEASED)) {
         return true;
       }
       entries.remove(address, entry);
     }
   }
 
-  /** What {@link #detach} did. */
-  private enum Detach {
-    NOT_DETACHED,
-    DETACHED,
-    /** Detached, and closed because the connector is closed: the caller reports the close. */
-    DETACHED_AND_CLOSED
+  /** {@link #detach}, then reports what it closed (only if the connector is closed). */
+  private boolean detachAndReport(Entry entry, CloseCause cause) {
+    List<Closed> closes = new ArrayList<>(0);
+    try {
+      return detach(entry, cause, closes);
+    } finally {
+      reportAll(closes);
+    }
   }
 
-  /** Moves a ready entry from the map to the detached set; says whether this call did it. */
-  private Detach detach(Entry entry, CloseCause cause) {
+  /**
+   * Moves a ready entry from the map (or its primary's siblings) to the detached set, and, if it is
+   * an address's first channel, the siblings it has then (see AddressPool); says whether this call
+   * detached {@code entry}. If the connector is closed, it closes what it detached and adds it to
+   * {@code closes} for the caller to report.
+   */
+  private boolean detach(Entry entry, CloseCause cause, List<Closed> closes) {
     for (int spins = 0; ; spins++) {
       long state = entry.state;
       if ((state & (PENDING | DETACHED | CLOSED)) != 0) {
-        return Detach.NOT_DETACHED;
+        return false;
       }
       if ((state & CLOSING) != 0) {
         Entry.spin(spins);
@@ -886,13 +1043,31 @@ public final class CachingConnector implements AutoCloseable {
       }
       if (Entry.STATE.compareAndSet(entry, state, state | DETACHED)) {
         entry.detachCause = cause; // by the winner only; read by expire() once in `detached`
-        entries.remove(entry.address, entry);
+        unlink(entry);
         detached.add(entry);
         if (isClosed() && closeEntry(entry, /* force= */ true)) {
-          return Detach.DETACHED_AND_CLOSED;
+          closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
         }
-        return Detach.DETACHED;
+        if (entry.primary == null) {
+          // Read after DETACHED is set: a sibling pending now detaches itself once published.
+          for (Entry sibling : AddressPool.siblings(entry)) {
+            detach(sibling, cause, closes);
+          }
+        }
+        return true;
       }
+    }
+  }
+
+  /**
+   * Takes an entry out of where attached entries are found: the map for a first channel, its
+   * primary's siblings for an extra one.
+   */
+  private void unlink(Entry entry) {
+    if (entry.primary == null) {
+      entries.remove(entry.address, entry);
+    } else {
+      AddressPool.remove(entry);
     }
   }
 
@@ -921,7 +1096,7 @@ public final class CachingConnector implements AutoCloseable {
         closedNow = attempt == Entry.CloseAttempt.CLOSED_NOW;
       }
       if (closedNow) {
-        entries.remove(entry.address, entry);
+        unlink(entry);
         detached.remove(entry);
         shutdownChannel(entry);
         return true;
@@ -980,13 +1155,8 @@ public final class CachingConnector implements AutoCloseable {
    */
   public List<ConnectionInfo> connections() {
     List<ConnectionInfo> infos = new ArrayList<>();
-    for (Entry entry : entries.values()) {
-      addInfo(entry, infos);
-    }
-    for (Entry entry : detached) {
-      addInfo(entry, infos);
-    }
-    infos.sort(Comparator.comparing(ConnectionInfo::address));
+    forEachEntry(entry -> addInfo(entry, infos));
+    infos.sort(Comparator.comparing(ConnectionInfo::address).thenComparing(ConnectionInfo::id));
     return infos;
   }
 
@@ -1003,6 +1173,7 @@ public final class CachingConnector implements AutoCloseable {
     }
     infos.add(
         new ConnectionInfo(
+            entry.id,
             entry.address,
             (int) Math.min(Integer.MAX_VALUE, entry.leases(state)),
             (int) Math.min(Integer.MAX_VALUE, entry.calls()),
@@ -1032,14 +1203,9 @@ public final class CachingConnector implements AutoCloseable {
    * @return the number of leases taken and not yet released
    */
   public int leaseCount() {
-    long leases = 0;
-    for (Entry entry : entries.values()) {
-      leases += entry.leases();
-    }
-    for (Entry entry : detached) {
-      leases += entry.leases();
-    }
-    return (int) Math.min(Integer.MAX_VALUE, leases);
+    long[] leases = {0};
+    forEachEntry(entry -> leases[0] += entry.leases());
+    return (int) Math.min(Integer.MAX_VALUE, leases[0]);
   }
 
   /**
@@ -1050,14 +1216,20 @@ public final class CachingConnector implements AutoCloseable {
    * @return the number of calls started on leases and not yet ended
    */
   public int callCount() {
-    long calls = 0;
+    long[] calls = {0};
+    forEachEntry(entry -> calls[0] += entry.calls());
+    return (int) Math.min(Integer.MAX_VALUE, calls[0]);
+  }
+
+  /** Every entry: attached (first channels and their siblings), then detached. */
+  private void forEachEntry(Consumer<Entry> action) {
     for (Entry entry : entries.values()) {
-      calls += entry.calls();
+      action.accept(entry);
+      for (Entry sibling : AddressPool.siblings(entry)) {
+        action.accept(sibling);
+      }
     }
-    for (Entry entry : detached) {
-      calls += entry.calls();
-    }
-    return (int) Math.min(Integer.MAX_VALUE, calls);
+    detached.forEach(action);
   }
 
   /**
@@ -1080,6 +1252,12 @@ public final class CachingConnector implements AutoCloseable {
     boolean selfInterrupted = false;
     try {
       for (Entry entry : entries.values()) {
+        // Siblings first: one added later sees `closed` before it dials (see AddressPool).
+        for (Entry sibling : AddressPool.siblings(entry)) {
+          if (closeOnShutdown(sibling)) {
+            closes.add(new Closed(sibling.address, CloseCause.SHUTDOWN));
+          }
+        }
         if (closeOnShutdown(entry)) {
           closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
         }
@@ -1232,8 +1410,48 @@ public final class CachingConnector implements AutoCloseable {
     private @Nullable Duration leakDetectionThreshold;
     private Duration shutdownGracePeriod = Duration.ofSeconds(30);
     private Duration dialTimeout = Duration.ofSeconds(30);
+    private int maxCallsPerChannel = 100;
+    private int maxChannelsPerAddress = 8;
 
     private Builder() {}
+
+    /**
+     * Sets how many calls in flight make a channel full. A dial leases the least-loaded channel of
+     * its address (load: calls in flight); when every channel of the address is full, the dial
+     * opens one more, up to {@link #maxChannelsPerAddress(int)}. Match it to the smallest limit of
+     * concurrent streams per HTTP/2 connection on the way to the backends (servers and proxies
+     * commonly allow 100; past it grpc-java queues calls inside the channel). Defaults to 100.
+     *
+     * @param maxCalls the calls in flight at which a channel counts as full; positive
+     * @return this builder
+     * @throws IllegalArgumentException if {@code maxCalls} is not positive
+     */
+    public Builder maxCallsPerChannel(int maxCalls) {
+      if (maxCalls <= 0) {
+        throw new IllegalArgumentException("maxCallsPerChannel must be positive, was " + maxCalls);
+      }
+      this.maxCallsPerChannel = maxCalls;
+      return this;
+    }
+
+    /**
+     * Sets how many channels one address may have: a dial of an address whose channels are all full
+     * ({@link #maxCallsPerChannel(int)}) opens one more, up to this many; past it, dials lease the
+     * least-loaded full channel. 1 gives one channel per address, as in the Go package. Defaults to
+     * 8.
+     *
+     * @param maxChannels the most channels per address; positive
+     * @return this builder
+     * @throws IllegalArgumentException if {@code maxChannels} is not positive
+     */
+    public Builder maxChannelsPerAddress(int maxChannels) {
+      if (maxChannels <= 0) {
+        throw new IllegalArgumentException(
+            "maxChannelsPerAddress must be positive, was " + maxChannels);
+      }
+      this.maxChannelsPerAddress = maxChannels;
+      return this;
+    }
 
     /**
      * Sets the dialer that creates channels on a miss (the seed's {@code WithDialer}). Defaults to

@@ -10,6 +10,9 @@ import org.jspecify.annotations.Nullable;
  * A snapshot of one channel cached by a {@link CachingConnector}, as listed by {@link
  * CachingConnector#connections()}.
  *
+ * @param id this channel's number, unique within its connector (an address can have several
+ *     channels, see {@link CachingConnector.Builder#maxChannelsPerAddress(int)}); channels are
+ *     numbered from 1 in the order their dials started
  * @param address the target address the channel was dialed for
  * @param leases the number of outstanding leases on the channel
  * @param calls the number of calls in flight on the channel: started on a lease and not yet closed,
@@ -25,6 +28,7 @@ import org.jspecify.annotations.Nullable;
  *     between two passes, the first is recorded
  */
 public record ConnectionInfo(
+    long id,
     String address,
     int leases,
     int calls,

@@ -53,6 +53,7 @@ final class Entry {
   static final VarHandle STATE;
   private static final VarHandle CELLS;
   private static final VarHandle CALLS;
+  static final VarHandle SIBLINGS;
 
   static {
     try {
@@ -60,12 +61,30 @@ final class Entry {
       STATE = lookup.findVarHandle(Entry.class, "state", long.class);
       CELLS = lookup.findVarHandle(Entry.class, "cells", AtomicLongArray.class);
       CALLS = lookup.findVarHandle(Entry.class, "calls", long.class);
+      SIBLINGS = lookup.findVarHandle(Entry.class, "siblings", Entry[].class);
     } catch (ReflectiveOperationException e) {
       throw new ExceptionInInitializerError(e);
     }
   }
 
   final String address;
+
+  /** This channel's number in its connector, from 1 in the order dials started. */
+  final long id;
+
+  /**
+   * The address's first channel, whose {@link #siblings} list this one, if this is an extra channel
+   * of its address (see {@link AddressPool}); null if this is the first channel, the one in the
+   * connector's map.
+   */
+  final @Nullable Entry primary;
+
+  /**
+   * The extra channels of this address (published or one pending), if this is the first channel and
+   * the address has any; null otherwise. Replaced whole, by compare-and-set (see {@link
+   * AddressPool}).
+   */
+  volatile Entry @Nullable [] siblings;
 
   /** The dial in flight; null once the dial succeeded (kept after a failure, for its waiters). */
   volatile @Nullable PendingDial pending;
@@ -103,8 +122,10 @@ final class Entry {
       Math.min(
           16, Integer.highestOneBit(Math.max(1, Runtime.getRuntime().availableProcessors())) * 2);
 
-  Entry(String address, PendingDial pending) {
+  Entry(String address, long id, @Nullable Entry primary, PendingDial pending) {
     this.address = address;
+    this.id = id;
+    this.primary = primary;
     this.pending = pending;
   }
 
@@ -196,9 +217,10 @@ final class Entry {
   }
 
   /**
-   * Sets CLOSED if this entry holds no lease and no call, given {@code state}, a state without
-   * PENDING, CLOSED or CLOSING. Cells and calls are read under CLOSING, which holds new leases and
-   * starting calls back until it ends.
+   * Sets CLOSED if this entry holds no lease and no call, and, if it is the first channel of its
+   * address, has no sibling, given {@code state}, a state without PENDING, CLOSED or CLOSING.
+   * Cells, calls and siblings are read under CLOSING, which holds new leases, starting calls and a
+   * sibling being added (see {@link AddressPool}) back until it ends.
    */
   CloseAttempt closeIfIdle(long state) {
     if ((state & LEASES) != 0) {
@@ -208,7 +230,7 @@ final class Entry {
       return CloseAttempt.CHANGED;
     }
     AtomicLongArray striped = cells; // read after CLOSING is set
-    if (calls() != 0 || (striped != null && sum(striped) != 0)) {
+    if (calls() != 0 || (striped != null && sum(striped) != 0) || siblings != null) {
       STATE.getAndBitwiseAnd(this, ~CLOSING);
       return CloseAttempt.IN_USE;
     }
