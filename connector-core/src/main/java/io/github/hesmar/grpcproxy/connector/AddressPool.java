@@ -107,14 +107,22 @@ final class AddressPool {
   /** The sibling of {@code primary} whose dial is in flight, if any. */
   static @Nullable Entry growing(Entry primary) {
     Entry[] siblings = primary.siblings;
-    if (siblings != null) {
-      for (Entry sibling : siblings) {
-        if ((sibling.state & PENDING) != 0) {
-          return sibling;
-        }
+    return siblings == null ? null : growing(siblings);
+  }
+
+  private static @Nullable Entry growing(Entry[] siblings) {
+    for (Entry sibling : siblings) {
+      if ((sibling.state & PENDING) != 0) {
+        return sibling;
       }
     }
     return null;
+  }
+
+  /** Whether the address of {@code primary} has fewer than {@link #maxChannels} channels. */
+  boolean hasRoom(Entry primary) {
+    Entry[] siblings = primary.siblings;
+    return 1 + (siblings == null ? 0 : siblings.length) < maxChannels;
   }
 
   /**
@@ -126,7 +134,7 @@ final class AddressPool {
     for (; ; ) {
       Entry[] current = primary.siblings;
       int count = current == null ? 0 : current.length;
-      if (1 + count >= maxChannels || growing(primary) != null) {
+      if (1 + count >= maxChannels || (current != null && growing(current) != null)) {
         return false;
       }
       Entry[] next = current == null ? new Entry[1] : Arrays.copyOf(current, count + 1);

@@ -417,8 +417,8 @@ public final class CachingConnector implements AutoCloseable {
         }
         continue;
       }
-      if (call.grew) {
-        settle = true; // one dial of its own per dial() call
+      if (call.grew || !pool.hasRoom(primary)) {
+        settle = true; // one dial of its own per dial() call; or the address has all its channels
         continue;
       }
       PendingDial pending = new PendingDial(System.nanoTime());

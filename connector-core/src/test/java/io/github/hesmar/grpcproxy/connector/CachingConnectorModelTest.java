@@ -26,17 +26,25 @@ import org.junit.jupiter.api.Test;
  *
  * <p>The model is a direct transcription of DESIGN.md and of the design comment of {@link
  * CachingConnector}, with no concurrency in it. It knows every channel the dialer created, in
- * creation order; per address the attached channel, with its leases, its calls in flight, its count
- * of consecutive idle passes and whether it was dialed since the last pass; the channels detached
- * by {@code closeOnRelease}, with their leases and calls; which channels are open and which are
- * closed; every call, with the lease it started on and how it ended; and which callbacks each step
- * must fire. A call started on a held lease belongs to that lease's channel until it ends, and may
- * outlive the lease (rule 8). An expiry pass that finds an attached channel without leases and
- * without calls counts an idle pass, one that finds either resets the count, and so does a dial;
- * the channel closes at the second consecutive idle pass. A detached channel closes at the first
- * pass that finds it without leases and calls. {@code close()} closes everything, cancelling the
- * calls in flight, after which dials throw, releases do nothing, and a call started on a lease
- * still held fails at once.
+ * creation order; per address the attached channels (the first, then the extra ones of rule 9 in
+ * the order they were created), each with its leases, its calls in flight, its count of consecutive
+ * idle passes and whether it was dialed since the last pass; the channels detached by {@code
+ * closeOnRelease}, with their leases and calls; which channels are open and which are closed; every
+ * call, with the lease it started on and how it ended; and which callbacks each step must fire. A
+ * call started on a held lease belongs to that lease's channel until it ends, and may outlive the
+ * lease (rule 8). An expiry pass that finds an attached channel without leases and without calls
+ * counts an idle pass, one that finds either resets the count, and so does a dial; the channel
+ * closes at the second consecutive idle pass. A detached channel closes at the first pass that
+ * finds it without leases and calls. {@code close()} closes everything, cancelling the calls in
+ * flight, after which dials throw, releases do nothing, and a call started on a lease still held
+ * fails at once.
+ *
+ * <p>Rule 9 with small limits: a channel with {@value #MAX_CALLS} calls in flight is full; a dial
+ * leases the channel of its address with the fewest calls (the first on a tie), and opens one more
+ * channel when all are full, up to {@value #MAX_CHANNELS} (or 1, for every other seed: the Go
+ * package's one channel per address), after which it leases the least-loaded full channel. Extra
+ * channels expire like any other; the first channel of an address stays while it has others, and
+ * {@code closeOnRelease} detaches them all.
  *
  * <p>Calls are {@link FakeCall}s on the dialer's fake channels, ended by the test; the connector's
  * counting wraps them, so ending one runs the connector's end of the call. Each channel records the
@@ -60,21 +68,30 @@ class CachingConnectorModelTest {
       List.of("dns:///alpha.test:443", "dns:///beta.test:443", "dns:///gamma.test:443");
   private static final int ALPHA = 0;
   private static final int BETA = 1;
+  static final int MAX_CALLS = 2;
+  static final int MAX_CHANNELS = 3;
 
   @Test
   void randomSequencesOfOperationsLeaveTheConnectorInTheStateTheModelPredicts() {
     long started = System.nanoTime();
     long[] seeds = seeds();
+    int grew = 0;
     for (long seed : seeds) {
       List<Op> ops = generate(seed, STEPS);
-      Outcome outcome = run(ops);
+      int maxChannels = maxChannels(seed);
+      Outcome outcome = run(ops, maxChannels);
       if (outcome.failure() != null) {
-        fail(report(seed, ops, outcome), outcome.failure());
+        fail(report(seed, ops, maxChannels, outcome), outcome.failure());
       }
+      grew += outcome.extraChannels() > 0 ? 1 : 0;
     }
     System.out.printf(
-        "CachingConnectorModelTest: %d sequences of %d steps agreed with the model in %d ms%n",
-        seeds.length, STEPS, (System.nanoTime() - started) / 1_000_000);
+        "CachingConnectorModelTest: %d sequences of %d steps agreed with the model in %d ms;"
+            + " %d of them opened extra channels for an address%n",
+        seeds.length, STEPS, (System.nanoTime() - started) / 1_000_000, grew);
+    if (seeds.length > 1) {
+      assertThat(grew).as("sequences that exercised rule 9").isGreaterThan(seeds.length / 10);
+    }
   }
 
   @Test
@@ -235,6 +252,73 @@ class CachingConnectorModelTest {
     }
   }
 
+  @Test
+  void fullChannelsGetASiblingTheLeastLoadedIsLeasedAndTheFirstChannelOutlivesItsSiblings() {
+    try (Harness harness = new Harness()) {
+      harness.step(Op.dial(ALPHA)); // L0 on #0
+      harness.step(Op.startCall(0));
+      harness.step(Op.startCall(0)); // #0 full
+      harness.step(Op.dial(ALPHA)); // L1 on a new #1
+      harness.step(Op.startCall(1));
+      harness.step(Op.dial(ALPHA)); // L2 on #1: one call, #0 has two
+      harness.step(Op.startCall(2)); // #1 full
+      harness.step(Op.dial(ALPHA)); // L3 on a new #2
+      harness.step(Op.startCall(3));
+      harness.step(Op.startCall(3)); // all three full, the limit reached
+      harness.step(Op.dial(ALPHA)); // L4 on #0, the least loaded (a tie: the first)
+      assertThat(harness.leases.get(4).expected.id).isZero();
+      assertThat(harness.connector.connections())
+          .extracting(ConnectionInfo::id)
+          .containsExactly(1L, 2L, 3L);
+      assertThat(harness.misses).hasSize(3);
+
+      harness.step(Op.endCall(2)); // a call on #1 ends: #1 is the least loaded
+      harness.step(Op.dial(ALPHA)); // L5 on #1
+      assertThat(harness.leases.get(5).expected.id).isEqualTo(1);
+
+      for (int i = 0; i < 6; i++) {
+        harness.step(Op.release(0, Via.CLOSE));
+      }
+      harness.step(Op.endCall(0)); // the calls on #0 end; #1 and #2 keep theirs
+      harness.step(Op.endCall(0));
+      harness.step(Op.expire());
+      harness.step(Op.expire());
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).isEmpty(); // #0 is idle, but its address has others
+      while (harness.connector.callCount() > 0) {
+        harness.step(Op.endCall(0));
+      }
+      harness.step(Op.expire());
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).hasSize(3); // the siblings, then the first, in one pass
+      assertThat(harness.connector.connectionCount()).isZero();
+    }
+  }
+
+  @Test
+  void closeOnReleaseDetachesEveryChannelOfTheAddress() {
+    try (Harness harness = new Harness()) {
+      harness.step(Op.dial(BETA));
+      harness.step(Op.startCall(0));
+      harness.step(Op.startCall(0));
+      harness.step(Op.dial(BETA)); // a second channel
+      harness.step(Op.closeOnRelease(BETA));
+      assertThat(harness.connector.connections())
+          .hasSize(2)
+          .allSatisfy(info -> assertThat(info.closing()).isTrue());
+      harness.step(Op.dial(BETA)); // a fresh first channel
+      assertThat(harness.dialer.created).hasSize(3);
+      harness.step(Op.release(0, Via.CLOSE));
+      harness.step(Op.release(0, Via.CLOSE)); // the second channel is unused now
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).hasSize(1);
+      harness.step(Op.endCall(0));
+      harness.step(Op.endCall(0));
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).hasSize(1);
+    }
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Seeds, generation, running, shrinking, reporting
 
@@ -256,6 +340,11 @@ class CachingConnectorModelTest {
       seeds[FIXED_SEQUENCES + i] = randomBase + i;
     }
     return seeds;
+  }
+
+  /** The channels per address for a seed: the pool for even seeds, one channel for odd ones. */
+  static int maxChannels(long seed) {
+    return (seed & 1) == 0 ? MAX_CHANNELS : 1;
   }
 
   /** The operations of one sequence: a pure function of the seed, so that a seed replays. */
@@ -291,8 +380,8 @@ class CachingConnectorModelTest {
   }
 
   /** Runs {@code ops} on a fresh connector and model; the outcome holds the first failure. */
-  static Outcome run(List<Op> ops) {
-    Harness harness = new Harness();
+  static Outcome run(List<Op> ops, int maxChannels) {
+    Harness harness = new Harness(maxChannels);
     try {
       for (int i = 0; i < ops.size(); i++) {
         try {
@@ -300,10 +389,10 @@ class CachingConnectorModelTest {
         } catch (VirtualMachineError e) {
           throw e;
         } catch (Throwable t) {
-          return new Outcome(List.copyOf(harness.history), i, t);
+          return new Outcome(List.copyOf(harness.history), i, t, harness.model.extraChannels);
         }
       }
-      return new Outcome(List.copyOf(harness.history), -1, null);
+      return new Outcome(List.copyOf(harness.history), -1, null, harness.model.extraChannels);
     } finally {
       harness.close();
     }
@@ -314,7 +403,7 @@ class CachingConnectorModelTest {
    * left still fails. Releases and calls pick their lease or call by index, so any subsequence
    * replays.
    */
-  static List<Op> shrink(List<Op> ops, int failedStep) {
+  static List<Op> shrink(List<Op> ops, int maxChannels, int failedStep) {
     List<Op> current = List.copyOf(ops.subList(0, failedStep + 1));
     int budget = 3_000;
     boolean progress = true;
@@ -325,7 +414,7 @@ class CachingConnectorModelTest {
           List<Op> candidate = new ArrayList<>(current.subList(0, start));
           candidate.addAll(current.subList(start + chunk, current.size()));
           budget--;
-          Outcome outcome = run(candidate);
+          Outcome outcome = run(candidate, maxChannels);
           if (outcome.failure() != null) {
             current = List.copyOf(candidate.subList(0, outcome.failedStep() + 1));
             progress = true;
@@ -338,13 +427,15 @@ class CachingConnectorModelTest {
     return current;
   }
 
-  private static String report(long seed, List<Op> ops, Outcome outcome) {
+  private static String report(long seed, List<Op> ops, int maxChannels, Outcome outcome) {
     Throwable failure = outcome.failure();
     StringBuilder out = new StringBuilder();
     out.append("seed=")
         .append(seed)
         .append(" (replay with -Dmodel.seed=")
         .append(seed)
+        .append(", maxChannelsPerAddress=")
+        .append(maxChannels)
         .append("): step ")
         .append(outcome.failedStep())
         .append(" of ")
@@ -353,8 +444,8 @@ class CachingConnectorModelTest {
         .append(failure)
         .append("\nhistory:\n");
     outcome.history().forEach(line -> out.append("  ").append(line).append('\n'));
-    List<Op> minimal = shrink(ops, outcome.failedStep());
-    Outcome replay = run(minimal);
+    List<Op> minimal = shrink(ops, maxChannels, outcome.failedStep());
+    Outcome replay = run(minimal, maxChannels);
     out.append("minimal failing sequence (")
         .append(minimal.size())
         .append(" steps), failing with ")
@@ -443,10 +534,12 @@ class CachingConnectorModelTest {
     }
   }
 
-  record Outcome(List<String> history, int failedStep, @Nullable Throwable failure) {}
+  record Outcome(
+      List<String> history, int failedStep, @Nullable Throwable failure, int extraChannels) {}
 
   /** What {@link CachingConnector#connections()} reports of one channel. */
   record Row(
+      long id,
       String address,
       int leases,
       int calls,
@@ -458,6 +551,7 @@ class CachingConnectorModelTest {
 
     static Row of(ConnectionInfo info) {
       return new Row(
+          info.id(),
           info.address(),
           info.leases(),
           info.calls(),
@@ -553,6 +647,7 @@ class CachingConnectorModelTest {
 
     Row row() {
       return new Row(
+          id + 1L, // the connector numbers its channels from 1
           address,
           leases,
           calls,
@@ -582,7 +677,11 @@ class CachingConnectorModelTest {
   /** The reference model: what the connector must look like after each step. */
   static final class Model {
     final List<ModelChannel> created = new ArrayList<>();
-    final Map<String, ModelChannel> attached = new LinkedHashMap<>();
+    final int maxChannels;
+
+    /** Per address, its attached channels: the first, then the extra ones in creation order. */
+    final Map<String, List<ModelChannel>> attached = new LinkedHashMap<>();
+
     final List<ModelChannel> detached = new ArrayList<>();
     final List<Call> calls = new ArrayList<>();
     final List<String> connects = new ArrayList<>();
@@ -595,6 +694,19 @@ class CachingConnectorModelTest {
     final List<String> stepCloses = new ArrayList<>();
 
     boolean closed;
+
+    /** How many extra channels (rule 9) the sequence opened. */
+    int extraChannels;
+
+    Model(int maxChannels) {
+      this.maxChannels = maxChannels;
+    }
+
+    List<ModelChannel> attachedChannels() {
+      List<ModelChannel> channels = new ArrayList<>();
+      attached.values().forEach(channels::addAll);
+      return channels;
+    }
 
     void beginStep() {
       stepCountUpdates.clear();
@@ -613,7 +725,7 @@ class CachingConnectorModelTest {
 
     int leaseCount() {
       int leases = 0;
-      for (ModelChannel channel : attached.values()) {
+      for (ModelChannel channel : attachedChannels()) {
         leases += channel.leases;
       }
       for (ModelChannel channel : detached) {
@@ -624,7 +736,7 @@ class CachingConnectorModelTest {
 
     int callCount() {
       int count = 0;
-      for (ModelChannel channel : attached.values()) {
+      for (ModelChannel channel : attachedChannels()) {
         count += channel.calls;
       }
       for (ModelChannel channel : detached) {
@@ -648,7 +760,7 @@ class CachingConnectorModelTest {
 
     List<Row> rows() {
       List<Row> rows = new ArrayList<>();
-      attached.values().forEach(channel -> rows.add(channel.row()));
+      attachedChannels().forEach(channel -> rows.add(channel.row()));
       detached.forEach(channel -> rows.add(channel.row()));
       return rows;
     }
@@ -659,11 +771,19 @@ class CachingConnectorModelTest {
      */
     ModelChannel dial(String address, Instant now) {
       connects.add(address);
-      ModelChannel channel = attached.get(address);
-      if (channel == null) {
+      List<ModelChannel> channels = attached.computeIfAbsent(address, a -> new ArrayList<>());
+      ModelChannel channel = null;
+      for (ModelChannel candidate : channels) { // rule 9: the fewest calls, the first on a tie
+        if (channel == null || candidate.calls < channel.calls) {
+          channel = candidate;
+        }
+      }
+      boolean full = channel == null || (maxChannels > 1 && channel.calls >= MAX_CALLS);
+      if (full && channels.size() < maxChannels) {
         channel = new ModelChannel(created.size(), address, now);
         created.add(channel);
-        attached.put(address, channel);
+        channels.add(channel);
+        extraChannels += channels.size() > 1 ? 1 : 0;
         misses.add(address);
         stepCountUpdates.add(openCount());
       } else if (!channel.dialedSincePass) {
@@ -720,15 +840,26 @@ class CachingConnectorModelTest {
       if (closed) {
         return expired;
       }
-      for (Iterator<ModelChannel> it = attached.values().iterator(); it.hasNext(); ) {
-        ModelChannel channel = it.next();
-        channel.dialedSincePass = false;
-        boolean idle = channel.leases == 0 && channel.calls == 0;
-        channel.idlePasses = idle ? channel.idlePasses + 1 : 0;
-        if (channel.idlePasses >= IDLE_PASSES_TO_CLOSE) {
-          it.remove();
-          shut(channel, ConnectorListener.CloseCause.EXPIRED);
-          expired.add(channel.address);
+      for (Iterator<List<ModelChannel>> addresses = attached.values().iterator();
+          addresses.hasNext(); ) {
+        List<ModelChannel> channels = addresses.next();
+        // The extra channels first; the first channel stays, idle, while the address has others.
+        for (int i = channels.size() - 1; i >= 0; i--) {
+          ModelChannel channel = channels.get(i);
+          channel.dialedSincePass = false;
+          boolean idle = channel.leases == 0 && channel.calls == 0;
+          channel.idlePasses = idle ? channel.idlePasses + 1 : 0;
+          if (i == 0 && channels.size() > 1) {
+            channel.idlePasses = Math.min(channel.idlePasses, IDLE_PASSES_TO_CLOSE - 1);
+          }
+          if (channel.idlePasses >= IDLE_PASSES_TO_CLOSE) {
+            channels.remove(i);
+            shut(channel, ConnectorListener.CloseCause.EXPIRED);
+            expired.add(channel.address);
+          }
+        }
+        if (channels.isEmpty()) {
+          addresses.remove();
         }
       }
       for (Iterator<ModelChannel> it = detached.iterator(); it.hasNext(); ) {
@@ -747,12 +878,14 @@ class CachingConnectorModelTest {
       if (closed) {
         return false;
       }
-      ModelChannel channel = attached.remove(address);
-      if (channel == null) {
+      List<ModelChannel> channels = attached.remove(address);
+      if (channels == null) {
         return false;
       }
-      channel.detached = true;
-      detached.add(channel);
+      for (ModelChannel channel : channels) { // every channel of the address
+        channel.detached = true;
+        detached.add(channel);
+      }
       return true;
     }
 
@@ -765,7 +898,7 @@ class CachingConnectorModelTest {
         return;
       }
       closed = true;
-      attached.values().forEach(channel -> shut(channel, ConnectorListener.CloseCause.SHUTDOWN));
+      attachedChannels().forEach(channel -> shut(channel, ConnectorListener.CloseCause.SHUTDOWN));
       detached.forEach(channel -> shut(channel, ConnectorListener.CloseCause.SHUTDOWN));
       attached.clear();
       detached.clear();
@@ -796,7 +929,7 @@ class CachingConnectorModelTest {
     final List<Integer> countUpdates = new ArrayList<>();
     final List<String> closes = new ArrayList<>();
     final CachingConnector connector;
-    final Model model = new Model();
+    final Model model;
     final List<Lease> leases = new ArrayList<>();
     final List<String> history = new ArrayList<>();
     private final Instant start = clock.instant();
@@ -804,8 +937,15 @@ class CachingConnectorModelTest {
     boolean lastCloseOnRelease;
 
     Harness() {
+      this(MAX_CHANNELS);
+    }
+
+    Harness(int maxChannels) {
+      model = new Model(maxChannels);
       connector =
           CachingConnector.builder()
+              .maxCallsPerChannel(MAX_CALLS)
+              .maxChannelsPerAddress(maxChannels)
               .dialer(dialer)
               .dialExecutor(Runnable::run)
               .scheduler(clock.scheduler())
@@ -857,8 +997,9 @@ class CachingConnectorModelTest {
             .isInstanceOf(IllegalStateException.class);
         return "dial(" + address + ") -> IllegalStateException, as the connector is closed";
       }
-      boolean miss = !model.attached.containsKey(address);
+      int missesBefore = model.misses.size();
       ModelChannel expected = model.dial(address, clock.instant());
+      boolean miss = model.misses.size() > missesBefore;
       LeasedChannel channel = connector.dial(address);
       Lease lease = new Lease(leases.size(), channel, expected);
       leases.add(lease);
