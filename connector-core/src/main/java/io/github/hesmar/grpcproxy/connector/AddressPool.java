@@ -18,25 +18,28 @@ import org.jspecify.annotations.Nullable;
  * opens one more, up to {@link #maxChannels}.
  *
  * <p>Structure. The address's first channel (the primary) is the entry in the connector's map, as
- * with one channel per address: the hit path reads it, finds {@link Entry#siblings} null and its
- * calls below the limit, and leases it, at the cost of two more loads from the entry it reads
- * anyway. The extra channels are the primary's {@link Entry#siblings}: an array replaced whole by
- * compare-and-set (copy on write: at most {@code maxChannels - 1} elements, changed only when a
- * channel is added or closed, read on every dial of a busy address). Each extra channel is an
- * {@link Entry} of its own, with its own state word, leases, calls and dial: everything that holds
- * for one channel holds for each. At most one sibling is pending at a time, so an address has at
- * most one dial in flight, whether its first or an extra one.
+ * with one channel per address: the hit path reads it, finds its calls below the limit, and leases
+ * it, at the cost of one more load from the entry it reads anyway (the count of calls sits next to
+ * the state word). The extra channels are the primary's {@link Entry#siblings}: an array replaced
+ * whole by compare-and-set (copy on write: at most {@code maxChannels - 1} elements, changed only
+ * when a channel is added or closed, read on every dial of a busy address). Each extra channel is
+ * an {@link Entry} of its own, with its own state word, leases, calls and dial: everything that
+ * holds for one channel holds for each. At most one sibling is pending at a time, so an address has
+ * at most one dial in flight, whether its first or an extra one.
  *
- * <p>Choice. A dial leases the channel with the fewest calls in flight (the primary on a tie, so a
- * quiet address keeps its traffic on one channel and the others can expire). Load is read, not
- * reserved: dials racing for one address may all pick the same channel before their calls start,
- * and overshoot its limit by the number of racers; the next dials see the calls. When every channel
- * is full, the dial opens a new sibling (if the address has fewer than {@code maxChannels} and none
- * pending) and waits for it like a dial of a new address; dials that find a sibling pending wait
- * for it too, each within its own bound; all others lease at once. A dial that cannot get a new
- * channel (the limit reached, the extra dial failed or did not come in time) leases the
- * least-loaded full channel, where grpc-java queues its call: never worse than one channel per
- * address.
+ * <p>Choice. A dial leases the first channel with room, in the order the channels were created (the
+ * primary first): calls never queue while a channel of the address has room, and when the load
+ * falls, the newest channels are the first to go idle and expire, so an address returns to one
+ * channel and to the hit path. (Leasing the least-loaded channel, as rule 9 first said, spreads any
+ * two concurrent calls over two channels, which then never expire, and keeps a busy address off the
+ * hit path for good.) Load is read, not reserved: dials racing for one address may all pick the
+ * same channel before their calls start, and overshoot its limit by the number of racers; the next
+ * dials see the calls. When every channel is full, the dial opens a new sibling (if the address has
+ * fewer than {@code maxChannels} and none pending) and waits for it like a dial of a new address;
+ * dials that find a sibling pending wait for it too, each within its own bound; all others lease at
+ * once. A dial that cannot get a new channel (the limit reached, the extra dial failed or did not
+ * come in time) leases the least-loaded full channel (the first on a tie), where grpc-java queues
+ * its call: never worse than one channel per address.
  *
  * <p>Closing. An idle extra channel expires like any other channel and leaves the array. The
  * primary does not expire while it has siblings: {@link Entry#closeIfIdle} reads {@link
@@ -46,8 +49,9 @@ import org.jspecify.annotations.Nullable;
  * outcome) or closed, and takes its pending sibling back before it dials. A detach of the primary
  * (closeOnRelease, a channel found shut down) detaches every sibling it reads afterwards; a sibling
  * still pending then reads the primary's state after it is published and detaches itself (the same
- * pairing). So no channel of an address is ever left outside both the map's reach and the detached
- * set.
+ * pairing). Until then it stays in the detached primary's array, which keeps the primary open, and
+ * where expire() (abandoning it past the dial timeout) and close() (failing it) look for it. So no
+ * channel of an address is ever left where neither expire() nor close() finds it.
  */
 final class AddressPool {
 
@@ -64,10 +68,10 @@ final class AddressPool {
 
   /**
    * Whether the hit path may lease {@code primary} without looking at the rest of its address: it
-   * has no siblings and room for a call (or the address may have only one channel).
+   * has room for a call (or the address may have only one channel).
    */
   boolean leaseFirst(Entry primary) {
-    return maxChannels == 1 || (primary.siblings == null && primary.calls() < maxCalls);
+    return maxChannels == 1 || primary.calls() < maxCalls;
   }
 
   /** Whether {@code entry} has {@link #maxCalls} calls in flight or more. */
@@ -76,17 +80,22 @@ final class AddressPool {
   }
 
   /**
-   * The channel of the address with the fewest calls in flight among those that can be leased now
-   * (published, not detached, not closed), the primary first on a tie; null if there is none.
+   * The channel a dial of the address leases, among those that can be leased now (published, not
+   * detached, not closed): the first with room, in creation order; if all are full, the one with
+   * the fewest calls (the first on a tie); null if there is none.
    */
-  @Nullable Entry leastLoaded(Entry primary) {
-    Entry best = leasable(primary) ? primary : null;
-    long bestCalls = best == null ? Long.MAX_VALUE : primary.calls();
+  @Nullable Entry choose(Entry primary) {
+    Entry best = null;
+    long bestCalls = Long.MAX_VALUE;
+    if (leasable(primary)) {
+      best = primary;
+      bestCalls = primary.calls();
+    }
     Entry[] siblings = primary.siblings;
     if (siblings != null) {
       for (Entry sibling : siblings) {
-        if (bestCalls == 0) {
-          break;
+        if (bestCalls < maxCalls) {
+          break; // the first with room
         }
         if (leasable(sibling)) {
           long calls = sibling.calls();

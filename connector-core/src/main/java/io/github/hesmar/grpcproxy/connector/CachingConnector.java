@@ -114,6 +114,12 @@ public final class CachingConnector implements AutoCloseable {
    * keeps the channel open once the lease is released. Only close() forces a channel with calls,
    * after its grace period.
    *
+   * Pools. An address may have several channels (rule 9; AddressPool, whose comment has the
+   * argument): the entry in the map is its first channel, which lists the others in a copy-on-write
+   * array of siblings. Each sibling is an Entry with everything said here; the map only finds it
+   * through its primary, so every walk over the map (expire, close, the snapshots) walks the
+   * siblings too, and a primary neither expires while it has siblings nor is detached without them.
+   *
    * Dialing. The caller that wins putIfAbsent does not lease afterwards: its lease is reserved in
    * the pending state, and the CAS that publishes the channel (flipping PENDING off and DIALED on)
    * turns it into a lease. So no closeOnRelease() or expire() can detach or close a fresh channel
@@ -125,7 +131,9 @@ public final class CachingConnector implements AutoCloseable {
    * returns after its entry failed is shut down at once and never counted. Waiting is bounded per
    * caller, once (the earlier of its timeout and its Context's deadline, fixed at its first wait),
    * and by the dial timeout; a waiter leaves nothing behind (PendingDial). One dial() starts at
-   * most one dial of its own, so a dialer is never called in a loop.
+   * most one dial of its own for an address it finds cached (an extra channel, AddressPool), and
+   * at most one for an address it finds missing: at most two in all (the second when the address
+   * was detached while its extra channel was dialed), so a dialer is never called in a loop.
    *
    * Callbacks. Every listener call comes after the state change it reports is complete: a miss
    * is reported by the dial thread before it calls the dialer, a dial's outcome after the entry
@@ -380,10 +388,9 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
-   * Leases a channel of the address whose first channel, {@code primary}, is published: the
-   * least-loaded one, or a new one if all are full (see {@link AddressPool}). Returns null if the
-   * primary is closing or closed with no other channel to lease (the caller looks the address up
-   * again).
+   * Leases a channel of the address whose first channel, {@code primary}, is published: the first
+   * with room, or a new one if all are full (see {@link AddressPool}). Returns null if the primary
+   * is detached or closed with no other channel to lease (the caller looks the address up again).
    */
   private @Nullable LeasedChannel leaseFromPool(Entry primary, DialCall call) {
     if (pool.maxChannels == 1) {
@@ -391,9 +398,9 @@ public final class CachingConnector implements AutoCloseable {
     }
     boolean settle = false; // lease the least-loaded channel even if it is full
     for (; ; ) {
-      Entry best = pool.leastLoaded(primary);
+      Entry best = pool.choose(primary);
       if (best == null) {
-        return null;
+        return tryLease(primary); // detached or closed: helps unlink it, and returns null
       }
       if (settle || !pool.isFull(best)) {
         LeasedChannel lease = tryLease(best);
@@ -469,6 +476,7 @@ public final class CachingConnector implements AutoCloseable {
     Context context = Context.current();
     Object outcome = pending.await(dialBound ? dialDeadline : bound.deadlineNanos(), context);
     if (!(outcome instanceof PendingDial.Interruption interruption)) {
+      checkOpen(); // failed by close(): this caller fails at once too
       return true;
     }
     switch (interruption) {
@@ -677,8 +685,7 @@ public final class CachingConnector implements AutoCloseable {
       Entry primary = entry.primary;
       if (primary != null && (primary.state & (DETACHED | CLOSED)) != 0) {
         // An extra channel whose address was detached while it was dialed (see AddressPool).
-        CloseCause cause = primary.detachCause;
-        detachAndReport(entry, cause != null ? cause : CloseCause.RELEASED);
+        detachAndReport(entry, detachCause(primary));
       }
     }
     listener.onDialComplete(address, took, null);
@@ -905,6 +912,9 @@ public final class CachingConnector implements AutoCloseable {
         expireAttached(entry, closes); // a first channel outlives its siblings
       }
       for (Entry entry : detached) {
+        for (Entry sibling : AddressPool.siblings(entry)) {
+          expireAttached(sibling, closes); // pending when its primary was detached (AddressPool)
+        }
         if ((entry.state & CLOSED) != 0) {
           detached.remove(entry); // a concurrent set: removal while iterating is safe
         } else if (closeEntry(entry, /* force= */ false)) {
@@ -1056,6 +1066,24 @@ public final class CachingConnector implements AutoCloseable {
         }
         return true;
       }
+    }
+  }
+
+  /**
+   * Why {@code entry}, detached, was detached: its winner writes the cause just after the
+   * compare-and-set, so a reader may wait a few steps for it. SHUTDOWN if it was closed by close()
+   * instead.
+   */
+  private static CloseCause detachCause(Entry entry) {
+    for (int spins = 0; ; spins++) {
+      CloseCause cause = entry.detachCause;
+      if (cause != null) {
+        return cause;
+      }
+      if ((entry.state & DETACHED) == 0) {
+        return CloseCause.SHUTDOWN;
+      }
+      Entry.spin(spins);
     }
   }
 
@@ -1264,6 +1292,11 @@ public final class CachingConnector implements AutoCloseable {
         entries.remove(entry.address, entry);
       }
       for (Entry entry : detached) {
+        for (Entry sibling : AddressPool.siblings(entry)) {
+          if (closeOnShutdown(sibling)) { // pending when its primary was detached
+            closes.add(new Closed(sibling.address, CloseCause.SHUTDOWN));
+          }
+        }
         if (closeEntry(entry, /* force= */ true)) {
           closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
         }
@@ -1416,11 +1449,13 @@ public final class CachingConnector implements AutoCloseable {
     private Builder() {}
 
     /**
-     * Sets how many calls in flight make a channel full. A dial leases the least-loaded channel of
-     * its address (load: calls in flight); when every channel of the address is full, the dial
-     * opens one more, up to {@link #maxChannelsPerAddress(int)}. Match it to the smallest limit of
-     * concurrent streams per HTTP/2 connection on the way to the backends (servers and proxies
-     * commonly allow 100; past it grpc-java queues calls inside the channel). Defaults to 100.
+     * Sets how many calls in flight make a channel full. A dial leases the first channel of its
+     * address with fewer calls in flight, in the order they were created; when every channel of the
+     * address is full, the dial opens one more, up to {@link #maxChannelsPerAddress(int)}, and the
+     * extra channels expire once unused. Match it to the smallest limit of concurrent streams per
+     * HTTP/2 connection on the way to the backends (servers and proxies commonly allow 100; past it
+     * grpc-java queues calls inside the channel). Only calls made on a lease ({@link
+     * LeasedChannel#newCall}) count. Defaults to 100.
      *
      * @param maxCalls the calls in flight at which a channel counts as full; positive
      * @return this builder

@@ -41,7 +41,10 @@ import org.junit.jupiter.api.Test;
  * different result. Each Lincheck thread holds its own leases and calls, so which lease a release
  * gives back, which lease a call starts on and which call ends depend only on that thread's
  * history. Calls are {@link FakeCall}s under the connector's counting, ended by the test; a call
- * may outlive the lease it started on, and holds its channel open until it ends (rule 8).
+ * may outlive the lease it started on, and holds its channel open until it ends (rule 8). One call
+ * fills a channel and an address may have two ({@code maxCallsPerChannel(1)}, {@code
+ * maxChannelsPerAddress(2)}), so a dial of an address whose channel carries a call opens a second
+ * one (rule 9), and expiry, closeOnRelease and close race with that second dial too.
  *
  * <p>{@link CachingConnector#leaseCount()} and {@link CachingConnector#callCount()} are not
  * operations: they sum the leases or calls of every entry one after the other, gauges that are
@@ -114,6 +117,38 @@ final class CachingConnectorLincheckTest {
         .check(ConnectorUnderTest.class);
   }
 
+  /**
+   * A second channel of an address (its first carries a call) dialed while the address is detached
+   * and expired: the new channel is detached with it or dialed under a fresh first channel, never
+   * left where neither expiry nor close() finds it.
+   */
+  @Test
+  void aSecondChannelRacingCloseOnReleaseAndExpireIsLinearizable() {
+    new ModelCheckingOptions()
+        .iterations(0)
+        .invocationsPerIteration(300)
+        .addCustomScenario(
+            scenario(
+                List.of(op("dialAndHold", 0, 0), op("startCallAndHold", 0)),
+                List.of(op("dialAndHold", 1, 0), op("releaseOneHeld", 1, 0)),
+                List.of(op("closeOnRelease", 0), op("endOneHeldCall", 0), op("expire"))))
+        .check(ConnectorUnderTest.class);
+  }
+
+  /** Two dials racing for the second channel of an address: one dial, and both get a lease. */
+  @Test
+  void twoDialsRacingForASecondChannelAreLinearizable() {
+    new ModelCheckingOptions()
+        .iterations(0)
+        .invocationsPerIteration(300)
+        .addCustomScenario(
+            scenario(
+                List.of(op("dialAndHold", 0, 1), op("startCallAndHold", 0)),
+                List.of(op("dialAndHold", 1, 1), op("expire")),
+                List.of(op("dialAndHold", 2, 1), op("releaseOneHeld", 2, 1))))
+        .check(ConnectorUnderTest.class);
+  }
+
   @Test
   void sequentialHistoryGivesTheResultsOfTheContract() {
     ConnectorUnderTest test = new ConnectorUnderTest();
@@ -147,6 +182,21 @@ final class CachingConnectorLincheckTest {
     assertThat(test.endOneHeldCall(1)).isEqualTo("ended");
     assertThat(test.expire()).containsExactly("b");
     assertThat(test.connectionCount()).isZero();
+    test.quiescentStateIsConsistent();
+
+    assertThat(test.dialAndHold(1, 1)).isEqualTo("b#1");
+    assertThat(test.startCallAndHold(1)).isEqualTo("b#1"); // b#1 is full
+    assertThat(test.dialAndHold(2, 1)).isEqualTo("b#2"); // a second channel for b
+    assertThat(test.startCallAndHold(2)).isEqualTo("b#2");
+    assertThat(test.dialAndHold(2, 1)).isEqualTo("b#1"); // both full, two at most: the first
+    assertThat(test.connectionCount()).isEqualTo(2);
+    assertThat(test.releaseOneHeld(1, 1)).isTrue();
+    assertThat(test.releaseOneHeld(2, 1)).isTrue();
+    assertThat(test.releaseOneHeld(2, 1)).isTrue();
+    assertThat(test.endOneHeldCall(2)).isEqualTo("ended"); // b#2 is idle, b#1 has a call
+    assertThat(test.expire()).isEmpty();
+    assertThat(test.expire()).containsExactly("b"); // b#2
+    assertThat(test.connectionCount()).isEqualTo(1);
     test.quiescentStateIsConsistent();
   }
 
@@ -186,6 +236,8 @@ final class CachingConnectorLincheckTest {
             .scheduler(clock.scheduler())
             .clock(clock)
             .shutdownGracePeriod(Duration.ZERO)
+            .maxCallsPerChannel(1)
+            .maxChannelsPerAddress(2)
             .build();
 
     /** held.get(thread).get(address): the leases a thread holds, most recent last. */
@@ -348,6 +400,10 @@ final class CachingConnectorLincheckTest {
           connector.connectionCount() == dialer.open().size(),
           "connectionCount() != open channels " + dialer.open(),
           connector);
+      check(
+          connector.connections().size() == dialer.open().size(),
+          "connections() does not list every open channel " + dialer.open(),
+          connector.connections());
       for (TrackedChannel channel : dialer.created) {
         check(channel.shutdowns.get() <= 1, "channel shut down twice", channel);
         check(

@@ -40,11 +40,11 @@ import org.junit.jupiter.api.Test;
  * fails at once.
  *
  * <p>Rule 9 with small limits: a channel with {@value #MAX_CALLS} calls in flight is full; a dial
- * leases the channel of its address with the fewest calls (the first on a tie), and opens one more
- * channel when all are full, up to {@value #MAX_CHANNELS} (or 1, for every other seed: the Go
- * package's one channel per address), after which it leases the least-loaded full channel. Extra
- * channels expire like any other; the first channel of an address stays while it has others, and
- * {@code closeOnRelease} detaches them all.
+ * leases the first channel of its address with room, in creation order, and opens one more channel
+ * when all are full, up to {@value #MAX_CHANNELS} (or 1, for every other seed: the Go package's one
+ * channel per address), after which it leases the least-loaded full channel. Extra channels expire
+ * like any other; the first channel of an address stays while it has others, and {@code
+ * closeOnRelease} detaches them all.
  *
  * <p>Calls are {@link FakeCall}s on the dialer's fake channels, ended by the test; the connector's
  * counting wraps them, so ending one runs the connector's end of the call. Each channel records the
@@ -265,14 +265,14 @@ class CachingConnectorModelTest {
       harness.step(Op.dial(ALPHA)); // L3 on a new #2
       harness.step(Op.startCall(3));
       harness.step(Op.startCall(3)); // all three full, the limit reached
-      harness.step(Op.dial(ALPHA)); // L4 on #0, the least loaded (a tie: the first)
+      harness.step(Op.dial(ALPHA)); // L4 on #0, the least loaded full one (a tie: the first)
       assertThat(harness.leases.get(4).expected.id).isZero();
       assertThat(harness.connector.connections())
           .extracting(ConnectionInfo::id)
           .containsExactly(1L, 2L, 3L);
       assertThat(harness.misses).hasSize(3);
 
-      harness.step(Op.endCall(2)); // a call on #1 ends: #1 is the least loaded
+      harness.step(Op.endCall(2)); // a call on #1 ends: #1 is the first with room
       harness.step(Op.dial(ALPHA)); // L5 on #1
       assertThat(harness.leases.get(5).expected.id).isEqualTo(1);
 
@@ -772,9 +772,9 @@ class CachingConnectorModelTest {
     ModelChannel dial(String address, Instant now) {
       connects.add(address);
       List<ModelChannel> channels = attached.computeIfAbsent(address, a -> new ArrayList<>());
-      ModelChannel channel = null;
-      for (ModelChannel candidate : channels) { // rule 9: the fewest calls, the first on a tie
-        if (channel == null || candidate.calls < channel.calls) {
+      ModelChannel channel = null; // rule 9: the first with room, else the fewest calls
+      for (ModelChannel candidate : channels) {
+        if (channel == null || (channel.calls >= MAX_CALLS && candidate.calls < channel.calls)) {
           channel = candidate;
         }
       }

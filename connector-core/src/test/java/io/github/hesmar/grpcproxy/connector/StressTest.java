@@ -20,6 +20,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -37,6 +38,10 @@ import org.junit.jupiter.params.provider.ValueSource;
  * created down exactly once, and the count (and its last callback) is 0. And {@code close()} racing
  * expiry and dials, with calls that outlive their leases: every channel is shut down once and
  * forced once, and every call in flight is cancelled by it.
+ *
+ * <p>Both run with small pool limits (rule 9: two calls fill a channel in the first, one in the
+ * second), so that addresses get extra channels, which expiry closes, closeOnRelease detaches and
+ * close() forces while dials lease them; the first checks that some address had several channels.
  */
 class StressTest {
 
@@ -56,6 +61,8 @@ class StressTest {
         CachingConnector.builder()
             .dialer(dialer)
             .shutdownGracePeriod(Duration.ZERO)
+            .maxCallsPerChannel(2)
+            .maxChannelsPerAddress(4)
             .onConnectionCountUpdate(
                 count -> {
                   lastCount.set(count);
@@ -73,6 +80,7 @@ class StressTest {
     Queue<FakeCall<?, ?>> calls = new ConcurrentLinkedQueue<>();
     AtomicInteger queuedCalls = new AtomicInteger();
     AtomicBoolean workersDone = new AtomicBoolean();
+    AtomicInteger mostChannelsPerAddress = new AtomicInteger();
     long deadline = System.nanoTime() + BUDGET_NANOS;
     try {
       List<Future<?>> workers = new ArrayList<>();
@@ -135,7 +143,20 @@ class StressTest {
           threads.submit(
               () -> {
                 ThreadLocalRandom random = ThreadLocalRandom.current();
-                while (!workersDone.get()) {
+                for (int pass = 0; !workersDone.get(); pass++) {
+                  if (pass % 16 == 0) {
+                    int most =
+                        connector.connections().stream()
+                            .collect(
+                                Collectors.groupingBy(
+                                    ConnectionInfo::address, Collectors.counting()))
+                            .values()
+                            .stream()
+                            .mapToInt(Long::intValue)
+                            .max()
+                            .orElse(0);
+                    mostChannelsPerAddress.accumulateAndGet(most, Math::max);
+                  }
                   connector.expire();
                   connector.closeOnRelease("backend-" + random.nextInt(addresses));
                   if (connector.connectionCount() < 0
@@ -171,6 +192,9 @@ class StressTest {
       assertThat(negativeSeen).as("negative counts observed").hasValue(0);
       assertThat(minCount).as("smallest count delivered").hasValueGreaterThanOrEqualTo(0);
       assertThat(leasesTaken).hasPositiveValue();
+      assertThat(mostChannelsPerAddress)
+          .as("most channels seen for one address (rule 9 exercised)")
+          .hasValueGreaterThan(1);
       assertThat(failedAtStart).as("calls on held leases that failed at start").hasValue(0);
       assertThat(shutDownUnderCall).as("calls whose channel was shut down under them").hasValue(0);
       assertThat(callsStarted).hasPositiveValue();
@@ -220,6 +244,7 @@ class StressTest {
                 .dialer(dialer)
                 .dialExecutor(Runnable::run)
                 .shutdownGracePeriod(Duration.ofHours(1))
+                .maxCallsPerChannel(1)
                 .listener(
                     new ConnectorListener() {
                       @Override

@@ -1,0 +1,321 @@
+package io.github.hesmar.grpcproxy.connector;
+
+import static java.util.Objects.requireNonNull;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Rule 9 at its edges: which channel a dial leases, when an address gets one more, and extra
+ * channels whose dial hangs or fails while their address is detached, expired or closed. Fake
+ * channels; calls are {@link FakeCall}s, which fill a channel while in flight.
+ */
+class PoolTest {
+
+  private static final String ADDRESS = "dns:///pool.test:443";
+
+  private final ExecutorService callers = Executors.newCachedThreadPool();
+  private final CountDownLatch release = new CountDownLatch(1);
+
+  @AfterEach
+  void tearDown() {
+    release.countDown();
+    callers.shutdownNow();
+  }
+
+  /** Makes the dialer hang until the test ends, ignoring interrupts (a blocking DNS lookup). */
+  private void hangUninterruptibly(TrackingDialer dialer) {
+    dialer.behaviour =
+        address -> {
+          boolean interrupted = false;
+          while (true) {
+            try {
+              release.await();
+              break;
+            } catch (InterruptedException e) {
+              interrupted = true;
+            }
+          }
+          if (interrupted) {
+            Thread.currentThread().interrupt();
+          }
+        };
+  }
+
+  @Test
+  void aDialLeasesTheFirstChannelWithRoomSoThatExtraChannelsExpireWhenTheLoadFalls() {
+    TrackingDialer dialer = TrackingDialer.fake();
+    try (CachingConnector connector =
+        dialer.inlineConnector().maxCallsPerChannel(2).maxChannelsPerAddress(3).build()) {
+      List<FakeCall<?, ?>> burst = new ArrayList<>();
+      for (int i = 0; i < 5; i++) { // 5 calls: 2 + 2 + 1 over three channels
+        try (LeasedChannel lease = connector.dial(ADDRESS)) {
+          burst.add(FakeCall.startOn(lease));
+        }
+      }
+      assertThat(connector.connections())
+          .extracting(ConnectionInfo::calls)
+          .containsExactly(2, 2, 1);
+      burst.forEach(FakeCall::end);
+
+      // Then two calls at a time: both fit on the first channel, the others go idle and expire.
+      for (int pass = 0; pass < 3; pass++) {
+        try (LeasedChannel x = connector.dial(ADDRESS);
+            LeasedChannel y = connector.dial(ADDRESS)) {
+          assertThat(x.entry).isSameAs(y.entry);
+          FakeCall<?, ?> one = FakeCall.startOn(x);
+          FakeCall<?, ?> two = FakeCall.startOn(y);
+          one.end();
+          two.end();
+        }
+        connector.expire();
+      }
+      assertThat(connector.connections()).extracting(ConnectionInfo::id).containsExactly(1L);
+      assertThat(dialer.created.get(1).shutdowns).hasValue(1);
+      assertThat(dialer.created.get(2).shutdowns).hasValue(1);
+    }
+  }
+
+  @Test
+  void withOneChannelPerAddressAFullChannelIsLeasedAsInTheGoPackage() {
+    TrackingDialer dialer = TrackingDialer.fake();
+    try (CachingConnector connector =
+        dialer.inlineConnector().maxCallsPerChannel(1).maxChannelsPerAddress(1).build()) {
+      try (LeasedChannel first = connector.dial(ADDRESS)) {
+        FakeCall<?, ?> call = FakeCall.startOn(first);
+        try (LeasedChannel second = connector.dial(ADDRESS)) {
+          assertThat(second.entry).isSameAs(first.entry);
+        }
+        call.end();
+      }
+      assertThat(dialer.dials).hasValue(1);
+    }
+  }
+
+  @Test
+  void anExtraChannelWhoseDialFailsLeavesItsCallerOnAFullChannel() {
+    TrackingDialer dialer = TrackingDialer.fake();
+    try (CachingConnector connector =
+        dialer.inlineConnector().maxCallsPerChannel(1).maxChannelsPerAddress(2).build()) {
+      LeasedChannel first = connector.dial(ADDRESS);
+      FakeCall<?, ?> call = FakeCall.startOn(first);
+      dialer.behaviour =
+          address -> {
+            throw new IOException("refused");
+          };
+      try (LeasedChannel second = connector.dial(ADDRESS)) {
+        assertThat(second.entry)
+            .as("the full channel, where its call queues")
+            .isSameAs(first.entry);
+      }
+      assertThat(dialer.dials).hasValue(2);
+      assertThat(connector.connections()).hasSize(1);
+      call.end();
+      first.close();
+    }
+  }
+
+  /**
+   * Found by review: an extra channel whose dial hangs while its address is detached was in no
+   * collection that expire() walks, so it was never abandoned, and the detached first channel, kept
+   * open by it, never closed.
+   */
+  @Test
+  void anExtraChannelHungWhileItsAddressIsDetachedIsAbandonedByExpiryAndTheAddressCloses() {
+    TrackingDialer dialer = TrackingDialer.fake();
+    CachingConnector connector =
+        CachingConnector.builder()
+            .dialer(dialer)
+            .dialExecutor(callers)
+            .shutdownGracePeriod(Duration.ZERO)
+            .dialTimeout(Duration.ofMillis(200))
+            .maxCallsPerChannel(1)
+            .maxChannelsPerAddress(2)
+            .build();
+    try {
+      LeasedChannel first = connector.dial(ADDRESS);
+      FakeCall<?, ?> call = FakeCall.startOn(first); // the first channel is full
+      hangUninterruptibly(dialer);
+      // Opens an extra channel, gives up on it, and settles on the full one.
+      try (LeasedChannel second = connector.dial(ADDRESS, Duration.ofMillis(20))) {
+        assertThat(second.entry).isSameAs(first.entry);
+      }
+      assertThat(dialer.dials).hasValue(2);
+      call.end();
+      first.close();
+      assertThat(connector.closeOnRelease(ADDRESS)).isTrue();
+
+      await()
+          .atMost(Duration.ofSeconds(30))
+          .untilAsserted(
+              () -> {
+                connector.expire();
+                assertThat(dialer.created.get(0).shutdowns)
+                    .as("the detached first channel, once the hung extra dial is abandoned")
+                    .hasValue(1);
+              });
+      assertThat(connector.connectionCount()).isZero();
+      assertThat(connector.connections()).isEmpty();
+    } finally {
+      release.countDown();
+      connector.close();
+    }
+  }
+
+  /**
+   * Found by review: close() did not fail a caller waiting for the extra channel of a detached
+   * address, which waited for its own bound or the dialer instead.
+   */
+  @Test
+  void closeFailsAtOnceACallerWaitingForTheExtraChannelOfADetachedAddress() throws Exception {
+    TrackingDialer dialer = TrackingDialer.fake();
+    CachingConnector connector =
+        CachingConnector.builder()
+            .dialer(dialer)
+            .dialExecutor(callers)
+            .shutdownGracePeriod(Duration.ZERO)
+            .maxCallsPerChannel(1)
+            .maxChannelsPerAddress(2)
+            .build();
+    LeasedChannel first = connector.dial(ADDRESS);
+    FakeCall<?, ?> call = FakeCall.startOn(first);
+    Entry primary = first.entry;
+    hangUninterruptibly(dialer);
+    Future<LeasedChannel> waiter =
+        callers.submit(() -> connector.dial(ADDRESS, Duration.ofHours(1)));
+    await()
+        .untilAsserted(
+            () -> {
+              Entry growing = AddressPool.growing(primary);
+              assertThat(growing).isNotNull();
+              PendingDial pending = requireNonNull(growing).pending;
+              assertThat(pending).isNotNull();
+              assertThat(requireNonNull(pending).waiterCount()).isEqualTo(1);
+            });
+    call.end();
+    first.close();
+    assertThat(connector.closeOnRelease(ADDRESS)).isTrue();
+
+    connector.close();
+
+    assertThatThrownBy(() -> waiter.get(30, TimeUnit.SECONDS))
+        .hasCauseInstanceOf(IllegalStateException.class)
+        .cause()
+        .hasMessageContaining("closed");
+    assertThat(dialer.created.get(0).shutdowns).hasValue(1);
+  }
+
+  /** A dial waiting for the extra channel another dial opened gets it once it is published. */
+  @Test
+  void dialsThatFindAllChannelsFullWaitForTheExtraChannelInFlight() throws Exception {
+    TrackingDialer dialer = TrackingDialer.fake();
+    try (CachingConnector connector =
+        CachingConnector.builder()
+            .dialer(dialer)
+            .dialExecutor(callers)
+            .shutdownGracePeriod(Duration.ZERO)
+            .maxCallsPerChannel(1)
+            .maxChannelsPerAddress(2)
+            .build()) {
+      LeasedChannel first = connector.dial(ADDRESS);
+      FakeCall<?, ?> call = FakeCall.startOn(first);
+      dialer.holdDials(address -> {});
+      Future<LeasedChannel> opener = callers.submit(() -> connector.dial(ADDRESS));
+      assertThat(dialer.dialing.await(30, TimeUnit.SECONDS)).isTrue();
+      Future<LeasedChannel> waiter = callers.submit(() -> connector.dial(ADDRESS));
+      Entry growing = requireNonNull(AddressPool.growing(first.entry));
+      await() // the opener and the waiter
+          .untilAsserted(
+              () -> assertThat(requireNonNull(growing.pending).waiterCount()).isEqualTo(2));
+
+      dialer.proceed.countDown();
+
+      try (LeasedChannel opened = opener.get(30, TimeUnit.SECONDS);
+          LeasedChannel waited = waiter.get(30, TimeUnit.SECONDS)) {
+        assertThat(opened.entry).isSameAs(growing);
+        assertThat(waited.entry).as("the new channel had room").isSameAs(growing);
+      }
+      assertThat(dialer.dials).hasValue(2);
+      call.end();
+      first.close();
+    }
+  }
+
+  /** A waiter's own bound passing while it waits for an extra channel: it takes a full one. */
+  @Test
+  void aDialWhoseBoundPassesWhileWaitingForTheExtraChannelLeasesAFullOne() throws Exception {
+    TrackingDialer dialer = TrackingDialer.fake();
+    try (CachingConnector connector =
+        CachingConnector.builder()
+            .dialer(dialer)
+            .dialExecutor(callers)
+            .shutdownGracePeriod(Duration.ZERO)
+            .maxCallsPerChannel(1)
+            .maxChannelsPerAddress(2)
+            .build()) {
+      LeasedChannel first = connector.dial(ADDRESS);
+      FakeCall<?, ?> call = FakeCall.startOn(first);
+      dialer.holdDials(address -> {});
+      Future<LeasedChannel> opener = callers.submit(() -> connector.dial(ADDRESS));
+      assertThat(dialer.dialing.await(30, TimeUnit.SECONDS)).isTrue();
+
+      try (LeasedChannel settled = connector.dial(ADDRESS, Duration.ofMillis(1))) {
+        assertThat(settled.entry).isSameAs(first.entry);
+      }
+
+      dialer.proceed.countDown();
+      opener.get(30, TimeUnit.SECONDS).close();
+      call.end();
+      first.close();
+    }
+  }
+
+  @Test
+  void anInterruptWhileWaitingForTheExtraChannelGivesCancelledAndKeepsTheFlag() throws Exception {
+    TrackingDialer dialer = TrackingDialer.fake();
+    try (CachingConnector connector =
+        CachingConnector.builder()
+            .dialer(dialer)
+            .dialExecutor(callers)
+            .shutdownGracePeriod(Duration.ZERO)
+            .maxCallsPerChannel(1)
+            .maxChannelsPerAddress(2)
+            .build()) {
+      LeasedChannel first = connector.dial(ADDRESS);
+      FakeCall<?, ?> call = FakeCall.startOn(first);
+      dialer.holdDials(address -> {});
+      Future<LeasedChannel> opener = callers.submit(() -> connector.dial(ADDRESS));
+      assertThat(dialer.dialing.await(30, TimeUnit.SECONDS)).isTrue();
+
+      Thread.currentThread().interrupt();
+      try {
+        assertThatThrownBy(() -> connector.dial(ADDRESS))
+            .isInstanceOfSatisfying(
+                StatusRuntimeException.class,
+                e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.CANCELLED));
+        assertThat(Thread.currentThread().isInterrupted()).isTrue();
+      } finally {
+        Thread.interrupted();
+      }
+
+      dialer.proceed.countDown();
+      opener.get(30, TimeUnit.SECONDS).close();
+      call.end();
+      first.close();
+    }
+  }
+}
