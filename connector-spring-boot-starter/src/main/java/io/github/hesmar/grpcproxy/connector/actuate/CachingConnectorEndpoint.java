@@ -15,9 +15,9 @@ import org.springframework.boot.actuate.endpoint.annotation.ReadOperation;
 import org.springframework.boot.actuate.endpoint.annotation.Selector;
 
 /**
- * The {@code grpcconnections} endpoint: the channels cached by a {@link CachingConnector}, one of
- * them by address, and a delete that marks an address {@linkplain
- * CachingConnector#closeOnRelease(String) close-on-release}.
+ * The {@code grpcconnections} endpoint: the channels cached by a {@link CachingConnector} (an
+ * address can have several, each with its own {@code id}), those of one address, and a delete that
+ * marks an address {@linkplain CachingConnector#closeOnRelease(String) close-on-release}.
  *
  * <p>Read-only by default: the delete is available only when the endpoint's access is {@code
  * unrestricted} ({@code management.endpoint.grpcconnections.access=unrestricted}). Thread-safe.
@@ -37,7 +37,7 @@ public class CachingConnectorEndpoint {
   }
 
   /**
-   * Lists the cached channels, closing ones included, sorted by address.
+   * Lists the cached channels, closing ones included, sorted by address, then by id.
    *
    * @return the channels
    */
@@ -48,26 +48,26 @@ public class CachingConnectorEndpoint {
   }
 
   /**
-   * Describes the channel cached for {@code address}: the one new dials get if there is one, else a
-   * closing one.
+   * Lists the channels cached for {@code address}, closing ones included, sorted by id: the same
+   * entries as {@link #connections()} lists for that address.
    *
    * @param address the target address (URL-encoded in the request path)
-   * @return the channel, or {@code null} (HTTP 404) if none is cached for {@code address}
+   * @return the channels, or {@code null} (HTTP 404) if none is cached for {@code address}
    */
   @ReadOperation
-  public @Nullable ConnectionDescriptor connection(@Selector String address) {
-    ConnectionInfo found = null;
-    for (ConnectionInfo info : connector.connections()) {
-      if (info.address().equals(address) && (found == null || found.closing())) {
-        found = info;
-      }
-    }
-    return found == null ? null : ConnectionDescriptor.of(found);
+  public @Nullable ConnectionsDescriptor connectionsOf(@Selector String address) {
+    List<ConnectionDescriptor> channels =
+        connector.connections().stream()
+            .filter(info -> info.address().equals(address))
+            .map(ConnectionDescriptor::of)
+            .toList();
+    return channels.isEmpty() ? null : new ConnectionsDescriptor(channels);
   }
 
   /**
-   * Marks the channel cached for {@code address} close-on-release: new dials get a new channel, and
-   * the old one closes at the first expiry pass after its last lease is released.
+   * Marks the channels cached for {@code address} close-on-release: new dials get a new channel,
+   * and each old one closes at the first expiry pass after its last lease is released and its last
+   * call has ended.
    *
    * @param address the target address (URL-encoded in the request path)
    * @return whether a channel was cached for {@code address}
@@ -80,7 +80,7 @@ public class CachingConnectorEndpoint {
   /**
    * The cached channels.
    *
-   * @param connections one entry per open channel, sorted by address
+   * @param connections one entry per open channel, sorted by address, then by id
    */
   public record ConnectionsDescriptor(List<ConnectionDescriptor> connections)
       implements OperationResponseBody {
@@ -94,6 +94,8 @@ public class CachingConnectorEndpoint {
   /**
    * One cached channel.
    *
+   * @param id the channel's number, unique within its connector: tells apart the channels of one
+   *     address
    * @param address the target address
    * @param leases outstanding leases
    * @param calls calls in flight on it, whether or not their lease was released
@@ -104,6 +106,7 @@ public class CachingConnectorEndpoint {
    * @param lastDialedAt when it was last leased, to within one expiry pass
    */
   public record ConnectionDescriptor(
+      long id,
       String address,
       int leases,
       int calls,
@@ -116,6 +119,7 @@ public class CachingConnectorEndpoint {
 
     static ConnectionDescriptor of(ConnectionInfo info) {
       return new ConnectionDescriptor(
+          info.id(),
           info.address(),
           info.leases(),
           info.calls(),

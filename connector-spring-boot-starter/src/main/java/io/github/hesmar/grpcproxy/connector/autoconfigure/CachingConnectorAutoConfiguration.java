@@ -64,6 +64,8 @@ public final class CachingConnectorAutoConfiguration {
     if (dialTimeout != null) {
       builder.dialTimeout(dialTimeout);
     }
+    builder.maxCallsPerChannel(properties.getPool().getMaxCallsPerChannel());
+    builder.maxChannelsPerAddress(properties.getPool().getMaxChannelsPerAddress());
     Duration gracePeriod = properties.getShutdown().getGracePeriod();
     if (gracePeriod != null) {
       builder.shutdownGracePeriod(gracePeriod);

@@ -43,6 +43,8 @@ public class CachingConnectorProperties implements Validator {
 
   private final Expiry expiry = new Expiry();
 
+  private final Pool pool = new Pool();
+
   private final Shutdown shutdown = new Shutdown();
 
   private final Channel channel = new Channel();
@@ -77,6 +79,10 @@ public class CachingConnectorProperties implements Validator {
 
   public Expiry getExpiry() {
     return this.expiry;
+  }
+
+  public Pool getPool() {
+    return this.pool;
   }
 
   public Shutdown getShutdown() {
@@ -120,6 +126,18 @@ public class CachingConnectorProperties implements Validator {
     if (dialTimeout == null || dialTimeout.isNegative() || dialTimeout.isZero()) {
       reject(errors, "dialTimeout", "dial-timeout", "must be positive, for example 30s");
     }
+    positive(
+        errors,
+        "pool.maxCallsPerChannel",
+        "pool.max-calls-per-channel",
+        properties.pool.maxCallsPerChannel,
+        100);
+    positive(
+        errors,
+        "pool.maxChannelsPerAddress",
+        "pool.max-channels-per-address",
+        properties.pool.maxChannelsPerAddress,
+        8);
     Duration gracePeriod = properties.shutdown.gracePeriod;
     if (gracePeriod == null || gracePeriod.isNegative()) {
       reject(
@@ -184,6 +202,17 @@ public class CachingConnectorProperties implements Validator {
     }
   }
 
+  private static void positive(
+      Errors errors, String field, String property, int value, int example) {
+    if (value <= 0) {
+      reject(
+          errors,
+          field,
+          property,
+          "must be positive, was " + value + " (for example " + example + ")");
+    }
+  }
+
   private static void positiveInt(Errors errors, String field, String property, DataSize value) {
     if (value.toBytes() <= 0 || value.toBytes() > Integer.MAX_VALUE) {
       reject(errors, field, property, "must be between 1B and 2047MB");
@@ -219,6 +248,43 @@ public class CachingConnectorProperties implements Validator {
 
     public void setInterval(@Nullable Duration interval) {
       this.interval = interval;
+    }
+  }
+
+  /**
+   * The channels of one address. Calls to one address share a channel; past a number of calls in
+   * flight the connector opens another channel (another HTTP/2 connection) to the same address.
+   */
+  public static class Pool {
+
+    /**
+     * Calls in flight at which a channel counts as full: a dial of an address whose channels are
+     * all full opens one more channel. Match it to the smallest limit of concurrent streams per
+     * HTTP/2 connection on the way to the backends (servers and proxies commonly allow 100; past it
+     * grpc-java queues calls inside the channel, silently).
+     */
+    private int maxCallsPerChannel = 100;
+
+    /**
+     * Most channels per address. Past it, dials lease the least-loaded full channel. 1 gives one
+     * channel per address, as the Go package does.
+     */
+    private int maxChannelsPerAddress = 8;
+
+    public int getMaxCallsPerChannel() {
+      return this.maxCallsPerChannel;
+    }
+
+    public void setMaxCallsPerChannel(int maxCallsPerChannel) {
+      this.maxCallsPerChannel = maxCallsPerChannel;
+    }
+
+    public int getMaxChannelsPerAddress() {
+      return this.maxChannelsPerAddress;
+    }
+
+    public void setMaxChannelsPerAddress(int maxChannelsPerAddress) {
+      this.maxChannelsPerAddress = maxChannelsPerAddress;
     }
   }
 

@@ -1,14 +1,18 @@
 package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Nested;
@@ -55,6 +59,11 @@ class CachingConnectorActuatorHttpTest {
         .build();
   }
 
+  @SuppressWarnings("unchecked")
+  static List<Map<String, Object>> connectionsIn(Map<String, Object> body) {
+    return (List<Map<String, Object>>) body.get("connections");
+  }
+
   static URI connectionUri(int port, String address) {
     return URI.create(
         "http://localhost:"
@@ -89,12 +98,12 @@ class CachingConnectorActuatorHttpTest {
 
         Map<String, Object> all =
             client(port).get().uri("/actuator/grpcconnections").retrieve().body(JSON);
-        @SuppressWarnings("unchecked")
-        List<Map<String, Object>> connections = (List<Map<String, Object>>) all.get("connections");
+        List<Map<String, Object>> connections = connectionsIn(all);
         assertThat(connections)
             .extracting(connection -> connection.get("address"))
             .containsExactly(backend.dnsAddress(), backend.address());
         assertThat(connections.get(0))
+            .containsKey("id")
             .containsEntry("leases", 1)
             .containsEntry("calls", 1)
             .containsEntry("idlePasses", 0)
@@ -110,10 +119,15 @@ class CachingConnectorActuatorHttpTest {
                 .retrieve()
                 .toEntity(JSON);
         assertThat(one.getStatusCode().value()).isEqualTo(200);
-        assertThat(one.getBody())
-            .containsEntry("address", backend.dnsAddress())
-            .containsEntry("leases", 1)
-            .containsEntry("calls", 1);
+        assertThat(connectionsIn(one.getBody()))
+            .singleElement()
+            .satisfies(
+                connection ->
+                    assertThat(connection)
+                        .containsEntry("id", connections.get(0).get("id"))
+                        .containsEntry("address", backend.dnsAddress())
+                        .containsEntry("leases", 1)
+                        .containsEntry("calls", 1));
       }
     }
 
@@ -173,6 +187,108 @@ class CachingConnectorActuatorHttpTest {
             .containsEntry("leases", connector.leaseCount())
             .containsEntry("transientFailures", List.of());
       }
+    }
+  }
+
+  @Nested
+  @SpringBootTest(
+      classes = Application.class,
+      webEnvironment = WebEnvironment.RANDOM_PORT,
+      properties = {
+        "management.endpoints.web.exposure.include=grpcconnections",
+        "management.endpoint.grpcconnections.access=unrestricted",
+        "grpc.connector.channel.plaintext=true",
+        "grpc.connector.expiry.enabled=false",
+        "grpc.connector.pool.max-calls-per-channel=1"
+      })
+  class WithOneCallPerChannel {
+
+    @LocalServerPort int port;
+
+    @Autowired CachingConnector connector;
+
+    @Test
+    void endpointListsEveryChannelOfAnAddressWithItsIdAndCallsAndReadsThemByTheAddress() {
+      try (LeasedChannel first = connector.dial(backend.address());
+          LoopbackBackend.Watch watch = LoopbackBackend.watch(first);
+          // The first channel is full (one call in flight): this dial opens a second channel.
+          LeasedChannel second = connector.dial(backend.address())) {
+        // Both channels connected, so that nothing changes between the two requests.
+        await().atMost(Duration.ofSeconds(10)).until(() -> !watch.statuses.isEmpty());
+        LoopbackBackend.check(second);
+
+        Map<String, Object> all =
+            client(port).get().uri("/actuator/grpcconnections").retrieve().body(JSON);
+        List<Map<String, Object>> connections = connectionsIn(all);
+        assertThat(connections)
+            .extracting(connection -> connection.get("address"))
+            .containsExactly(backend.address(), backend.address());
+        assertThat(connections)
+            .extracting(connection -> connection.get("id"))
+            .doesNotHaveDuplicates()
+            .allSatisfy(id -> assertThat(id).isInstanceOf(Number.class));
+        assertThat(connections)
+            .extracting(connection -> connection.get("calls"))
+            .containsExactly(1, 0);
+        assertThat(connections)
+            .allSatisfy(
+                connection ->
+                    assertThat(connection)
+                        .containsEntry("leases", 1)
+                        .containsEntry("state", "READY")
+                        .containsEntry("closing", false));
+
+        ResponseEntity<Map<String, Object>> byAddress =
+            client(port)
+                .get()
+                .uri(connectionUri(port, backend.address()))
+                .retrieve()
+                .toEntity(JSON);
+        assertThat(byAddress.getStatusCode().value()).isEqualTo(200);
+        assertThat(connectionsIn(byAddress.getBody())).isEqualTo(connections);
+      }
+    }
+
+    @Test
+    void deleteMarksEveryChannelOfTheAddressCloseOnRelease() {
+      Queue<String> closed = new ConcurrentLinkedQueue<>();
+      try (LeasedChannel first = connector.dial(backend.dnsAddress());
+          LoopbackBackend.Watch watch = LoopbackBackend.watch(first);
+          LeasedChannel second = connector.dial(backend.dnsAddress())) {
+        Map<String, Object> response =
+            client(port)
+                .delete()
+                .uri(connectionUri(port, backend.dnsAddress()))
+                .retrieve()
+                .body(JSON);
+        assertThat(response)
+            .containsEntry("address", backend.dnsAddress())
+            .containsEntry("closeOnRelease", true);
+
+        Map<String, Object> byAddress =
+            client(port).get().uri(connectionUri(port, backend.dnsAddress())).retrieve().body(JSON);
+        assertThat(connectionsIn(byAddress))
+            .hasSize(2)
+            .allSatisfy(connection -> assertThat(connection).containsEntry("closing", true));
+        // Held by their leases and the call: not closed yet.
+        assertThat(connector.expire()).isEmpty();
+      }
+      // The cancelled call ends asynchronously; then both channels close.
+      await()
+          .atMost(Duration.ofSeconds(10))
+          .until(
+              () -> {
+                closed.addAll(connector.expire());
+                return closed.size() == 2;
+              });
+      assertThat(closed).containsOnly(backend.dnsAddress());
+      ResponseEntity<String> gone =
+          client(port)
+              .get()
+              .uri(connectionUri(port, backend.dnsAddress()))
+              .retrieve()
+              .toEntity(String.class);
+      assertThat(gone.getStatusCode().value()).isEqualTo(404);
     }
   }
 

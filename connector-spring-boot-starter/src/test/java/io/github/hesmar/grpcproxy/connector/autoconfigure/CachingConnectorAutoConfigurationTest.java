@@ -227,6 +227,62 @@ class CachingConnectorAutoConfigurationTest {
   }
 
   @Test
+  void poolPropertiesDefaultToOneHundredCallsPerChannelAndEightChannelsPerAddress() {
+    contextRunner
+        .withPropertyValues("grpc.connector.channel.plaintext=true")
+        .run(
+            context -> {
+              CachingConnectorProperties.Pool pool =
+                  context.getBean(CachingConnectorProperties.class).getPool();
+              assertThat(pool.getMaxCallsPerChannel()).isEqualTo(100);
+              assertThat(pool.getMaxChannelsPerAddress()).isEqualTo(8);
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              try (LeasedChannel first = connector.dial(backend.address());
+                  LoopbackBackend.Watch watch = LoopbackBackend.watch(first);
+                  LeasedChannel second = connector.dial(backend.address())) {
+                // One call in flight is far from full: the second dial shares the channel.
+                assertThat(connector.connections())
+                    .singleElement()
+                    .satisfies(
+                        info -> {
+                          assertThat(info.leases()).isEqualTo(2);
+                          assertThat(info.calls()).isEqualTo(1);
+                        });
+              }
+            });
+  }
+
+  @Test
+  void poolPropertiesReachTheConnectorSoAFullChannelGetsASiblingUpToTheLimit() {
+    contextRunner
+        .withPropertyValues(
+            "grpc.connector.channel.plaintext=true",
+            "grpc.connector.expiry.enabled=false",
+            "grpc.connector.pool.max-calls-per-channel=1",
+            "grpc.connector.pool.max-channels-per-address=2")
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              try (LeasedChannel first = connector.dial(backend.address());
+                  LoopbackBackend.Watch firstWatch = LoopbackBackend.watch(first);
+                  // The first channel is full (one call): this dial opens a second channel.
+                  LeasedChannel second = connector.dial(backend.address());
+                  LoopbackBackend.Watch secondWatch = LoopbackBackend.watch(second);
+                  // Both are full and the address has its two: this dial shares one of them.
+                  LeasedChannel third = connector.dial(backend.address())) {
+                List<ConnectionInfo> channels = connector.connections();
+                assertThat(channels)
+                    .extracting(ConnectionInfo::address)
+                    .containsExactly(backend.address(), backend.address());
+                assertThat(channels).extracting(ConnectionInfo::id).doesNotHaveDuplicates();
+                assertThat(channels).extracting(ConnectionInfo::calls).containsExactly(1, 1);
+                assertThat(channels.stream().mapToInt(ConnectionInfo::leases).sum()).isEqualTo(3);
+                assertThat(LoopbackBackend.check(third)).isEqualTo(ServingStatus.SERVING);
+              }
+            });
+  }
+
+  @Test
   void connectorIsSwitchedOffByProperty() {
     contextRunner
         .withPropertyValues("grpc.connector.enabled=false")

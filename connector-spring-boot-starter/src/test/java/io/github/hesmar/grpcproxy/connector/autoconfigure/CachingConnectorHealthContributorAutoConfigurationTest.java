@@ -6,6 +6,7 @@ import static org.awaitility.Awaitility.await;
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import io.grpc.ConnectivityState;
+import java.io.IOException;
 import java.net.ServerSocket;
 import java.time.Duration;
 import java.util.List;
@@ -43,6 +44,37 @@ class CachingConnectorHealthContributorAutoConfigurationTest {
   }
 
   @Test
+  void addressWithSeveralFailingChannelsIsReportedOnce() {
+    contextRunner
+        .withPropertyValues("grpc.connector.pool.max-calls-per-channel=1")
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              String address = closedPortAddress();
+              try (LeasedChannel first = connector.dial(address);
+                  // Waits for a connection that never comes: the first channel stays full.
+                  LoopbackBackend.Watch waiting = LoopbackBackend.watchWaitingForReady(first);
+                  LeasedChannel second = connector.dial(address)) {
+                second.getState(/* requestConnection= */ true);
+                await()
+                    .atMost(Duration.ofSeconds(10))
+                    .until(
+                        () ->
+                            connector.connections().stream()
+                                    .filter(
+                                        info -> info.state() == ConnectivityState.TRANSIENT_FAILURE)
+                                    .count()
+                                == 2);
+                HealthReport health = BootLine.health(context);
+                assertThat(health.details())
+                    .containsEntry("connections", 2)
+                    .containsEntry("leases", 2)
+                    .containsEntry("transientFailures", List.of(address));
+              }
+            });
+  }
+
+  @Test
   void healthContributorCanBeSwitchedOff() {
     contextRunner
         .withPropertyValues("management.health.grpcconnector.enabled=false")
@@ -56,10 +88,7 @@ class CachingConnectorHealthContributorAutoConfigurationTest {
   private static HealthReport healthWithOneFailingChannel(ApplicationContext context)
       throws Exception {
     CachingConnector connector = context.getBean(CachingConnector.class);
-    String address;
-    try (ServerSocket closed = new ServerSocket(0)) {
-      address = "localhost:" + closed.getLocalPort();
-    }
+    String address = closedPortAddress();
     try (LeasedChannel channel = connector.dial(address)) {
       channel.getState(/* requestConnection= */ true);
       await()
@@ -71,5 +100,12 @@ class CachingConnectorHealthContributorAutoConfigurationTest {
         .containsEntry("connections", 1)
         .containsEntry("transientFailures", List.of(address));
     return health;
+  }
+
+  /** The address of a loopback port that nothing listens on: channels to it fail to connect. */
+  private static String closedPortAddress() throws IOException {
+    try (ServerSocket closed = new ServerSocket(0)) {
+      return "localhost:" + closed.getLocalPort();
+    }
   }
 }

@@ -62,9 +62,21 @@ final class LoopbackBackend implements AutoCloseable {
    * open until the returned watch is closed, which cancels it.
    */
   static Watch watch(Channel channel) {
+    return watch(HealthGrpc.newStub(channel));
+  }
+
+  /**
+   * Starts a health {@code Watch} over {@code channel} that waits for the channel to be ready: a
+   * call that stays in flight, even on a channel that cannot connect, until the returned watch is
+   * closed, which cancels it.
+   */
+  static Watch watchWaitingForReady(Channel channel) {
+    return watch(HealthGrpc.newStub(channel).withWaitForReady());
+  }
+
+  private static Watch watch(HealthGrpc.HealthStub stub) {
     Watch watch = new Watch(Context.current().withCancellation());
-    watch.context.run(
-        () -> HealthGrpc.newStub(channel).watch(HealthCheckRequest.getDefaultInstance(), watch));
+    watch.context.run(() -> stub.watch(HealthCheckRequest.getDefaultInstance(), watch));
     return watch;
   }
 

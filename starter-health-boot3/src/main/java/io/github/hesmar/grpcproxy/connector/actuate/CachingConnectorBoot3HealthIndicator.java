@@ -5,17 +5,18 @@ import static java.util.Objects.requireNonNull;
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
 import io.grpc.ConnectivityState;
-import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
 import org.springframework.boot.actuate.health.AbstractHealthIndicator;
 import org.springframework.boot.actuate.health.Health;
 
 /**
  * Health of a {@link CachingConnector} on Spring Boot 3.5 (health API in {@code
- * spring-boot-actuator}): its counts of channels and leases, and the addresses of the channels in
- * {@link ConnectivityState#TRANSIENT_FAILURE}. The same as {@code CachingConnectorHealthIndicator},
- * which implements Boot 4's health API; the two are compiled in separate modules against their Boot
- * line and both shipped in the starter jar.
+ * spring-boot-actuator}): its counts of channels and leases, and the addresses with a channel in
+ * {@link ConnectivityState#TRANSIENT_FAILURE}, each once. The same as {@code
+ * CachingConnectorHealthIndicator}, which implements Boot 4's health API; the two are compiled in
+ * separate modules against their Boot line and both shipped in the starter jar.
  *
  * <p>UP by default even when channels fail: a backend being down does not make this application
  * down. With {@code downOnTransientFailure}, any failing channel makes it DOWN. Thread-safe.
@@ -42,7 +43,8 @@ public class CachingConnectorBoot3HealthIndicator extends AbstractHealthIndicato
   @Override
   protected void doHealthCheck(Health.Builder builder) {
     List<ConnectionInfo> connections = connector.connections();
-    List<String> failing = new ArrayList<>();
+    // An address can have several channels: each failing address is reported once.
+    Set<String> failing = new LinkedHashSet<>();
     int leases = 0;
     for (ConnectionInfo info : connections) {
       leases += info.leases();
@@ -58,6 +60,6 @@ public class CachingConnectorBoot3HealthIndicator extends AbstractHealthIndicato
     builder
         .withDetail("connections", connections.size())
         .withDetail("leases", leases)
-        .withDetail("transientFailures", failing);
+        .withDetail("transientFailures", List.copyOf(failing));
   }
 }

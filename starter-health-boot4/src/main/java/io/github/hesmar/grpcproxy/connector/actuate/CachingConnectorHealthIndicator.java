@@ -5,14 +5,15 @@ import static java.util.Objects.requireNonNull;
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
 import io.grpc.ConnectivityState;
-import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
 import org.springframework.boot.health.contributor.AbstractHealthIndicator;
 import org.springframework.boot.health.contributor.Health;
 
 /**
- * Health of a {@link CachingConnector}: its counts of channels and leases, and the addresses of the
- * channels in {@link ConnectivityState#TRANSIENT_FAILURE}.
+ * Health of a {@link CachingConnector}: its counts of channels and leases, and the addresses with a
+ * channel in {@link ConnectivityState#TRANSIENT_FAILURE}, each once.
  *
  * <p>UP by default even when channels fail: a backend being down does not make this application
  * down. With {@code downOnTransientFailure}, any failing channel makes it DOWN. Thread-safe.
@@ -39,7 +40,8 @@ public class CachingConnectorHealthIndicator extends AbstractHealthIndicator {
   @Override
   protected void doHealthCheck(Health.Builder builder) {
     List<ConnectionInfo> connections = connector.connections();
-    List<String> failing = new ArrayList<>();
+    // An address can have several channels: each failing address is reported once.
+    Set<String> failing = new LinkedHashSet<>();
     int leases = 0;
     for (ConnectionInfo info : connections) {
       leases += info.leases();
@@ -55,6 +57,6 @@ public class CachingConnectorHealthIndicator extends AbstractHealthIndicator {
     builder
         .withDetail("connections", connections.size())
         .withDetail("leases", leases)
-        .withDetail("transientFailures", failing);
+        .withDetail("transientFailures", List.copyOf(failing));
   }
 }

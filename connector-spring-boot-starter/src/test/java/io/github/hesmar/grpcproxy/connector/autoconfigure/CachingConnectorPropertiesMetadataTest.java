@@ -1,0 +1,56 @@
+package io.github.hesmar.grpcproxy.connector.autoconfigure;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.jayway.jsonpath.DocumentContext;
+import com.jayway.jsonpath.JsonPath;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URI;
+import java.net.URISyntaxException;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The configuration metadata that the build generates from {@link CachingConnectorProperties} (what
+ * IDEs complete and document), read from the starter's own classes.
+ */
+class CachingConnectorPropertiesMetadataTest {
+
+  @ParameterizedTest(name = "{0} defaults to {1}")
+  @CsvSource({
+    "grpc.connector.pool.max-calls-per-channel, 100, HTTP/2 connection",
+    "grpc.connector.pool.max-channels-per-address, 8, one channel per address",
+    "grpc.connector.dial-timeout, 30s, How long a dial may be in flight",
+  })
+  void metadataDescribesThePropertyWithItsDefault(
+      String property, String defaultValue, String described) throws Exception {
+    List<Map<String, Object>> entries =
+        metadata().read("$.properties[?(@.name == '" + property + "')]");
+    assertThat(entries)
+        .singleElement()
+        .satisfies(
+            entry -> {
+              assertThat(String.valueOf(entry.get("defaultValue"))).isEqualTo(defaultValue);
+              assertThat((String) entry.get("description")).contains(described);
+              assertThat((String) entry.get("sourceType"))
+                  .startsWith(CachingConnectorProperties.class.getName());
+            });
+  }
+
+  private static DocumentContext metadata() throws IOException, URISyntaxException {
+    // The starter's own file, not that of another jar on the class path.
+    URI classes =
+        CachingConnectorProperties.class
+            .getProtectionDomain()
+            .getCodeSource()
+            .getLocation()
+            .toURI();
+    try (InputStream in =
+        classes.resolve("META-INF/spring-configuration-metadata.json").toURL().openStream()) {
+      return JsonPath.parse(in);
+    }
+  }
+}
