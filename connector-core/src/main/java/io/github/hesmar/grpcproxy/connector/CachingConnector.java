@@ -21,7 +21,6 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.InstantSource;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -71,6 +70,15 @@ public final class CachingConnector implements AutoCloseable {
   /*
    * Design
    * ======
+   *
+   * Where each rule of DESIGN.md lives. This class is the façade: the map, dial (rules 1, 6),
+   * release (2), expire (3), closeOnRelease (4), the connection count (5), close (7), the dial
+   * timeout (12) and the snapshots, with the argument below. The mechanisms are package-private
+   * classes, each opening with its part of the argument: Entry, a channel's state word, lease cells
+   * and count of calls (rules 2, 3, 8); LeasedChannel, the lease and its counted calls (2, 8);
+   * AddressPool, several channels per address (9); PendingDial, waiting for a dial and each
+   * caller's bound (1, 12); Drainer, graceful closing (3, 7); LeakDetector; SafeListener, callbacks
+   * that throw; AddressCheck, bad addresses.
    *
    * Two collections hold the channels this connector created and has not closed yet:
    *
@@ -424,17 +432,23 @@ public final class CachingConnector implements AutoCloseable {
         }
         continue;
       }
-      if (call.grew || !pool.hasRoom(primary)) {
-        settle = true; // one dial of its own per dial() call; or the address has all its channels
+      if (!pool.hasRoom(primary)) {
+        if (AddressPool.growing(primary) == null) {
+          // All the channels the address may have are open and full: a full one queues the call.
+          // (One added since `growing` was read is waited for or leased in the next round: a dial
+          // does not settle on a full channel while the address is getting a new one.)
+          settle = true;
+        }
+        continue;
+      }
+      if (call.grew) {
+        settle = true; // one dial of its own per dial() call
         continue;
       }
       PendingDial pending = new PendingDial(System.nanoTime());
       Entry sibling = new Entry(primary.address, channelIds.incrementAndGet(), primary, pending);
       if (!pool.add(primary, sibling)) {
-        if (AddressPool.growing(primary) == null) {
-          settle = true; // the address has all its channels
-        }
-        continue;
+        continue; // another dial added one meanwhile: wait for it, or lease it
       }
       call.grew = true;
       if (!isAttached(primary)) {
@@ -1184,8 +1198,13 @@ public final class CachingConnector implements AutoCloseable {
   public List<ConnectionInfo> connections() {
     List<ConnectionInfo> infos = new ArrayList<>();
     forEachEntry(entry -> addInfo(entry, infos));
-    infos.sort(Comparator.comparing(ConnectionInfo::address).thenComparing(ConnectionInfo::id));
+    infos.sort(CachingConnector::byAddressThenId);
     return infos;
+  }
+
+  private static int byAddressThenId(ConnectionInfo a, ConnectionInfo b) {
+    int byAddress = a.address().compareTo(b.address());
+    return byAddress != 0 ? byAddress : Long.compare(a.id(), b.id());
   }
 
   private void addInfo(Entry entry, List<ConnectionInfo> infos) {

@@ -208,7 +208,7 @@ class PoolLoopbackTest {
   }
 
   @Test
-  void unaryCallsSpreadTenPerChannelAndADialLeasesTheLeastLoadedChannel() {
+  void unaryCallsFillTenPerChannelAndADialLeasesTheFirstChannelWithRoom() {
     CachingConnector connector = connector(CachingConnector.builder().maxCallsPerChannel(10));
 
     List<ProxiedCall> calls = new ArrayList<>();
@@ -223,7 +223,7 @@ class PoolLoopbackTest {
     assertThat(calls.subList(0, 10)).allSatisfy(c -> assertThat(c.lease.entry.id).isEqualTo(a));
     assertThat(calls.subList(10, 20)).allSatisfy(c -> assertThat(c.lease.entry.id).isEqualTo(b));
 
-    // One call ends on A: A has the fewest calls, so the next dial leases A.
+    // One call ends on A: A has room again, so the next dial leases A.
     end(calls.get(0));
     assertThat(connector.connections())
         .extracting(ConnectionInfo::id, ConnectionInfo::calls)
@@ -236,19 +236,22 @@ class PoolLoopbackTest {
         .containsExactly(tuple(a, 10), tuple(b, 10));
     assertThat(created).hasSize(2);
 
-    // A with 9 calls has room, but B with 8 has fewer: the next dial leases B.
+    // A with 9 calls has room: the next dial leases A, though B with 8 has fewer, so that B goes
+    // idle first when the load falls. A is full then: the next one leases B.
     end(calls.get(1));
     end(calls.get(10));
     end(calls.get(11));
     assertThat(connector.connections())
         .extracting(ConnectionInfo::id, ConnectionInfo::calls)
         .containsExactly(tuple(a, 9), tuple(b, 8));
-    ProxiedCall onB = startUnary("unary-21");
+    ProxiedCall againOnA = startUnary("unary-21");
+    assertThat(againOnA.lease.entry.id).isEqualTo(a);
+    ProxiedCall onB = startUnary("unary-22");
     assertThat(onB.lease.entry.id).isEqualTo(b);
     assertThat(connector.connections())
         .extracting(ConnectionInfo::id, ConnectionInfo::calls)
-        .containsExactly(tuple(a, 9), tuple(b, 9));
-    waiting().untilAsserted(() -> assertThat(backend.started.get()).isEqualTo(22));
+        .containsExactly(tuple(a, 10), tuple(b, 9));
+    waiting().untilAsserted(() -> assertThat(backend.started.get()).isEqualTo(23));
 
     for (ProxiedCall call : calls.subList(2, 10)) {
       end(call);
@@ -257,6 +260,7 @@ class PoolLoopbackTest {
       end(call);
     }
     end(onA);
+    end(againOnA);
     end(onB);
     assertThat(connector.callCount()).isZero();
     assertThat(connector.leaseCount()).isZero();
