@@ -46,10 +46,11 @@ import java.util.stream.Collectors;
  * <p>The backend is a loopback Netty server in the same JVM with {@code
  * maxConcurrentCallsPerConnection(100)}, as Google's front ends and many proxies have, and two
  * methods defined here with byte-array marshallers (no generated code): {@code Delayed}, a unary
- * method that answers after 20 ms through a scheduled completion (no thread sleeps, so the backend
- * can have any number of calls waiting), and {@code Hold}, a server-streaming method that sends one
- * message and then holds its stream open until the program ends all streams, counting the streams
- * running at the backend. Each case gets a backend of its own.
+ * method that answers after 20 ms (or the third argument's milliseconds) through a scheduled
+ * completion (no thread sleeps, so the backend can have any number of calls waiting), and {@code
+ * Hold}, a server-streaming method that sends one message and then holds its stream open until the
+ * program ends all streams, counting the streams running at the backend. Each case gets a backend
+ * of its own.
  *
  * <p>Three ways of getting a channel to the backend:
  *
@@ -69,12 +70,12 @@ import java.util.stream.Collectors;
  * <p>Unary: one driver thread keeps 1,000 calls in flight (a semaphore of 1,000 permits: a call
  * takes one before it starts, its close gives it back), for a warm-up (5 s by default) and then a
  * measurement (10 s by default), without a pause between them. Before the three cases, a round of
- * all three for the length of a warm-up each, not reported, lets the JIT compile the paths they
- * share, so that the case run first is not the one that pays for it. A call's latency runs from
- * before its dial (or {@code newCall}) to its close, by {@link System#nanoTime()}; calls per second
- * are the calls that closed during the measurement, divided by its length. The channel column is
- * the connector's {@link CachingConnector#connections()} at the end of the measurement, with the
- * calls in flight on each channel (calls queued inside grpc-java included).
+ * all three for two warm-ups each, not reported, lets the JIT compile the paths they share, so that
+ * the case run first is not the one that pays for it. A call's latency runs from before its dial
+ * (or {@code newCall}) to its close, by {@link System#nanoTime()}; calls per second are the calls
+ * that closed during the measurement, divided by its length. The channel column is the connector's
+ * {@link CachingConnector#connections()} at the end of the measurement, with the calls in flight on
+ * each channel (calls queued inside grpc-java included).
  *
  * <p>Server streaming: 500 {@code Hold} streams opened by one thread, through the shared channel
  * and through the connector with its defaults; once the number of streams running at the backend
@@ -83,12 +84,15 @@ import java.util.stream.Collectors;
  * (and ends at once the streams that start after), and the program waits for all 500 to close.
  *
  * <p>Client, backend and the driver share the machine's cores, so the throughput includes the
- * backend's work. The whole run takes about a minute and a half with the defaults.
+ * backend's work: on 2 cores the unary cases with several channels run out of CPU long before they
+ * run out of streams. A longer delay (200 ms: 4,000 calls/s at most with 8 channels) shows the pool
+ * where CPU does not limit it. The whole run takes about two minutes with the defaults.
  *
  * <pre>
  * ./mvnw -B package -pl benchmarks -am -DskipTests
  * java -Xms2g -Xmx2g -cp benchmarks/target/benchmarks.jar \
- *     io.github.hesmar.grpcproxy.connector.benchmarks.StreamLimitBenchmark [warm-up s] [measure s]
+ *     io.github.hesmar.grpcproxy.connector.benchmarks.StreamLimitBenchmark \
+ *     [warm-up s, 5] [measured s, 10] [backend delay ms, 20]
  * </pre>
  */
 public final class StreamLimitBenchmark {
@@ -96,8 +100,8 @@ public final class StreamLimitBenchmark {
   /** The backend's limit of concurrent streams per HTTP/2 connection. */
   static final int MAX_STREAMS_PER_CONNECTION = 100;
 
-  /** How long the backend takes to answer a unary call. */
-  static final long BACKEND_DELAY_MILLIS = 20;
+  /** How long the backend takes to answer a unary call, unless the third argument says. */
+  static final long DEFAULT_DELAY_MILLIS = 20;
 
   /** Unary calls kept in flight. */
   static final int UNARY_CONCURRENCY = 1_000;
@@ -130,12 +134,13 @@ public final class StreamLimitBenchmark {
    * Runs the unary and the server-streaming cases and prints their tables.
    *
    * @param args optionally, the warm-up and the measurement of each unary case, in seconds (default
-   *     5 and 10)
+   *     5 and 10), and the backend's delay in milliseconds (default 20)
    * @throws Exception if the backend cannot start or a case does not finish
    */
   public static void main(String[] args) throws Exception {
     Duration warmUp = Duration.ofSeconds(args.length > 0 ? Long.parseLong(args[0]) : 5);
     Duration measure = Duration.ofSeconds(args.length > 1 ? Long.parseLong(args[1]) : 10);
+    long delayMillis = args.length > 2 ? Long.parseLong(args[2]) : DEFAULT_DELAY_MILLIS;
     System.out.printf(
         Locale.ROOT,
         "StreamLimitBenchmark: JDK %s, %d cores, backend: %d streams per connection, answers"
@@ -143,7 +148,7 @@ public final class StreamLimitBenchmark {
         Runtime.version(),
         Runtime.getRuntime().availableProcessors(),
         MAX_STREAMS_PER_CONNECTION,
-        BACKEND_DELAY_MILLIS,
+        delayMillis,
         UNARY_CONCURRENCY,
         warmUp.toSeconds(),
         measure.toSeconds());
@@ -156,13 +161,19 @@ public final class StreamLimitBenchmark {
             target -> new ConnectorRoute(target, 1),
             target -> new ConnectorRoute(target, 0));
     // A first round, not reported, so that the case run first does not pay for the JIT compiling
-    // the gRPC, Netty and connector paths that all three cases share.
+    // the gRPC, Netty and connector paths that all three cases share (C2 works for about half a
+    // minute on 2 cores, taking most of one).
     for (int i = 0; i < names.size(); i++) {
-      runUnary("JIT warm-up, " + names.get(i), routes.get(i), Duration.ZERO, warmUp);
+      runUnary(
+          "JIT warm-up, " + names.get(i),
+          routes.get(i),
+          delayMillis,
+          Duration.ZERO,
+          warmUp.multipliedBy(2));
     }
     List<UnaryResult> unary = new ArrayList<>();
     for (int i = 0; i < names.size(); i++) {
-      unary.add(runUnary(names.get(i), routes.get(i), warmUp, measure));
+      unary.add(runUnary(names.get(i), routes.get(i), delayMillis, warmUp, measure));
     }
     System.out.println();
     System.out.println(
@@ -191,14 +202,15 @@ public final class StreamLimitBenchmark {
         Locale.ROOT,
         "%nGoal: (c) >= 5x the calls/s of (a): %.2fx; (c) p99 <= 3x %d ms = %d ms: %.1f ms%n",
         pooled.callsPerSecond / shared.callsPerSecond,
-        BACKEND_DELAY_MILLIS,
-        3 * BACKEND_DELAY_MILLIS,
+        delayMillis,
+        3 * delayMillis,
         pooled.p99Millis);
   }
 
   private static UnaryResult runUnary(
-      String name, RouteFactory routes, Duration warmUp, Duration measure) throws Exception {
-    try (Backend backend = Backend.start();
+      String name, RouteFactory routes, long delayMillis, Duration warmUp, Duration measure)
+      throws Exception {
+    try (Backend backend = Backend.start(delayMillis);
         Route route = routes.open(backend.target())) {
       UnaryLoad load =
           new UnaryLoad(route, (int) Math.max(1_000_000, measure.toSeconds() * 200_000));
@@ -238,7 +250,7 @@ public final class StreamLimitBenchmark {
   }
 
   private static StreamResult runStreams(String name, RouteFactory routes) throws Exception {
-    try (Backend backend = Backend.start();
+    try (Backend backend = Backend.start(DEFAULT_DELAY_MILLIS);
         Route route = routes.open(backend.target())) {
       AtomicInteger firstMessages = new AtomicInteger();
       AtomicInteger failed = new AtomicInteger();
@@ -559,6 +571,9 @@ public final class StreamLimitBenchmark {
   /** The loopback backend: 100 streams per connection, {@code Delayed} and {@code Hold}. */
   private static final class Backend implements AutoCloseable {
 
+    /** How long {@code Delayed} takes to answer. */
+    private final long delayMillis;
+
     private final ScheduledExecutorService scheduler;
     private final Server server;
 
@@ -569,7 +584,8 @@ public final class StreamLimitBenchmark {
     final AtomicInteger maxRunning = new AtomicInteger();
     private volatile boolean ending;
 
-    private Backend() throws IOException {
+    private Backend(long delayMillis) throws IOException {
+      this.delayMillis = delayMillis;
       scheduler =
           Executors.newScheduledThreadPool(
               1,
@@ -594,8 +610,8 @@ public final class StreamLimitBenchmark {
               .start();
     }
 
-    static Backend start() throws IOException {
-      return new Backend();
+    static Backend start(long delayMillis) throws IOException {
+      return new Backend(delayMillis);
     }
 
     String target() {
@@ -613,7 +629,7 @@ public final class StreamLimitBenchmark {
             observer.onNext(request);
             observer.onCompleted();
           },
-          BACKEND_DELAY_MILLIS,
+          delayMillis,
           TimeUnit.MILLISECONDS);
     }
 
