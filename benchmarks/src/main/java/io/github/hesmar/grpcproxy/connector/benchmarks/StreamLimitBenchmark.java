@@ -1,5 +1,6 @@
 package io.github.hesmar.grpcproxy.connector.benchmarks;
 
+import com.sun.management.OperatingSystemMXBean;
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
 import io.github.hesmar.grpcproxy.connector.Dialer;
@@ -22,6 +23,7 @@ import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.lang.management.ManagementFactory;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -75,7 +77,8 @@ import java.util.stream.Collectors;
  * (or {@code newCall}) to its close, by {@link System#nanoTime()}; calls per second are the calls
  * that closed during the measurement, divided by its length. The channel column is the connector's
  * {@link CachingConnector#connections()} at the end of the measurement, with the calls in flight on
- * each channel (calls queued inside grpc-java included).
+ * each channel (calls queued inside grpc-java included); the CPU columns are the process's CPU time
+ * during the measurement (client, backend and driver together), per second and per call.
  *
  * <p>Server streaming: 500 {@code Hold} streams opened by one thread, through the shared channel
  * and through the connector with its defaults; once the number of streams running at the backend
@@ -128,6 +131,10 @@ public final class StreamLimitBenchmark {
           .setResponseMarshaller(BytesMarshaller.INSTANCE)
           .build();
 
+  /** The CPU time of this process: client, backend and driver. */
+  private static final OperatingSystemMXBean PROCESS =
+      (OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
+
   private StreamLimitBenchmark() {}
 
   /**
@@ -177,9 +184,9 @@ public final class StreamLimitBenchmark {
     }
     System.out.println();
     System.out.println(
-        "| unary, 1,000 in flight | calls/s | p50 ms | p99 ms | max ms | failed |"
-            + " channels: calls in flight on each |");
-    System.out.println("| --- | --- | --- | --- | --- | --- | --- |");
+        "| unary, 1,000 in flight | calls/s | p50 ms | p99 ms | max ms | CPU: cores busy |"
+            + " CPU µs per call | failed | channels: calls in flight on each |");
+    System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (UnaryResult result : unary) {
       System.out.println(result.row());
     }
@@ -216,11 +223,13 @@ public final class StreamLimitBenchmark {
           new UnaryLoad(route, (int) Math.max(1_000_000, measure.toSeconds() * 200_000));
       load.drive(System.nanoTime() + warmUp.toNanos());
       load.recording = true;
+      long cpuStart = PROCESS.getProcessCpuTime();
       long start = System.nanoTime();
       load.drive(start + measure.toNanos());
       String channels = route.channels(UNARY_CONCURRENCY - load.permits.availablePermits());
       load.recording = false;
       long elapsed = System.nanoTime() - start;
+      long cpu = PROCESS.getProcessCpuTime() - cpuStart;
       int count = Math.min(load.recorded.get(), load.latencies.length);
       if (!load.permits.tryAcquire(UNARY_CONCURRENCY, 60, TimeUnit.SECONDS)) {
         throw new IllegalStateException(name + ": calls still in flight a minute after the end");
@@ -234,6 +243,8 @@ public final class StreamLimitBenchmark {
               percentileMillis(latencies, 0.50),
               percentileMillis(latencies, 0.99),
               count == 0 ? 0 : latencies[count - 1] / 1e6,
+              (double) cpu / elapsed,
+              count == 0 ? 0 : cpu / 1e3 / count,
               load.failed.get(),
               channels);
       System.out.println("# " + result.row());
@@ -330,18 +341,22 @@ public final class StreamLimitBenchmark {
       double p50Millis,
       double p99Millis,
       double maxMillis,
+      double coresBusy,
+      double cpuMicrosPerCall,
       int failed,
       String channels) {
 
     String row() {
       return String.format(
           Locale.ROOT,
-          "| %s | %,.0f | %.1f | %.1f | %.1f | %d | %s |",
+          "| %s | %,.0f | %.1f | %.1f | %.1f | %.2f | %.0f | %d | %s |",
           name,
           callsPerSecond,
           p50Millis,
           p99Millis,
           maxMillis,
+          coresBusy,
+          cpuMicrosPerCall,
           failed,
           channels);
     }
