@@ -66,14 +66,6 @@ final class AddressPool {
     this.maxChannels = maxChannels;
   }
 
-  /**
-   * Whether the hit path may lease {@code primary} without looking at the rest of its address: it
-   * has room for a call (or the address may have only one channel).
-   */
-  boolean leaseFirst(Entry primary) {
-    return maxChannels == 1 || primary.calls() < maxCalls;
-  }
-
   /** Whether {@code entry} has {@link #maxCalls} calls in flight or more. */
   boolean isFull(Entry entry) {
     return entry.calls() >= maxCalls;

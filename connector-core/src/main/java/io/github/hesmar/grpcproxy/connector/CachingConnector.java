@@ -203,6 +203,13 @@ public final class CachingConnector implements AutoCloseable {
   /** Which channel of an address a dial leases, and when the address gets one more. */
   private final AddressPool pool;
 
+  /**
+   * The hit path leases an address's first channel at once below this many calls in flight: {@code
+   * maxCallsPerChannel}, or {@link Long#MAX_VALUE} with one channel per address (the pool's limits
+   * copied into a field of this class: one dependent load fewer per dial).
+   */
+  private final long leaseFirstCalls;
+
   /** The last channel id given out; see {@link ConnectionInfo#id()}. */
   private final AtomicLong channelIds = new AtomicLong();
 
@@ -222,6 +229,8 @@ public final class CachingConnector implements AutoCloseable {
     this.dialTimeout = builder.dialTimeout;
     this.dialTimeoutNanos = saturatedNanos(builder.dialTimeout);
     this.pool = new AddressPool(builder.maxCallsPerChannel, builder.maxChannelsPerAddress);
+    this.leaseFirstCalls =
+        builder.maxChannelsPerAddress == 1 ? Long.MAX_VALUE : builder.maxCallsPerChannel;
     if (builder.dialExecutor != null) {
       this.dialExecutor = builder.dialExecutor;
       this.ownedDialExecutor = null;
@@ -318,14 +327,14 @@ public final class CachingConnector implements AutoCloseable {
       listener.onConnect(address);
     } else {
       listener.onConnect(address);
-      if (pool.leaseFirst(entry)) {
+      if (leaseFirstCalls == Long.MAX_VALUE || entry.calls() < leaseFirstCalls) {
         LeasedChannel lease = tryLease(entry); // the hit path: small, so that it is inlined
         if (lease != null) {
           return lease;
         }
       }
     }
-    return dialSlowly(address, entry, new DialCall(timeoutNanos, timeout));
+    return dialSlowly(address, entry, timeoutNanos, timeout);
   }
 
   /** One {@code dial()} call on its slow path: its bound, and whether it opened a channel yet. */
@@ -357,7 +366,9 @@ public final class CachingConnector implements AutoCloseable {
    * The rest of {@link #dial(String, Duration)}: a miss, a dial in flight, or an entry closing.
    * {@code entry} is what the map held for {@code address} (null on a miss).
    */
-  private LeasedChannel dialSlowly(String address, @Nullable Entry entry, DialCall call) {
+  private LeasedChannel dialSlowly(
+      String address, @Nullable Entry entry, long timeoutNanos, @Nullable Duration timeout) {
+    DialCall call = new DialCall(timeoutNanos, timeout);
     for (; ; ) {
       if (entry == null) {
         checkOpen();
