@@ -1200,8 +1200,8 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
-   * Returns a snapshot of the cached channels, detached ones included, sorted by address. Not
-   * atomic: it reads one channel after the other, so while other operations run it may miss a
+   * Returns a snapshot of the cached channels, detached ones included, sorted by address, then id.
+   * Not atomic: it reads one channel after the other, so while other operations run it may miss a
    * change or list a channel that is being detached twice; it is exact when nothing else runs.
    *
    * @return one entry per open channel
