@@ -56,6 +56,39 @@ class PoolTest {
         };
   }
 
+  /** Fake channels dialed on {@link #callers}; one call fills a channel, two per address. */
+  private CachingConnector.Builder oneCallPerChannel(TrackingDialer dialer) {
+    return CachingConnector.builder()
+        .dialer(dialer)
+        .dialExecutor(callers)
+        .shutdownGracePeriod(Duration.ZERO)
+        .maxCallsPerChannel(1)
+        .maxChannelsPerAddress(2);
+  }
+
+  /** A lease whose call fills the address's channel, and a dial whose extra channel is held. */
+  private record ExtraDialHeld(
+      LeasedChannel first, FakeCall<?, ?> call, Future<LeasedChannel> opener) {
+
+    /** Lets the extra dial complete, and gives everything back. */
+    void finish(TrackingDialer dialer) throws Exception {
+      dialer.proceed.countDown();
+      opener.get(30, TimeUnit.SECONDS).close();
+      call.end();
+      first.close();
+    }
+  }
+
+  private ExtraDialHeld fillTheChannelAndHoldTheExtraDial(
+      CachingConnector connector, TrackingDialer dialer) throws InterruptedException {
+    LeasedChannel first = connector.dial(ADDRESS);
+    FakeCall<?, ?> call = FakeCall.startOn(first);
+    dialer.holdDials(address -> {});
+    Future<LeasedChannel> opener = callers.submit(() -> connector.dial(ADDRESS));
+    assertThat(dialer.dialing.await(30, TimeUnit.SECONDS)).isTrue();
+    return new ExtraDialHeld(first, call, opener);
+  }
+
   @Test
   void aDialLeasesTheFirstChannelWithRoomSoThatExtraChannelsExpireWhenTheLoadFalls() {
     TrackingDialer dialer = TrackingDialer.fake();
@@ -138,14 +171,7 @@ class PoolTest {
   void anExtraChannelHungWhileItsAddressIsDetachedIsAbandonedByExpiryAndTheAddressCloses() {
     TrackingDialer dialer = TrackingDialer.fake();
     CachingConnector connector =
-        CachingConnector.builder()
-            .dialer(dialer)
-            .dialExecutor(callers)
-            .shutdownGracePeriod(Duration.ZERO)
-            .dialTimeout(Duration.ofMillis(200))
-            .maxCallsPerChannel(1)
-            .maxChannelsPerAddress(2)
-            .build();
+        oneCallPerChannel(dialer).dialTimeout(Duration.ofMillis(200)).build();
     try {
       LeasedChannel first = connector.dial(ADDRESS);
       FakeCall<?, ?> call = FakeCall.startOn(first); // the first channel is full
@@ -183,14 +209,7 @@ class PoolTest {
   @Test
   void closeFailsAtOnceACallerWaitingForTheExtraChannelOfADetachedAddress() throws Exception {
     TrackingDialer dialer = TrackingDialer.fake();
-    CachingConnector connector =
-        CachingConnector.builder()
-            .dialer(dialer)
-            .dialExecutor(callers)
-            .shutdownGracePeriod(Duration.ZERO)
-            .maxCallsPerChannel(1)
-            .maxChannelsPerAddress(2)
-            .build();
+    CachingConnector connector = oneCallPerChannel(dialer).build();
     LeasedChannel first = connector.dial(ADDRESS);
     FakeCall<?, ?> call = FakeCall.startOn(first);
     Entry primary = first.entry;
@@ -223,35 +242,24 @@ class PoolTest {
   @Test
   void dialsThatFindAllChannelsFullWaitForTheExtraChannelInFlight() throws Exception {
     TrackingDialer dialer = TrackingDialer.fake();
-    try (CachingConnector connector =
-        CachingConnector.builder()
-            .dialer(dialer)
-            .dialExecutor(callers)
-            .shutdownGracePeriod(Duration.ZERO)
-            .maxCallsPerChannel(1)
-            .maxChannelsPerAddress(2)
-            .build()) {
-      LeasedChannel first = connector.dial(ADDRESS);
-      FakeCall<?, ?> call = FakeCall.startOn(first);
-      dialer.holdDials(address -> {});
-      Future<LeasedChannel> opener = callers.submit(() -> connector.dial(ADDRESS));
-      assertThat(dialer.dialing.await(30, TimeUnit.SECONDS)).isTrue();
+    try (CachingConnector connector = oneCallPerChannel(dialer).build()) {
+      ExtraDialHeld held = fillTheChannelAndHoldTheExtraDial(connector, dialer);
       Future<LeasedChannel> waiter = callers.submit(() -> connector.dial(ADDRESS));
-      Entry growing = requireNonNull(AddressPool.growing(first.entry));
+      Entry growing = requireNonNull(AddressPool.growing(held.first().entry));
       await() // the opener and the waiter
           .untilAsserted(
               () -> assertThat(requireNonNull(growing.pending).waiterCount()).isEqualTo(2));
 
       dialer.proceed.countDown();
 
-      try (LeasedChannel opened = opener.get(30, TimeUnit.SECONDS);
+      try (LeasedChannel opened = held.opener().get(30, TimeUnit.SECONDS);
           LeasedChannel waited = waiter.get(30, TimeUnit.SECONDS)) {
         assertThat(opened.entry).isSameAs(growing);
         assertThat(waited.entry).as("the new channel had room").isSameAs(growing);
       }
       assertThat(dialer.dials).hasValue(2);
-      call.end();
-      first.close();
+      held.call().end();
+      held.first().close();
     }
   }
 
@@ -259,47 +267,22 @@ class PoolTest {
   @Test
   void aDialWhoseBoundPassesWhileWaitingForTheExtraChannelLeasesAFullOne() throws Exception {
     TrackingDialer dialer = TrackingDialer.fake();
-    try (CachingConnector connector =
-        CachingConnector.builder()
-            .dialer(dialer)
-            .dialExecutor(callers)
-            .shutdownGracePeriod(Duration.ZERO)
-            .maxCallsPerChannel(1)
-            .maxChannelsPerAddress(2)
-            .build()) {
-      LeasedChannel first = connector.dial(ADDRESS);
-      FakeCall<?, ?> call = FakeCall.startOn(first);
-      dialer.holdDials(address -> {});
-      Future<LeasedChannel> opener = callers.submit(() -> connector.dial(ADDRESS));
-      assertThat(dialer.dialing.await(30, TimeUnit.SECONDS)).isTrue();
+    try (CachingConnector connector = oneCallPerChannel(dialer).build()) {
+      ExtraDialHeld held = fillTheChannelAndHoldTheExtraDial(connector, dialer);
 
       try (LeasedChannel settled = connector.dial(ADDRESS, Duration.ofMillis(1))) {
-        assertThat(settled.entry).isSameAs(first.entry);
+        assertThat(settled.entry).isSameAs(held.first().entry);
       }
 
-      dialer.proceed.countDown();
-      opener.get(30, TimeUnit.SECONDS).close();
-      call.end();
-      first.close();
+      held.finish(dialer);
     }
   }
 
   @Test
   void anInterruptWhileWaitingForTheExtraChannelGivesCancelledAndKeepsTheFlag() throws Exception {
     TrackingDialer dialer = TrackingDialer.fake();
-    try (CachingConnector connector =
-        CachingConnector.builder()
-            .dialer(dialer)
-            .dialExecutor(callers)
-            .shutdownGracePeriod(Duration.ZERO)
-            .maxCallsPerChannel(1)
-            .maxChannelsPerAddress(2)
-            .build()) {
-      LeasedChannel first = connector.dial(ADDRESS);
-      FakeCall<?, ?> call = FakeCall.startOn(first);
-      dialer.holdDials(address -> {});
-      Future<LeasedChannel> opener = callers.submit(() -> connector.dial(ADDRESS));
-      assertThat(dialer.dialing.await(30, TimeUnit.SECONDS)).isTrue();
+    try (CachingConnector connector = oneCallPerChannel(dialer).build()) {
+      ExtraDialHeld held = fillTheChannelAndHoldTheExtraDial(connector, dialer);
 
       Thread.currentThread().interrupt();
       try {
@@ -312,10 +295,7 @@ class PoolTest {
         Thread.interrupted();
       }
 
-      dialer.proceed.countDown();
-      opener.get(30, TimeUnit.SECONDS).close();
-      call.end();
-      first.close();
+      held.finish(dialer);
     }
   }
 }

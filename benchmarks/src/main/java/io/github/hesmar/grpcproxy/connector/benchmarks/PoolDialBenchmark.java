@@ -6,8 +6,6 @@ import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
-import java.io.ByteArrayInputStream;
-import java.io.InputStream;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -113,21 +111,7 @@ public class PoolDialBenchmark {
       MethodDescriptor.<byte[], byte[]>newBuilder()
           .setType(MethodDescriptor.MethodType.UNARY)
           .setFullMethodName("bench.Pool/Hold")
-          .setRequestMarshaller(Bytes.INSTANCE)
-          .setResponseMarshaller(Bytes.INSTANCE)
+          .setRequestMarshaller(BytesMarshaller.INSTANCE)
+          .setResponseMarshaller(BytesMarshaller.INSTANCE)
           .build();
-
-  private enum Bytes implements MethodDescriptor.Marshaller<byte[]> {
-    INSTANCE;
-
-    @Override
-    public InputStream stream(byte[] value) {
-      return new ByteArrayInputStream(value);
-    }
-
-    @Override
-    public byte[] parse(InputStream stream) {
-      return new byte[0];
-    }
-  }
 }
