@@ -7,6 +7,7 @@ import static io.github.hesmar.grpcproxy.connector.Entry.DETACHED;
 import static io.github.hesmar.grpcproxy.connector.Entry.DIALED;
 import static io.github.hesmar.grpcproxy.connector.Entry.LEASES;
 import static io.github.hesmar.grpcproxy.connector.Entry.PENDING;
+import static io.github.hesmar.grpcproxy.connector.Entry.USED;
 import static java.util.Objects.requireNonNull;
 
 import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
@@ -31,6 +32,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -72,13 +74,14 @@ public final class CachingConnector implements AutoCloseable {
    * ======
    *
    * Where each rule of DESIGN.md lives. This class is the façade: the map, dial (rules 1, 6),
-   * release (2), expire (3), closeOnRelease (4), the connection count (5), close (7), the dial
-   * timeout (12) and the snapshots, with the argument below. The mechanisms are package-private
-   * classes, each opening with its part of the argument: Entry, a channel's state word, lease cells
-   * and count of calls (rules 2, 3, 8); LeasedChannel, the lease and its counted calls (2, 8);
-   * AddressPool, several channels per address (9); PendingDial, waiting for a dial and each
-   * caller's bound (1, 12); Drainer, graceful closing (3, 7); LeakDetector; SafeListener, callbacks
-   * that throw; AddressCheck, bad addresses.
+   * release (2), expire (3), closeOnRelease (4), the connection count (5), close (7), the maximum
+   * age (11), the dial timeout (12) and the snapshots, with the argument below. The mechanisms are
+   * package-private classes, each opening with its part of the argument: Entry, a channel's state
+   * word, lease cells and count of calls (rules 2, 3, 8); LeasedChannel, the lease and its counted
+   * calls (2, 8); AddressPool, several channels per address (9); ChannelBound, the bound on open
+   * channels and eviction (10); PendingDial, waiting for a dial and each caller's bound (1, 12);
+   * Drainer, graceful closing (3, 7); LeakDetector; SafeListener, callbacks that throw;
+   * AddressCheck, bad addresses.
    *
    * Two collections hold the channels this connector created and has not closed yet:
    *
@@ -90,8 +93,8 @@ public final class CachingConnector implements AutoCloseable {
    *   detached: a concurrent set of entries taken out of the map by closeOnRelease (or found shut
    *             down by someone else) that expire() closes once their leases and calls end.
    *
-   * Each Entry has one 64-bit state word (LEASES, DIALED, PENDING, DETACHED, CLOSED, CLOSING; see
-   * Entry), changed only by compare-and-set, atomic add and atomic bit operations.
+   * Each Entry has one 64-bit state word (LEASES, DIALED, PENDING, DETACHED, CLOSED, CLOSING,
+   * RECENT; see Entry), changed only by compare-and-set, atomic add and atomic bit operations.
    *
    * Leases. Leasing (the hot path) is map.get + one CAS that adds a lease and sets DIALED, and
    * fails if PENDING, DETACHED or CLOSED is set; closing is a CAS that sets CLOSED and fails if a
@@ -159,6 +162,17 @@ public final class CachingConnector implements AutoCloseable {
    * closes at the second pass after its last use (as in the seed), and a channel dialed between
    * every two passes never closes.
    *
+   * The bound (ChannelBound, whose comment has the argument). A dial thread takes a place for its
+   * channel just before it calls the dialer, closing idle channels while the bound is reached; the
+   * close is the non-forced close of expiry (CLOSING, then read leases, calls and siblings), so
+   * eviction races leases, calls and expiry exactly as expiry does, and whoever sets CLOSED shuts
+   * the channel down and reports it. A place is given back in reportClosed (or when the dial made
+   * no channel): after the shutdown, so the count never undercounts what is open.
+   *
+   * The maximum age. An expiry pass detaches (cause MAX_AGE) each attached channel whose age, on
+   * the injected clock, is past its jittered maximum: the same detach as closeOnRelease, so the
+   * channel closes at a pass after its leases and calls end, and new dials get a new channel.
+   *
    * close() sets `closed` and then sweeps both collections, failing pending dials (their waiters
    * get IllegalStateException at once) and forcing the rest. Every path that publishes an entry
    * (putIfAbsent of a pending entry, dial completion, detach) re-reads `closed` afterwards and
@@ -210,6 +224,15 @@ public final class CachingConnector implements AutoCloseable {
    */
   private final long leaseFirstCalls;
 
+  /** The bound on open channels (rule 10), or null if unbounded. */
+  private final @Nullable ChannelBound bound;
+
+  /** The maximum age of a channel (rule 11) before its jitter, in ms; 0 for none. */
+  private final long maxChannelAgeMillis;
+
+  /** Mixed with a channel's id to draw its jitter: connectors do not retire channels in step. */
+  private final long jitterSeed = ThreadLocalRandom.current().nextLong();
+
   /** The last channel id given out; see {@link ConnectionInfo#id()}. */
   private final AtomicLong channelIds = new AtomicLong();
 
@@ -231,6 +254,12 @@ public final class CachingConnector implements AutoCloseable {
     this.pool = new AddressPool(builder.maxCallsPerChannel, builder.maxChannelsPerAddress);
     this.leaseFirstCalls =
         builder.maxChannelsPerAddress == 1 ? Long.MAX_VALUE : builder.maxCallsPerChannel;
+    this.bound =
+        builder.maximumChannels == Integer.MAX_VALUE
+            ? null
+            : new ChannelBound(builder.maximumChannels);
+    Duration maxAge = builder.maxChannelAge;
+    this.maxChannelAgeMillis = maxAge == null ? 0 : Math.max(1, saturatedNanos(maxAge) / 1_000_000);
     if (builder.dialExecutor != null) {
       this.dialExecutor = builder.dialExecutor;
       this.ownedDialExecutor = null;
@@ -554,7 +583,7 @@ public final class CachingConnector implements AutoCloseable {
       AtomicLongArray cells = entry.cells;
       int slot;
       if (cells == null) {
-        if (!Entry.STATE.compareAndSet(entry, state, (state + 1) | DIALED)) {
+        if (!Entry.STATE.compareAndSet(entry, state, (state + 1) | USED)) {
           if ((entry.state & ~LEASES) == (state & ~LEASES)) {
             entry.stripe(); // lost to another lease of this entry: count leases in cells
           }
@@ -570,8 +599,8 @@ public final class CachingConnector implements AutoCloseable {
           cells.getAndDecrement(slot);
           continue;
         }
-        if ((now & DIALED) == 0) {
-          Entry.STATE.getAndBitwiseOr(entry, DIALED);
+        if ((now & USED) != USED) {
+          Entry.STATE.getAndBitwiseOr(entry, USED);
         }
         state = now;
       }
@@ -641,11 +670,16 @@ public final class CachingConnector implements AutoCloseable {
     long start = System.nanoTime();
     ManagedChannel channel = null;
     Throwable failure = null;
+    ChannelBound claimed = null;
     pending.dialThread = Thread.currentThread();
     try {
       listener.onCacheMiss(address);
       if ((entry.state & CLOSED) != 0) {
         return; // failed meanwhile (closed, or timed out): the dialer is not called
+      }
+      if (bound != null) {
+        claimed = bound;
+        bound.claim(this::evict); // closes idle channels while the bound is reached
       }
       channel = dialer.dial(address);
       if (channel == null) {
@@ -670,6 +704,9 @@ public final class CachingConnector implements AutoCloseable {
       if (channel != null) {
         Drainer.discard(channel); // shut down already; made sure it terminates
       }
+      if (claimed != null) {
+        claimed.unclaim();
+      }
       listener.onDialComplete(address, took, cause);
       if (cause instanceof VirtualMachineError error) {
         throw error;
@@ -685,6 +722,9 @@ public final class CachingConnector implements AutoCloseable {
       // Failed while the dialer ran (dial timeout or close()): nobody will use this channel.
       openChannels.decrementAndGet();
       Drainer.discard(channel);
+      if (claimed != null) {
+        claimed.unclaim();
+      }
       try {
         deliverConnectionCount();
       } finally {
@@ -695,6 +735,9 @@ public final class CachingConnector implements AutoCloseable {
     // Only waiters need the PendingDial: it is not kept for the entry's life. A waiter that reads
     // the state after this finds the entry published and leases.
     entry.pending = null;
+    if (claimed != null) {
+      claimed.add(entry);
+    }
     try {
       try {
         // Before waking the waiters, so that a caller whose dial returned has seen its channel
@@ -720,7 +763,9 @@ public final class CachingConnector implements AutoCloseable {
    * Publishes the channel of a pending entry: leases can be taken from here on, and the lease
    * reserved for the caller that started the dial, if it still waits, is its lease. Only that
    * caller (dropping its reservation) and a failure change the state of a pending entry. DIALED
-   * makes the first expiry pass count as idle pass 1. Returns false if the entry failed first.
+   * makes the first expiry pass count as idle pass 1. RECENT stays clear: a channel leased only by
+   * the dial that created it is the first to be evicted (see ChannelBound). Returns false if the
+   * entry failed first.
    */
   private static boolean publish(Entry entry) {
     for (; ; ) {
@@ -916,7 +961,8 @@ public final class CachingConnector implements AutoCloseable {
 
   /**
    * Runs one expiry pass: closes every channel that had no lease, no call in flight and no dial at
-   * this pass and the one before, and every channel detached by {@link #closeOnRelease(String)}
+   * this pass and the one before, and every channel detached by {@link #closeOnRelease(String)} (or
+   * past its {@linkplain Builder#maxChannelAge(Duration) maximum age}, which this pass detaches)
    * whose leases have all been released and whose calls have ended. Closing is graceful ({@link
    * ManagedChannel#shutdown()}, then {@link ManagedChannel#shutdownNow()} after the shutdown grace
    * period) and does not block. Also abandons dials in flight past the dial timeout. Concurrent
@@ -930,21 +976,25 @@ public final class CachingConnector implements AutoCloseable {
     List<Closed> closes = new ArrayList<>();
     expireLock.lock();
     try {
+      long now = clock.millis();
       for (Entry entry : entries.values()) {
         for (Entry sibling : AddressPool.siblings(entry)) {
-          expireAttached(sibling, closes);
+          expireAttached(sibling, now, closes);
         }
-        expireAttached(entry, closes); // a first channel outlives its siblings
+        expireAttached(entry, now, closes); // a first channel outlives its siblings
       }
       for (Entry entry : detached) {
         for (Entry sibling : AddressPool.siblings(entry)) {
-          expireAttached(sibling, closes); // pending when its primary was detached (AddressPool)
+          expireAttached(sibling, now, closes); // pending when its primary was detached
         }
         if ((entry.state & CLOSED) != 0) {
           detached.remove(entry); // a concurrent set: removal while iterating is safe
         } else if (closeEntry(entry, /* force= */ false)) {
           closes.add(new Closed(entry.address, requireNonNull(entry.detachCause)));
         }
+      }
+      if (bound != null) {
+        bound.sweep();
       }
     } finally {
       expireLock.unlock();
@@ -957,8 +1007,11 @@ public final class CachingConnector implements AutoCloseable {
     return expired;
   }
 
-  /** One pass over one attached entry; adds what it closed to {@code closes}. Under expireLock. */
-  private void expireAttached(Entry entry, List<Closed> closes) {
+  /**
+   * One pass over one attached entry at {@code now} (the clock's millis); adds what it closed to
+   * {@code closes}. Under expireLock.
+   */
+  private void expireAttached(Entry entry, long now, List<Closed> closes) {
     for (; ; ) {
       long state = entry.state;
       if ((state & PENDING) != 0) {
@@ -976,6 +1029,10 @@ public final class CachingConnector implements AutoCloseable {
         if (closeEntry(entry, /* force= */ false)) {
           closes.add(new Closed(entry.address, CloseCause.STALE));
         }
+        return;
+      }
+      if (maxChannelAgeMillis != 0 && now - retireAt(entry) >= 0) {
+        retire(entry, closes);
         return;
       }
       if ((state & DIALED) != 0) {
@@ -1015,6 +1072,56 @@ public final class CachingConnector implements AutoCloseable {
         }
       }
     }
+  }
+
+  /**
+   * When a channel passes its maximum age (rule 11): its creation plus the maximum age, give or
+   * take 10 %, drawn from its id (so the same at every pass, and spread over a fifth of the age for
+   * channels created together). Saturates at {@link Long#MAX_VALUE}.
+   */
+  private long retireAt(Entry entry) {
+    // SplittableRandom's mix: consecutive ids give unrelated fractions.
+    long z = entry.id ^ jitterSeed;
+    z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+    z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+    z ^= z >>> 31;
+    double fraction = (z >>> 11) * 0x1.0p-53; // uniform in [0, 1)
+    long age = (long) (maxChannelAgeMillis * (0.9 + 0.2 * fraction));
+    long created = entry.createdMillis;
+    return created > Long.MAX_VALUE - age ? Long.MAX_VALUE : created + age;
+  }
+
+  /**
+   * Detaches a channel past its maximum age (cause MAX_AGE), with its address's extra channels if
+   * it is the first (they hang off it, see AddressPool), and closes those of them that are idle.
+   * Under expireLock.
+   */
+  private void retire(Entry entry, List<Closed> closes) {
+    if (!detach(entry, CloseCause.MAX_AGE, closes)) {
+      return;
+    }
+    for (Entry sibling : AddressPool.siblings(entry)) {
+      if (closeEntry(sibling, /* force= */ false)) {
+        closes.add(new Closed(sibling.address, detachCause(sibling)));
+      }
+    }
+    if (closeEntry(entry, /* force= */ false)) {
+      closes.add(new Closed(entry.address, CloseCause.MAX_AGE));
+    }
+  }
+
+  /**
+   * Closes {@code entry} to make a place under the bound (see ChannelBound) if it holds no lease,
+   * no call and no sibling, and reports the close: EVICTED, or the cause it was detached for.
+   * Returns whether this call closed it.
+   */
+  private boolean evict(Entry entry) {
+    if (!closeEntry(entry, /* force= */ false)) {
+      return false;
+    }
+    reportClosed(
+        entry.address, (entry.state & DETACHED) != 0 ? detachCause(entry) : CloseCause.EVICTED);
+    return true;
   }
 
   /**
@@ -1172,6 +1279,9 @@ public final class CachingConnector implements AutoCloseable {
    */
   private void reportClosed(String address, CloseCause cause) {
     openChannels.decrementAndGet();
+    if (bound != null) {
+      bound.unclaim();
+    }
     try {
       listener.onClose(address, cause);
     } finally {
@@ -1475,8 +1585,56 @@ public final class CachingConnector implements AutoCloseable {
     private Duration dialTimeout = Duration.ofSeconds(30);
     private int maxCallsPerChannel = 100;
     private int maxChannelsPerAddress = 8;
+    private int maximumChannels = Integer.MAX_VALUE;
+    private @Nullable Duration maxChannelAge;
 
     private Builder() {}
+
+    /**
+     * Bounds the channels open at once, over all addresses. Before a dial creates a channel past
+     * the bound, idle channels (no lease, no call in flight) are closed, least recently leased
+     * first (cause {@link CloseCause#EVICTED}), so that a burst of distinct addresses does not hold
+     * a connection each until expiry. A channel in use is never closed: when none is idle the bound
+     * is exceeded, and later dials close idle channels to come back under it. The order is
+     * approximate (the clock algorithm: a channel leased since the last look is passed over once),
+     * and a dial examines at most 64 channels: no lock, no walk of the whole cache. Expiry runs as
+     * before. Unbounded by default.
+     *
+     * @param maximum the most channels open at once while idle ones can be closed; positive
+     * @return this builder
+     * @throws IllegalArgumentException if {@code maximum} is not positive
+     */
+    public Builder maximumChannels(int maximum) {
+      if (maximum <= 0) {
+        throw new IllegalArgumentException("maximumChannels must be positive, was " + maximum);
+      }
+      this.maximumChannels = maximum;
+      return this;
+    }
+
+    /**
+     * Retires channels past an age: the first {@link CachingConnector#expire()} pass after a
+     * channel's age exceeds {@code maxAge} (give or take 10 %, drawn per channel so that channels
+     * created together do not all retire in one pass) detaches it, as {@link
+     * CachingConnector#closeOnRelease(String)} does (cause {@link CloseCause#MAX_AGE}): new dials
+     * get a new channel, which resolves the address again and connects anew (grpc-java resolves
+     * again only when a connection closes; behind an L4 load balancer a long-lived channel stays on
+     * one backend), and the old one closes once its leases and calls have ended. Retiring an
+     * address's first channel retires its extra channels with it. Ages are measured on the
+     * {@linkplain #clock(InstantSource) clock}. None by default.
+     *
+     * @param maxAge the age past which a channel is retired; positive
+     * @return this builder
+     * @throws IllegalArgumentException if {@code maxAge} is not positive
+     */
+    public Builder maxChannelAge(Duration maxAge) {
+      requireNonNull(maxAge, "maxAge");
+      if (maxAge.isNegative() || maxAge.isZero()) {
+        throw new IllegalArgumentException("maxChannelAge must be positive, was " + maxAge);
+      }
+      this.maxChannelAge = maxAge;
+      return this;
+    }
 
     /**
      * Sets how many calls in flight make a channel full. A dial leases the first channel of its

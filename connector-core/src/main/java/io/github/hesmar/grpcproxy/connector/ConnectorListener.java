@@ -85,6 +85,16 @@ public interface ConnectorListener {
     /** Found shut down by someone other than the connector, and dropped. */
     STALE,
     /** The connector was {@linkplain CachingConnector#close() closed}. */
-    SHUTDOWN
+    SHUTDOWN,
+    /**
+     * Closed while idle to make room for a new channel under {@link
+     * CachingConnector.Builder#maximumChannels(int) the bound}.
+     */
+    EVICTED,
+    /**
+     * Detached past {@link CachingConnector.Builder#maxChannelAge(Duration) the maximum age}, and
+     * closed after its last lease was released and its last call ended.
+     */
+    MAX_AGE
   }
 }

@@ -24,6 +24,8 @@ import org.jspecify.annotations.Nullable;
  *   bit  34    DETACHED  no new leases; close when leases and calls reach zero
  *   bit  35    CLOSED    terminal: whoever sets it shuts the channel down, exactly once
  *   bit  36    CLOSING   transient: a close is summing the cells and the calls
+ *   bit  37    RECENT    a lease was taken since the eviction hand last passed this channel
+ *                        (the reference bit of {@link ChannelBound}'s clock; set with DIALED)
  * </pre>
  *
  * <p>Calls and the close. A call is counted in {@link #calls} from its start to its end. A call
@@ -46,6 +48,12 @@ final class Entry {
 
   /** Transient: a close is summing the lease cells and the calls; it ends CLOSED or cleared. */
   static final long CLOSING = 1L << 36;
+
+  /** A lease was taken since {@link ChannelBound} last cleared it: the channel is not evicted. */
+  static final long RECENT = 1L << 37;
+
+  /** What every lease sets: the marks of use for expiry and for eviction. */
+  static final long USED = DIALED | RECENT;
 
   /** {@link LeasedChannel#slot} of a lease counted in the state word, not in a cell. */
   static final int BASE = -1;
