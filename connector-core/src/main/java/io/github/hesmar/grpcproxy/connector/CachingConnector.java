@@ -1079,7 +1079,7 @@ public final class CachingConnector implements AutoCloseable {
    * take 10 %, drawn from its id (so the same at every pass, and spread over a fifth of the age for
    * channels created together). Saturates at {@link Long#MAX_VALUE}.
    */
-  private long retireAt(Entry entry) {
+  long retireAt(Entry entry) {
     // SplittableRandom's mix: consecutive ids give unrelated fractions.
     long z = entry.id ^ jitterSeed;
     z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;

@@ -1,5 +1,6 @@
 package io.github.hesmar.grpcproxy.connector;
 
+import static java.util.Objects.requireNonNull;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.fail;
@@ -9,6 +10,7 @@ import io.grpc.Status;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -46,6 +48,20 @@ import org.junit.jupiter.api.Test;
  * like any other; the first channel of an address stays while it has others, and {@code
  * closeOnRelease} detaches them all.
  *
+ * <p>Rules 10 and 11, by seed: a bound of 2 or 4 channels (or none), and a maximum age of {@value
+ * #MAX_AGE_SECONDS} s (or none). The bound is the clock hand of {@link ChannelBound}, transcribed:
+ * a ring of the channels in creation order, each with a recent bit that a lease of an existing
+ * channel sets (the dial that creates a channel does not); before a dial creates a channel while
+ * the open channels reach the bound, the hand takes channels from the ring's head, at most {@value
+ * ChannelBound#SCAN_LIMIT}: a closed one is dropped, a recent attached one loses its bit and goes
+ * to the tail, an idle one (no lease, no call, and for the first channel of an address, no other
+ * channel attached) is closed ({@code EVICTED}, or its detach cause if detached), any other goes to
+ * the tail; each expiry pass drops the closed ones from the ring. An expiry pass retires each
+ * attached channel past its age, before counting it idle: it is detached ({@code MAX_AGE}), with
+ * the other channels of its address if it is their first, and those of them that are idle close at
+ * once. The age of each channel with its jitter is read from the connector (its spread is {@link
+ * MaxChannelAgeTest}'s business); the model checks it lies within 10 % of the age.
+ *
  * <p>Calls are {@link FakeCall}s on the dialer's fake channels, ended by the test; the connector's
  * counting wraps them, so ending one runs the connector's end of the call. Each channel records the
  * calls in flight when it was shut down, which the model predicts: none, except under {@code
@@ -70,27 +86,50 @@ class CachingConnectorModelTest {
   private static final int BETA = 1;
   static final int MAX_CALLS = 2;
   static final int MAX_CHANNELS = 3;
+  static final int MAX_AGE_SECONDS = 10;
+
+  /** The connector's limits in one sequence. */
+  record Limits(int maxChannels, int maximumChannels, int maxAgeSeconds) {
+
+    static final int NONE = 0;
+
+    @Override
+    public String toString() {
+      return "maxChannelsPerAddress="
+          + maxChannels
+          + ", maximumChannels="
+          + (maximumChannels == NONE ? "none" : maximumChannels)
+          + ", maxChannelAge="
+          + (maxAgeSeconds == NONE ? "none" : maxAgeSeconds + "s");
+    }
+  }
 
   @Test
   void randomSequencesOfOperationsLeaveTheConnectorInTheStateTheModelPredicts() {
     long started = System.nanoTime();
     long[] seeds = seeds();
     int grew = 0;
+    int evicted = 0;
+    int retired = 0;
     for (long seed : seeds) {
       List<Op> ops = generate(seed, STEPS);
-      int maxChannels = maxChannels(seed);
-      Outcome outcome = run(ops, maxChannels);
+      Limits limits = limits(seed);
+      Outcome outcome = run(ops, limits);
       if (outcome.failure() != null) {
-        fail(report(seed, ops, maxChannels, outcome), outcome.failure());
+        fail(report(seed, ops, limits, outcome), outcome.failure());
       }
       grew += outcome.extraChannels() > 0 ? 1 : 0;
+      evicted += outcome.evictions() > 0 ? 1 : 0;
+      retired += outcome.retirements() > 0 ? 1 : 0;
     }
     System.out.printf(
         "CachingConnectorModelTest: %d sequences of %d steps agreed with the model in %d ms;"
-            + " %d of them opened extra channels for an address%n",
-        seeds.length, STEPS, (System.nanoTime() - started) / 1_000_000, grew);
+            + " %d of them opened extra channels for an address, %d evicted, %d retired%n",
+        seeds.length, STEPS, (System.nanoTime() - started) / 1_000_000, grew, evicted, retired);
     if (seeds.length > 1) {
-      assertThat(grew).as("sequences that exercised rule 9").isGreaterThan(seeds.length / 10);
+      assertThat(grew).as("sequences that exercised rule 9").isGreaterThan(seeds.length / 20);
+      assertThat(evicted).as("sequences that exercised rule 10").isGreaterThan(seeds.length / 20);
+      assertThat(retired).as("sequences that exercised rule 11").isGreaterThan(seeds.length / 20);
     }
   }
 
@@ -342,9 +381,17 @@ class CachingConnectorModelTest {
     return seeds;
   }
 
-  /** The channels per address for a seed: the pool for even seeds, one channel for odd ones. */
-  static int maxChannels(long seed) {
-    return (seed & 1) == 0 ? MAX_CHANNELS : 1;
+  /**
+   * The limits for a seed: the pool for even seeds, one channel per address for odd ones; a bound
+   * of none, 2 or 4 channels in turn; no maximum age, or {@value #MAX_AGE_SECONDS} s.
+   */
+  static Limits limits(long seed) {
+    long n = Math.abs(seed % 1_000_000);
+    int[] bounds = {Limits.NONE, 2, 4};
+    return new Limits(
+        n % 2 == 0 ? MAX_CHANNELS : 1,
+        bounds[(int) (n / 2 % 3)],
+        n / 6 % 2 == 0 ? Limits.NONE : MAX_AGE_SECONDS);
   }
 
   /** The operations of one sequence: a pure function of the seed, so that a seed replays. */
@@ -380,8 +427,8 @@ class CachingConnectorModelTest {
   }
 
   /** Runs {@code ops} on a fresh connector and model; the outcome holds the first failure. */
-  static Outcome run(List<Op> ops, int maxChannels) {
-    Harness harness = new Harness(maxChannels);
+  static Outcome run(List<Op> ops, Limits limits) {
+    Harness harness = new Harness(limits);
     try {
       for (int i = 0; i < ops.size(); i++) {
         try {
@@ -389,10 +436,10 @@ class CachingConnectorModelTest {
         } catch (VirtualMachineError e) {
           throw e;
         } catch (Throwable t) {
-          return new Outcome(List.copyOf(harness.history), i, t, harness.model.extraChannels);
+          return harness.outcome(i, t);
         }
       }
-      return new Outcome(List.copyOf(harness.history), -1, null, harness.model.extraChannels);
+      return harness.outcome(-1, null);
     } finally {
       harness.close();
     }
@@ -403,7 +450,7 @@ class CachingConnectorModelTest {
    * left still fails. Releases and calls pick their lease or call by index, so any subsequence
    * replays.
    */
-  static List<Op> shrink(List<Op> ops, int maxChannels, int failedStep) {
+  static List<Op> shrink(List<Op> ops, Limits limits, int failedStep) {
     List<Op> current = List.copyOf(ops.subList(0, failedStep + 1));
     int budget = 3_000;
     boolean progress = true;
@@ -414,7 +461,7 @@ class CachingConnectorModelTest {
           List<Op> candidate = new ArrayList<>(current.subList(0, start));
           candidate.addAll(current.subList(start + chunk, current.size()));
           budget--;
-          Outcome outcome = run(candidate, maxChannels);
+          Outcome outcome = run(candidate, limits);
           if (outcome.failure() != null) {
             current = List.copyOf(candidate.subList(0, outcome.failedStep() + 1));
             progress = true;
@@ -427,15 +474,15 @@ class CachingConnectorModelTest {
     return current;
   }
 
-  private static String report(long seed, List<Op> ops, int maxChannels, Outcome outcome) {
+  private static String report(long seed, List<Op> ops, Limits limits, Outcome outcome) {
     Throwable failure = outcome.failure();
     StringBuilder out = new StringBuilder();
     out.append("seed=")
         .append(seed)
         .append(" (replay with -Dmodel.seed=")
         .append(seed)
-        .append(", maxChannelsPerAddress=")
-        .append(maxChannels)
+        .append(", ")
+        .append(limits)
         .append("): step ")
         .append(outcome.failedStep())
         .append(" of ")
@@ -444,8 +491,8 @@ class CachingConnectorModelTest {
         .append(failure)
         .append("\nhistory:\n");
     outcome.history().forEach(line -> out.append("  ").append(line).append('\n'));
-    List<Op> minimal = shrink(ops, maxChannels, outcome.failedStep());
-    Outcome replay = run(minimal, maxChannels);
+    List<Op> minimal = shrink(ops, limits, outcome.failedStep());
+    Outcome replay = run(minimal, limits);
     out.append("minimal failing sequence (")
         .append(minimal.size())
         .append(" steps), failing with ")
@@ -535,7 +582,12 @@ class CachingConnectorModelTest {
   }
 
   record Outcome(
-      List<String> history, int failedStep, @Nullable Throwable failure, int extraChannels) {}
+      List<String> history,
+      int failedStep,
+      @Nullable Throwable failure,
+      int extraChannels,
+      int evictions,
+      int retirements) {}
 
   /** What {@link CachingConnector#connections()} reports of one channel. */
   record Row(
@@ -635,6 +687,15 @@ class CachingConnectorModelTest {
     boolean detached;
     boolean closed;
 
+    /** Leased since the clock hand last passed it (rule 10); not by the dial that created it. */
+    boolean recent;
+
+    /** Why it was detached, once detached. */
+    ConnectorListener.@Nullable CloseCause detachCause;
+
+    /** When it passes its maximum age with its jitter, in the clock's millis (rule 11). */
+    long retireAtMillis = Long.MAX_VALUE;
+
     /** The calls in flight when it was shut down; -1 while open. */
     int callsAtShutdown = -1;
 
@@ -677,7 +738,11 @@ class CachingConnectorModelTest {
   /** The reference model: what the connector must look like after each step. */
   static final class Model {
     final List<ModelChannel> created = new ArrayList<>();
+    final Limits limits;
     final int maxChannels;
+
+    /** The clock hand's ring (rule 10): channels in creation order, closed ones until dropped. */
+    final ArrayDeque<ModelChannel> ring = new ArrayDeque<>();
 
     /** Per address, its attached channels: the first, then the extra ones in creation order. */
     final Map<String, List<ModelChannel>> attached = new LinkedHashMap<>();
@@ -698,8 +763,14 @@ class CachingConnectorModelTest {
     /** How many extra channels (rule 9) the sequence opened. */
     int extraChannels;
 
-    Model(int maxChannels) {
-      this.maxChannels = maxChannels;
+    /** How many channels the bound evicted (rule 10) and the maximum age retired (rule 11). */
+    int evictions;
+
+    int retirements;
+
+    Model(Limits limits) {
+      this.limits = limits;
+      this.maxChannels = limits.maxChannels();
     }
 
     List<ModelChannel> attachedChannels() {
@@ -780,19 +851,72 @@ class CachingConnectorModelTest {
       }
       boolean full = channel == null || (maxChannels > 1 && channel.calls >= MAX_CALLS);
       if (full && channels.size() < maxChannels) {
+        misses.add(address);
+        makeRoom();
         channel = new ModelChannel(created.size(), address, now);
         created.add(channel);
         channels.add(channel);
+        ring.addLast(channel);
         extraChannels += channels.size() > 1 ? 1 : 0;
-        misses.add(address);
         stepCountUpdates.add(openCount());
-      } else if (!channel.dialedSincePass) {
-        channel.lastDialedAt = now; // the first dial between two passes is recorded
+      } else {
+        if (!channel.dialedSincePass) {
+          channel.lastDialedAt = now; // the first dial between two passes is recorded
+        }
+        channel.recent = true;
       }
       channel.dialedSincePass = true;
       channel.idlePasses = 0;
       channel.leases++;
       return channel;
+    }
+
+    /**
+     * Rule 10: before a channel is created while the open channels reach the bound, the clock hand
+     * closes idle channels (see the class comment).
+     */
+    private void makeRoom() {
+      if (limits.maximumChannels() == Limits.NONE) {
+        return;
+      }
+      int examined = 0;
+      while (openCount() >= limits.maximumChannels()
+          && examined < ChannelBound.SCAN_LIMIT
+          && !ring.isEmpty()) {
+        ModelChannel channel = ring.pollFirst();
+        examined++;
+        if (channel.closed) {
+          continue;
+        }
+        if (channel.recent && !channel.detached) {
+          channel.recent = false;
+          ring.addLast(channel);
+        } else if (channel.leases == 0 && channel.calls == 0 && !isFirstOfSeveral(channel)) {
+          if (channel.detached) {
+            detached.remove(channel);
+            shut(channel, requireNonNull(channel.detachCause));
+          } else {
+            List<ModelChannel> channels = requireNonNull(attached.get(channel.address));
+            channels.remove(channel);
+            if (channels.isEmpty()) {
+              attached.remove(channel.address);
+            }
+            evictions++;
+            shut(channel, ConnectorListener.CloseCause.EVICTED);
+          }
+        } else {
+          ring.addLast(channel);
+        }
+      }
+    }
+
+    /** Whether {@code channel} is the first attached channel of its address, which has others. */
+    private boolean isFirstOfSeveral(ModelChannel channel) {
+      List<ModelChannel> channels = attached.get(channel.address);
+      return !channel.detached
+          && channels != null
+          && channels.size() > 1
+          && channels.get(0) == channel;
     }
 
     /**
@@ -835,7 +959,7 @@ class CachingConnectorModelTest {
      * count for a detached channel: it keeps the idle count it had when it was detached until it
      * closes.
      */
-    List<String> expire() {
+    List<String> expire(long nowMillis) {
       List<String> expired = new ArrayList<>();
       if (closed) {
         return expired;
@@ -843,17 +967,26 @@ class CachingConnectorModelTest {
       for (Iterator<List<ModelChannel>> addresses = attached.values().iterator();
           addresses.hasNext(); ) {
         List<ModelChannel> channels = addresses.next();
-        // The extra channels first; the first channel stays, idle, while the address has others.
-        for (int i = channels.size() - 1; i >= 0; i--) {
-          ModelChannel channel = channels.get(i);
+        // The extra channels first, in creation order; the first channel stays, idle, while the
+        // address has others.
+        List<ModelChannel> order = new ArrayList<>(channels.subList(1, channels.size()));
+        order.add(channels.get(0));
+        for (ModelChannel channel : order) {
+          if (channel.closed || channel.detached) {
+            continue;
+          }
+          if (limits.maxAgeSeconds() != Limits.NONE && nowMillis >= channel.retireAtMillis) {
+            retire(channel, channels, expired);
+            continue;
+          }
           channel.dialedSincePass = false;
           boolean idle = channel.leases == 0 && channel.calls == 0;
           channel.idlePasses = idle ? channel.idlePasses + 1 : 0;
-          if (i == 0 && channels.size() > 1) {
+          if (channel == channels.get(0) && channels.size() > 1) {
             channel.idlePasses = Math.min(channel.idlePasses, IDLE_PASSES_TO_CLOSE - 1);
           }
           if (channel.idlePasses >= IDLE_PASSES_TO_CLOSE) {
-            channels.remove(i);
+            channels.remove(channel);
             shut(channel, ConnectorListener.CloseCause.EXPIRED);
             expired.add(channel.address);
           }
@@ -866,11 +999,33 @@ class CachingConnectorModelTest {
         ModelChannel channel = it.next();
         if (channel.leases == 0 && channel.calls == 0) {
           it.remove();
-          shut(channel, ConnectorListener.CloseCause.RELEASED);
+          shut(channel, requireNonNull(channel.detachCause));
           expired.add(channel.address);
         }
       }
+      ring.removeIf(channel -> channel.closed);
       return expired;
+    }
+
+    /**
+     * Rule 11: detaches a channel past its age, with the other channels of its address if it is
+     * their first, and closes those that are idle.
+     */
+    private void retire(ModelChannel channel, List<ModelChannel> channels, List<String> expired) {
+      retirements++;
+      List<ModelChannel> going =
+          channels.get(0) == channel ? new ArrayList<>(channels) : List.of(channel);
+      channels.removeAll(going);
+      for (ModelChannel leaving : going) {
+        leaving.detached = true;
+        leaving.detachCause = ConnectorListener.CloseCause.MAX_AGE;
+        if (leaving.leases == 0 && leaving.calls == 0) {
+          shut(leaving, ConnectorListener.CloseCause.MAX_AGE);
+          expired.add(leaving.address);
+        } else {
+          detached.add(leaving);
+        }
+      }
     }
 
     /** Rule 4. */
@@ -884,6 +1039,7 @@ class CachingConnectorModelTest {
       }
       for (ModelChannel channel : channels) { // every channel of the address
         channel.detached = true;
+        channel.detachCause = ConnectorListener.CloseCause.RELEASED;
         detached.add(channel);
       }
       return true;
@@ -937,15 +1093,22 @@ class CachingConnectorModelTest {
     boolean lastCloseOnRelease;
 
     Harness() {
-      this(MAX_CHANNELS);
+      this(new Limits(MAX_CHANNELS, Limits.NONE, Limits.NONE));
     }
 
-    Harness(int maxChannels) {
-      model = new Model(maxChannels);
+    Harness(Limits limits) {
+      model = new Model(limits);
+      CachingConnector.Builder builder = CachingConnector.builder();
+      if (limits.maximumChannels() != Limits.NONE) {
+        builder.maximumChannels(limits.maximumChannels());
+      }
+      if (limits.maxAgeSeconds() != Limits.NONE) {
+        builder.maxChannelAge(Duration.ofSeconds(limits.maxAgeSeconds()));
+      }
       connector =
-          CachingConnector.builder()
+          builder
               .maxCallsPerChannel(MAX_CALLS)
-              .maxChannelsPerAddress(maxChannels)
+              .maxChannelsPerAddress(limits.maxChannels())
               .dialer(dialer)
               .dialExecutor(Runnable::run)
               .scheduler(clock.scheduler())
@@ -962,6 +1125,16 @@ class CachingConnectorModelTest {
                     }
                   })
               .build();
+    }
+
+    Outcome outcome(int failedStep, @Nullable Throwable failure) {
+      return new Outcome(
+          List.copyOf(history),
+          failedStep,
+          failure,
+          model.extraChannels,
+          model.evictions,
+          model.retirements);
     }
 
     /** Applies {@code op} to the connector and the model, then compares them. */
@@ -1014,6 +1187,14 @@ class CachingConnectorModelTest {
       assertThat(channel.entry.channel())
           .as("the channel %s is on", lease)
           .isSameAs(dialer.created.get(expected.id));
+      int maxAge = model.limits.maxAgeSeconds();
+      if (miss && maxAge != Limits.NONE) {
+        long created = expected.createdAt.toEpochMilli();
+        expected.retireAtMillis = connector.retireAt(channel.entry);
+        assertThat(expected.retireAtMillis)
+            .as("when %s passes its age", lease)
+            .isBetween(created + maxAge * 900L, created + maxAge * 1_100L);
+      }
       return "dial(" + address + ") -> " + lease + (miss ? ", a miss" : "");
     }
 
@@ -1080,7 +1261,7 @@ class CachingConnectorModelTest {
     }
 
     private String expire() {
-      List<String> expected = model.expire();
+      List<String> expected = model.expire(clock.millis());
       List<String> actual = connector.expire();
       lastExpired = actual;
       assertThat(actual)
