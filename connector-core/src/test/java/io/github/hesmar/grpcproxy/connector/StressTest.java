@@ -23,7 +23,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Several threads dial and release (sometimes twice) over 1 or 16 addresses, starting calls on some
@@ -42,6 +42,11 @@ import org.junit.jupiter.params.provider.ValueSource;
  * <p>Both run with small pool limits (rule 9: two calls fill a channel in the first, one in the
  * second), so that addresses get extra channels, which expiry closes, closeOnRelease detaches and
  * close() forces while dials lease them; the first checks that some address had several channels.
+ * The first runs once more with a bound of 6 channels over its 16 addresses and a maximum age of 5
+ * seconds on a clock that the churning thread moves by a second a pass (rules 10 and 11), so that
+ * dials evict idle channels while other threads lease them and start calls on them, and passes
+ * retire channels under leases and calls; it checks that both happened, and the same invariants: no
+ * lease on a channel shut down, no channel shut down under a call.
  */
 class StressTest {
 
@@ -50,15 +55,22 @@ class StressTest {
   static final long BUDGET_NANOS = TimeUnit.SECONDS.toNanos(8);
   static final int CLOSE_ROUNDS = 200;
 
-  @ParameterizedTest(name = "{0} addresses")
-  @ValueSource(ints = {1, 16})
-  void invariantsHoldUnderConcurrentDialReleaseExpireAndCloseOnRelease(int addresses)
-      throws Exception {
+  @ParameterizedTest(name = "{0} addresses, bounded and aging: {1}")
+  @CsvSource({"1, false", "16, false", "16, true"})
+  void invariantsHoldUnderConcurrentDialReleaseExpireAndCloseOnRelease(
+      int addresses, boolean bounded) throws Exception {
     TrackingDialer dialer = TrackingDialer.fake();
     AtomicInteger lastCount = new AtomicInteger(-1);
     AtomicInteger minCount = new AtomicInteger();
+    FakeClock clock = new FakeClock();
+    AtomicLong evicted = new AtomicLong();
+    AtomicLong retired = new AtomicLong();
+    CachingConnector.Builder builder = CachingConnector.builder();
+    if (bounded) {
+      builder.maximumChannels(6).maxChannelAge(Duration.ofSeconds(5)).clock(clock);
+    }
     CachingConnector connector =
-        CachingConnector.builder()
+        builder
             .dialer(dialer)
             .shutdownGracePeriod(Duration.ZERO)
             .maxCallsPerChannel(2)
@@ -67,6 +79,17 @@ class StressTest {
                 count -> {
                   lastCount.set(count);
                   minCount.accumulateAndGet(count, Math::min);
+                })
+            .listener(
+                new ConnectorListener() {
+                  @Override
+                  public void onClose(String address, CloseCause cause) {
+                    if (cause == CloseCause.EVICTED) {
+                      evicted.incrementAndGet();
+                    } else if (cause == CloseCause.MAX_AGE) {
+                      retired.incrementAndGet();
+                    }
+                  }
                 })
             .build();
     ExecutorService threads = Executors.newFixedThreadPool(WORKERS + 1);
@@ -157,6 +180,9 @@ class StressTest {
                             .orElse(0);
                     mostChannelsPerAddress.accumulateAndGet(most, Math::max);
                   }
+                  if (bounded) {
+                    clock.forward(Duration.ofSeconds(1));
+                  }
                   connector.expire();
                   connector.closeOnRelease("backend-" + random.nextInt(addresses));
                   if (connector.connectionCount() < 0
@@ -195,6 +221,10 @@ class StressTest {
       assertThat(mostChannelsPerAddress)
           .as("most channels seen for one address (rule 9 exercised)")
           .hasValueGreaterThan(1);
+      if (bounded) {
+        assertThat(evicted).as("channels evicted (rule 10 exercised)").hasPositiveValue();
+        assertThat(retired).as("channels retired (rule 11 exercised)").hasPositiveValue();
+      }
       assertThat(failedAtStart).as("calls on held leases that failed at start").hasValue(0);
       assertThat(shutDownUnderCall).as("calls whose channel was shut down under them").hasValue(0);
       assertThat(callsStarted).hasPositiveValue();
