@@ -34,12 +34,13 @@ import java.util.function.Predicate;
  * no lease, no call, no sibling, under the same CLOSING protocol as expiry, so a lease or a call
  * racing the close either is seen or sees the channel closed and looks again), else it goes to the
  * tail. So a channel is closed only if no lease was taken since the hand last passed it, and
- * channels leased often stay. A dial examines at most {@link #SCAN_LIMIT} channels: no dial walks
- * the whole cache, the cost of a place is amortized constant (each examination either closes a
- * channel, drops one, or clears a bit that a lease had to set), and a dial that finds nothing idle
- * in its share goes past the bound rather than wait. Detached channels (closeOnRelease, maximum
- * age) count as open until closed, and are closed by the hand as soon as they are idle, whatever
- * their RECENT bit.
+ * channels leased often stay. A dial examines at most {@link #SCAN_LIMIT} channels, and stops early
+ * when it meets again the first channel it found in use (a lap with nothing to close): no dial
+ * walks the whole cache, the cost of a place is amortized constant (each examination either closes
+ * a channel, drops one, or clears a bit that a lease had to set), and a dial that finds nothing
+ * idle in its share goes past the bound rather than wait. Detached channels (closeOnRelease,
+ * maximum age) count as open until closed, and are closed by the hand as soon as they are idle,
+ * whatever their RECENT bit.
  *
  * <p>Why the ring holds no stale entries for long: channels closed elsewhere (expiry, close) stay
  * in it until the hand drops them or {@link #sweep()} does, which each expiry pass calls; so the
@@ -67,10 +68,12 @@ final class ChannelBound {
    * Takes a place for a channel about to be dialed, closing idle channels with {@code closeIdle}
    * (which returns whether it closed the channel, and gives its place back by {@link #unclaim}
    * before it returns) while the bound is reached. Always takes the place: past the bound if no
-   * idle channel was found among {@link #SCAN_LIMIT}.
+   * idle channel was found among {@link #SCAN_LIMIT}, or in a whole lap of the ring (it met again
+   * the first channel it found in use).
    */
   void claim(Predicate<Entry> closeIdle) {
     int examined = 0;
+    Entry firstInUse = null; // met again: a whole lap found nothing to close
     for (; ; ) {
       int claimed = claims.get();
       if (claimed < maximum) {
@@ -80,7 +83,10 @@ final class ChannelBound {
         continue;
       }
       Entry entry = examined < SCAN_LIMIT ? ring.poll() : null;
-      if (entry == null) {
+      if (entry == null || entry == firstInUse) {
+        if (entry != null) {
+          ring.offer(entry);
+        }
         claims.incrementAndGet(); // nothing idle found: past the bound
         return;
       }
@@ -96,6 +102,9 @@ final class ChannelBound {
       }
       if (!closeIdle.test(entry) && (entry.state & CLOSED) == 0) {
         ring.offer(entry); // in use
+        if (firstInUse == null) {
+          firstInUse = entry;
+        }
       }
     }
   }

@@ -149,6 +149,41 @@ final class CachingConnectorLincheckTest {
         .check(ConnectorUnderTest.class);
   }
 
+  /**
+   * An eviction racing a lease of the channel it evicts: the dial of b's second channel (b's first
+   * carries a call) finds the bound of 2 reached and evicts idle a#0, while the other thread dials
+   * a: it leases a#0 before the eviction (which then passes it over, and the bound is exceeded) or
+   * gets a new channel after it; never a lease on a closed channel.
+   */
+  @Test
+  void anEvictionRacingALeaseOfItsChannelIsLinearizable() {
+    new ModelCheckingOptions()
+        .iterations(0)
+        .invocationsPerIteration(200)
+        .addCustomScenario(
+            scenario(
+                List.of(
+                    op("dialAndHold", 0, 0),
+                    op("releaseOneHeld", 0, 0),
+                    op("dialAndHold", 0, 1),
+                    op("startCallAndHold", 0)),
+                List.of(op("dialAndHold", 1, 1), op("connectionCount")),
+                List.of(op("dialAndHold", 2, 0), op("expire"))))
+        .check(BoundedConnectorUnderTest.class);
+  }
+
+  @Test
+  void randomScenariosOnABoundedConnectorAreLinearizableUnderModelChecking() {
+    new ModelCheckingOptions()
+        .iterations(3)
+        .invocationsPerIteration(150)
+        .threads(2)
+        .actorsPerThread(3)
+        .actorsBefore(2)
+        .actorsAfter(1)
+        .check(BoundedConnectorUnderTest.class);
+  }
+
   @Test
   void sequentialHistoryGivesTheResultsOfTheContract() {
     ConnectorUnderTest test = new ConnectorUnderTest();
@@ -220,7 +255,7 @@ final class CachingConnectorLincheckTest {
    * Public, with a public constructor, because Lincheck instantiates it reflectively, once per run
    * of a scenario and once per sequential order it tries.
    */
-  public static final class ConnectorUnderTest {
+  public static class ConnectorUnderTest {
 
     private static final String[] ADDRESSES = {"a", "b"};
 
@@ -229,16 +264,7 @@ final class CachingConnectorLincheckTest {
 
     private final FakeClock clock = new FakeClock();
     private final TrackingDialer dialer = TrackingDialer.fake();
-    private final CachingConnector connector =
-        CachingConnector.builder()
-            .dialer(dialer)
-            .dialExecutor(Runnable::run)
-            .scheduler(clock.scheduler())
-            .clock(clock)
-            .shutdownGracePeriod(Duration.ZERO)
-            .maxCallsPerChannel(1)
-            .maxChannelsPerAddress(2)
-            .build();
+    private final CachingConnector connector;
 
     /** held.get(thread).get(address): the leases a thread holds, most recent last. */
     private final List<List<Deque<LeasedChannel>>> held = new ArrayList<>();
@@ -250,6 +276,20 @@ final class CachingConnectorLincheckTest {
     private final List<Deque<FakeCall<?, ?>>> calls = new ArrayList<>();
 
     public ConnectorUnderTest() {
+      this(CachingConnector.builder());
+    }
+
+    ConnectorUnderTest(CachingConnector.Builder builder) {
+      connector =
+          builder
+              .dialer(dialer)
+              .dialExecutor(Runnable::run)
+              .scheduler(clock.scheduler())
+              .clock(clock)
+              .shutdownGracePeriod(Duration.ZERO)
+              .maxCallsPerChannel(1)
+              .maxChannelsPerAddress(2)
+              .build();
       for (int thread = 0; thread < THREAD_IDS; thread++) {
         List<Deque<LeasedChannel>> perAddress = new ArrayList<>();
         for (int address = 0; address < ADDRESSES.length; address++) {
@@ -411,11 +451,28 @@ final class CachingConnectorLincheckTest {
       }
     }
 
+    /** The connector's channels, open or not, for subclasses' checks. */
+    List<TrackedChannel> created() {
+      return dialer.created;
+    }
+
     /** Plain checks: Lincheck reports an AssertionError thrown here with the failing scenario. */
     private static void check(boolean condition, String message, Object subject) {
       if (!condition) {
         throw new AssertionError(message + ": " + subject);
       }
+    }
+  }
+
+  /**
+   * The same operations on a connector bounded to 2 channels (rule 10), while the two addresses may
+   * have 4: a dial that creates a channel evicts an idle one, racing the other thread's leases,
+   * calls, releases, closeOnRelease and expiry.
+   */
+  public static final class BoundedConnectorUnderTest extends ConnectorUnderTest {
+
+    public BoundedConnectorUnderTest() {
+      super(CachingConnector.builder().maximumChannels(2));
     }
   }
 }

@@ -53,14 +53,15 @@ import org.junit.jupiter.api.Test;
  * a ring of the channels in creation order, each with a recent bit that a lease of an existing
  * channel sets (the dial that creates a channel does not); before a dial creates a channel while
  * the open channels reach the bound, the hand takes channels from the ring's head, at most {@value
- * ChannelBound#SCAN_LIMIT}: a closed one is dropped, a recent attached one loses its bit and goes
- * to the tail, an idle one (no lease, no call, and for the first channel of an address, no other
- * channel attached) is closed ({@code EVICTED}, or its detach cause if detached), any other goes to
- * the tail; each expiry pass drops the closed ones from the ring. An expiry pass retires each
- * attached channel past its age, before counting it idle: it is detached ({@code MAX_AGE}), with
- * the other channels of its address if it is their first, and those of them that are idle close at
- * once. The age of each channel with its jitter is read from the connector (its spread is {@link
- * MaxChannelAgeTest}'s business); the model checks it lies within 10 % of the age.
+ * ChannelBound#SCAN_LIMIT}, until it meets again the first it found in use: a closed one is
+ * dropped, a recent attached one loses its bit and goes to the tail, an idle one (no lease, no
+ * call, and for the first channel of an address, no other channel attached) is closed ({@code
+ * EVICTED}, or its detach cause if detached), any other goes to the tail; each expiry pass drops
+ * the closed ones from the ring. An expiry pass retires each attached channel past its age, before
+ * counting it idle: it is detached ({@code MAX_AGE}), with the other channels of its address if it
+ * is their first, and those of them that are idle close at once. The age of each channel with its
+ * jitter is read from the connector (its spread is {@link MaxChannelAgeTest}'s business); the model
+ * checks it lies within 10 % of the age.
  *
  * <p>Calls are {@link FakeCall}s on the dialer's fake channels, ended by the test; the connector's
  * counting wraps them, so ending one runs the connector's end of the call. Each channel records the
@@ -880,9 +881,11 @@ class CachingConnectorModelTest {
         return;
       }
       int examined = 0;
+      ModelChannel firstInUse = null;
       while (openCount() >= limits.maximumChannels()
           && examined < ChannelBound.SCAN_LIMIT
-          && !ring.isEmpty()) {
+          && !ring.isEmpty()
+          && ring.peekFirst() != firstInUse) {
         ModelChannel channel = ring.pollFirst();
         examined++;
         if (channel.closed) {
@@ -906,6 +909,9 @@ class CachingConnectorModelTest {
           }
         } else {
           ring.addLast(channel);
+          if (firstInUse == null) {
+            firstInUse = channel;
+          }
         }
       }
     }
