@@ -47,11 +47,11 @@ import org.openjdk.jmh.runner.IterationType;
  *       operation, not a miss without eviction. So the baseline closes its channels the way an
  *       unbounded connector can: after the release it detaches the address ({@code
  *       closeOnRelease}), and every 1,000th dial runs {@code expire()}, which closes the 1,000
- *       channels detached since the last pass. Every dial is still a miss, about 1,000 channels
- *       stay open, as under the bound, and every channel is closed once, with the same shutdown, by
- *       the expiry pass instead of by the dialing thread. One operation: a miss, a release, a
- *       detach and a thousandth of a pass ({@code DialMissBenchmark}'s operation, over more
- *       addresses).
+ *       channels detached since the last pass. Every dial is still a miss, at most about 1,000
+ *       channels are open (1,000 under the bound), and every channel is closed once, with the same
+ *       shutdown, by the expiry pass instead of by the dialing thread. One operation: a miss, a
+ *       release, a detach and a thousandth of a pass ({@code DialMissBenchmark}'s operation, over
+ *       more addresses).
  * </ul>
  *
  * Both arms create and close one channel per dial: {@code 1000 / none} is the cost of closing by
@@ -59,8 +59,10 @@ import org.openjdk.jmh.runner.IterationType;
  * steady state has (a cache that never closes a channel grows without end). The bounded arm runs no
  * expiry pass at all: with a bound, a channel is closed by the dial that needs its place.
  *
+ * <p>More warm-up than the default: the baseline's code paths take longer to compile.
+ *
  * <pre>
- * java -jar benchmarks/target/benchmarks.jar EvictionBenchmark.dial -prof gc
+ * java -jar benchmarks/target/benchmarks.jar EvictionBenchmark.dial -prof gc -f 3 -wi 8 -i 5
  * </pre>
  *
  * <h2>A hot address during the churn</h2>
@@ -90,8 +92,11 @@ import org.openjdk.jmh.runner.IterationType;
  * together, which mean nothing here: read {@code hotDuringChurn:hot} and {@code
  * hotDuringChurn:churn}.)
  *
+ * <p>Ten measured iterations in each of five forks, for enough samples in the tail (p99.9 of a
+ * million samples or more):
+ *
  * <pre>
- * java -jar benchmarks/target/benchmarks.jar EvictionBenchmark.hotDuringChurn
+ * java -jar benchmarks/target/benchmarks.jar EvictionBenchmark.hotDuringChurn -f 5 -wi 8 -i 10
  * </pre>
  */
 @Warmup(iterations = 5, time = 1)
