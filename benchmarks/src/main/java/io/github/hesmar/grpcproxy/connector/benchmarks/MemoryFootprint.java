@@ -25,8 +25,13 @@ import org.openjdk.jol.vm.VM;
  * same is printed for {@link GlobalLockConnector} for comparison, and the per-class breakdown of
  * the connector's difference.
  *
+ * <p>Last, the same for a connector with a bound ({@code maximumChannels}, 2 × N by default, so
+ * that nothing is evicted), with the same N idle entries: the bound keeps each channel in the queue
+ * its clock hand walks (see {@code ChannelBound}), one queue node per channel, and its by-class
+ * breakdown shows them. The output before it is that of an unbounded connector, as it always was.
+ *
  * <pre>
- * java -cp benchmarks/target/benchmarks.jar io.github.hesmar.grpcproxy.connector.benchmarks.MemoryFootprint [N]
+ * java -cp benchmarks/target/benchmarks.jar io.github.hesmar.grpcproxy.connector.benchmarks.MemoryFootprint [N [maximumChannels]]
  * </pre>
  */
 public final class MemoryFootprint {
@@ -34,13 +39,22 @@ public final class MemoryFootprint {
   private MemoryFootprint() {}
 
   /**
-   * Prints the retained heap of {@code args[0]} (default 10,000) idle cached addresses.
+   * Prints the retained heap of {@code args[0]} (default 10,000) idle cached addresses, without a
+   * bound and with {@code maximumChannels(args[1])} (default twice as many).
    *
-   * @param args optionally, the number of addresses
+   * @param args optionally, the number of addresses, then the bound (at least that number)
    * @throws Exception if a dial fails
    */
   public static void main(String[] args) throws Exception {
     int n = args.length > 0 ? Integer.parseInt(args[0]) : 10_000;
+    int maximum = args.length > 1 ? Integer.parseInt(args[1]) : 2 * n;
+    if (maximum < n) {
+      throw new IllegalArgumentException(
+          "maximumChannels must be at least the number of addresses ("
+              + n
+              + "), so that no entry is evicted, was "
+              + maximum);
+    }
     // The connector's thread factories are lambdas, whose hidden classes Unsafe cannot lay out.
     System.setProperty("jol.magicFieldOffset", "true");
     String[] keys = Addresses.of(n);
@@ -58,25 +72,16 @@ public final class MemoryFootprint {
         addressBytes,
         (double) addressBytes / n);
 
-    CachingConnector connector =
-        CachingConnector.builder()
-            .dialer(address -> FakeChannel.create("fake"))
-            .dialExecutor(Runnable::run)
-            .shutdownGracePeriod(Duration.ZERO)
-            .build();
-    GraphLayout empty = GraphLayout.parseInstance(connector);
-    for (String key : keys) {
-      connector.dial(key).close();
-    }
-    List<String> expired = connector.expire();
-    if (!expired.isEmpty() || connector.connectionCount() != n) {
-      throw new IllegalStateException("expected " + n + " idle cached channels");
-    }
-    GraphLayout full = GraphLayout.parseInstance(connector);
-    report("CachingConnector", empty.totalSize(), full.totalSize(), n, channelSize, addressBytes);
+    Layouts unbounded = fill(newBuilder().build(), keys);
+    report(
+        "CachingConnector",
+        unbounded.empty().totalSize(),
+        unbounded.full().totalSize(),
+        n,
+        channelSize,
+        addressBytes);
     System.out.println("What the idle entries added, by class:");
-    System.out.println(full.subtract(empty).toFootprint());
-    connector.close();
+    System.out.println(unbounded.full().subtract(unbounded.empty()).toFootprint());
 
     GlobalLockConnector globalLock = new GlobalLockConnector(address -> FakeChannel.create("fake"));
     long globalEmpty = GraphLayout.parseInstance(globalLock).totalSize();
@@ -89,6 +94,45 @@ public final class MemoryFootprint {
     globalLock.expire();
     long globalFull = GraphLayout.parseInstance(globalLock).totalSize();
     report("GlobalLockConnector (baseline)", globalEmpty, globalFull, n, channelSize, addressBytes);
+
+    Layouts bounded = fill(newBuilder().maximumChannels(maximum).build(), keys);
+    report(
+        String.format(Locale.ROOT, "CachingConnector with maximumChannels(%,d)", maximum),
+        bounded.empty().totalSize(),
+        bounded.full().totalSize(),
+        n,
+        channelSize,
+        addressBytes);
+    System.out.println("What the idle entries added, by class:");
+    System.out.println(bounded.full().subtract(bounded.empty()).toFootprint());
+  }
+
+  private static CachingConnector.Builder newBuilder() {
+    return CachingConnector.builder()
+        .dialer(address -> FakeChannel.create("fake"))
+        .dialExecutor(Runnable::run)
+        .shutdownGracePeriod(Duration.ZERO);
+  }
+
+  /** The graph of a connector before and after it cached {@code keys}. */
+  private record Layouts(GraphLayout empty, GraphLayout full) {}
+
+  /**
+   * Dials and releases every key, then runs one expiry pass, so that every entry is idle and
+   * cached; returns the graphs before and after, and closes the connector.
+   */
+  private static Layouts fill(CachingConnector connector, String[] keys) {
+    GraphLayout empty = GraphLayout.parseInstance(connector);
+    for (String key : keys) {
+      connector.dial(key).close();
+    }
+    List<String> expired = connector.expire();
+    if (!expired.isEmpty() || connector.connectionCount() != keys.length) {
+      throw new IllegalStateException("expected " + keys.length + " idle cached channels");
+    }
+    GraphLayout full = GraphLayout.parseInstance(connector);
+    connector.close();
+    return new Layouts(empty, full);
   }
 
   private static void report(
