@@ -738,6 +738,10 @@ public final class CachingConnector implements AutoCloseable {
     if (claimed != null) {
       claimed.add(entry);
     }
+    // Dekker with close()'s sweep; before the waiters wake, so that a close() called after this
+    // dial returned to its caller never races this thread for the channel (and returns before it
+    // is shut down).
+    boolean closedHere = isClosed() && closeEntry(entry, /* force= */ true);
     try {
       try {
         // Before waking the waiters, so that a caller whose dial returned has seen its channel
@@ -747,7 +751,7 @@ public final class CachingConnector implements AutoCloseable {
         pending.complete(PendingDial.SUCCEEDED);
       }
     } finally {
-      if (isClosed() && closeEntry(entry, /* force= */ true)) { // Dekker with close()'s sweep
+      if (closedHere) {
         reportClosed(entry.address, CloseCause.SHUTDOWN);
       }
       Entry primary = entry.primary;
@@ -1257,7 +1261,9 @@ public final class CachingConnector implements AutoCloseable {
       }
       if (closedNow) {
         unlink(entry);
-        detached.remove(entry);
+        if ((state & DETACHED) != 0) {
+          detached.remove(entry); // (one added just after this remove goes at the next pass)
+        }
         shutdownChannel(entry);
         return true;
       }
