@@ -678,8 +678,8 @@ public final class CachingConnector implements AutoCloseable {
         return; // failed meanwhile (closed, or timed out): the dialer is not called
       }
       if (bound != null) {
-        claimed = bound;
         bound.claim(this::evict); // closes idle channels while the bound is reached
+        claimed = bound; // only once claimed: a listener's Error out of an eviction took no place
       }
       channel = dialer.dial(address);
       if (channel == null) {
