@@ -4,7 +4,10 @@ import static java.util.Objects.requireNonNull;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
+import java.time.Duration;
 import java.time.Instant;
+import java.time.InstantSource;
+import java.time.temporal.ChronoUnit;
 import java.util.List;
 import org.jspecify.annotations.Nullable;
 import org.springframework.boot.actuate.endpoint.Access;
@@ -26,14 +29,27 @@ import org.springframework.boot.actuate.endpoint.annotation.Selector;
 public class CachingConnectorEndpoint {
 
   private final CachingConnector connector;
+  private final InstantSource clock;
 
   /**
-   * Creates the endpoint.
+   * Creates the endpoint, measuring ages on the system clock (the connector's by default).
    *
    * @param connector the connector to report on
    */
   public CachingConnectorEndpoint(CachingConnector connector) {
+    this(connector, InstantSource.system());
+  }
+
+  /**
+   * Creates the endpoint, measuring ages on {@code clock}.
+   *
+   * @param connector the connector to report on
+   * @param clock the clock the connector was {@linkplain
+   *     CachingConnector.Builder#clock(InstantSource) built with}
+   */
+  public CachingConnectorEndpoint(CachingConnector connector, InstantSource clock) {
     this.connector = requireNonNull(connector, "connector");
+    this.clock = requireNonNull(clock, "clock");
   }
 
   /**
@@ -43,8 +59,9 @@ public class CachingConnectorEndpoint {
    */
   @ReadOperation
   public ConnectionsDescriptor connections() {
+    Instant now = clock.instant();
     return new ConnectionsDescriptor(
-        connector.connections().stream().map(ConnectionDescriptor::of).toList());
+        connector.connections().stream().map(info -> ConnectionDescriptor.of(info, now)).toList());
   }
 
   /**
@@ -56,10 +73,11 @@ public class CachingConnectorEndpoint {
    */
   @ReadOperation
   public @Nullable ConnectionsDescriptor connectionsOf(@Selector String address) {
+    Instant now = clock.instant();
     List<ConnectionDescriptor> channels =
         connector.connections().stream()
             .filter(info -> info.address().equals(address))
-            .map(ConnectionDescriptor::of)
+            .map(info -> ConnectionDescriptor.of(info, now))
             .toList();
     return channels.isEmpty() ? null : new ConnectionsDescriptor(channels);
   }
@@ -104,6 +122,8 @@ public class CachingConnectorEndpoint {
    * @param closing whether it closes once its leases are released and its calls have ended
    * @param createdAt when it was created
    * @param lastDialedAt when it was last leased, to within one expiry pass
+   * @param age how long before the read it was created, in milliseconds, as an ISO-8601 duration
+   *     (for example {@code PT1H2M3.456S}): what a maximum channel age is measured against
    */
   public record ConnectionDescriptor(
       long id,
@@ -114,10 +134,11 @@ public class CachingConnectorEndpoint {
       @Nullable String state,
       boolean closing,
       Instant createdAt,
-      Instant lastDialedAt)
+      Instant lastDialedAt,
+      String age)
       implements OperationResponseBody {
 
-    static ConnectionDescriptor of(ConnectionInfo info) {
+    static ConnectionDescriptor of(ConnectionInfo info, Instant now) {
       return new ConnectionDescriptor(
           info.id(),
           info.address(),
@@ -127,7 +148,8 @@ public class CachingConnectorEndpoint {
           info.state() == null ? null : info.state().name(),
           info.closing(),
           info.createdAt(),
-          info.lastDialedAt());
+          info.lastDialedAt(),
+          Duration.between(info.createdAt(), now).truncatedTo(ChronoUnit.MILLIS).toString());
     }
   }
 

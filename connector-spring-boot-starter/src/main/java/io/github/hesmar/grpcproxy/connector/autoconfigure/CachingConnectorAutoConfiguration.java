@@ -66,6 +66,14 @@ public final class CachingConnectorAutoConfiguration {
     }
     builder.maxCallsPerChannel(properties.getPool().getMaxCallsPerChannel());
     builder.maxChannelsPerAddress(properties.getPool().getMaxChannelsPerAddress());
+    Integer maximumChannels = properties.getMaximumChannels();
+    if (maximumChannels != null) {
+      builder.maximumChannels(maximumChannels);
+    }
+    Duration maxChannelAge = properties.getMaxChannelAge();
+    if (maxChannelAge != null) {
+      builder.maxChannelAge(maxChannelAge);
+    }
     Duration gracePeriod = properties.getShutdown().getGracePeriod();
     if (gracePeriod != null) {
       builder.shutdownGracePeriod(gracePeriod);

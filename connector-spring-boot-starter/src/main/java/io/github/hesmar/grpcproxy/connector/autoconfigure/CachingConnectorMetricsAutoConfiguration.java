@@ -17,7 +17,8 @@ import org.springframework.context.annotation.Bean;
  * <p>The meters are fed by a listener that must be registered when the connector is built, so they
  * count the events of the connector built by {@link CachingConnectorAutoConfiguration}; an
  * application that builds its own connector registers the {@link CachingConnectorMetrics} bean as
- * its listener.
+ * its listener. The {@value CachingConnectorMetrics#CONNECTIONS_OVER_BOUND} gauge is registered
+ * when {@code grpc.connector.maximum-channels} is set.
  *
  * <p>Runs after Spring Boot's metrics auto-configurations, which are named for both Boot lines:
  * Boot 4 moved them from {@code spring-boot-actuator-autoconfigure} to {@code
@@ -41,11 +42,15 @@ public final class CachingConnectorMetricsAutoConfiguration {
 
   @Bean
   @ConditionalOnMissingBean
-  CachingConnectorMetrics cachingConnectorMetrics(ObjectProvider<CachingConnector> connector) {
-    return new CachingConnectorMetrics(
-        connector::getIfUnique,
-        CachingConnectorAutoConfiguration.CONNECTOR_BEAN_NAME,
-        Tags.empty());
+  CachingConnectorMetrics cachingConnectorMetrics(
+      ObjectProvider<CachingConnector> connector,
+      ObjectProvider<CachingConnectorProperties> properties) {
+    CachingConnectorProperties configured = properties.getIfAvailable();
+    Integer maximumChannels = configured == null ? null : configured.getMaximumChannels();
+    String name = CachingConnectorAutoConfiguration.CONNECTOR_BEAN_NAME;
+    return maximumChannels == null
+        ? new CachingConnectorMetrics(connector::getIfUnique, name, Tags.empty())
+        : new CachingConnectorMetrics(connector::getIfUnique, name, Tags.empty(), maximumChannels);
   }
 
   @Bean

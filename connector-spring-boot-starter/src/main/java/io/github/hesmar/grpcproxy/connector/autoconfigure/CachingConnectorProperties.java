@@ -41,6 +41,22 @@ public class CachingConnectorProperties implements Validator {
    */
   private @Nullable Duration dialTimeout = Duration.ofSeconds(30);
 
+  /**
+   * Most channels open at once, over all addresses, for a proxy that dials an unbounded set of
+   * addresses. Before a dial creates a channel past it, idle channels (no lease, no call in flight)
+   * are closed, least recently used first; a channel in use is never closed, so while every channel
+   * is in use the bound is exceeded. Unset: unbounded.
+   */
+  private @Nullable Integer maximumChannels;
+
+  /**
+   * Age past which a channel is retired (give or take 10 %): the first expiry pass after it
+   * detaches the channel, new dials get a new channel (the address is resolved again and
+   * connections rebalance behind L4 load balancers), and the old one closes once its leases and
+   * calls have ended. Unset: channels are never retired for their age.
+   */
+  private @Nullable Duration maxChannelAge;
+
   private final Expiry expiry = new Expiry();
 
   private final Pool pool = new Pool();
@@ -75,6 +91,22 @@ public class CachingConnectorProperties implements Validator {
 
   public void setDialTimeout(@Nullable Duration dialTimeout) {
     this.dialTimeout = dialTimeout;
+  }
+
+  public @Nullable Integer getMaximumChannels() {
+    return this.maximumChannels;
+  }
+
+  public void setMaximumChannels(@Nullable Integer maximumChannels) {
+    this.maximumChannels = maximumChannels;
+  }
+
+  public @Nullable Duration getMaxChannelAge() {
+    return this.maxChannelAge;
+  }
+
+  public void setMaxChannelAge(@Nullable Duration maxChannelAge) {
+    this.maxChannelAge = maxChannelAge;
   }
 
   public Expiry getExpiry() {
@@ -125,6 +157,18 @@ public class CachingConnectorProperties implements Validator {
     Duration dialTimeout = properties.dialTimeout;
     if (dialTimeout == null || dialTimeout.isNegative() || dialTimeout.isZero()) {
       reject(errors, "dialTimeout", "dial-timeout", "must be positive, for example 30s");
+    }
+    Integer maximumChannels = properties.maximumChannels;
+    if (maximumChannels != null) {
+      positive(errors, "maximumChannels", "maximum-channels", maximumChannels, 1000);
+    }
+    Duration maxChannelAge = properties.maxChannelAge;
+    if (maxChannelAge != null && (maxChannelAge.isNegative() || maxChannelAge.isZero())) {
+      reject(
+          errors,
+          "maxChannelAge",
+          "max-channel-age",
+          "must be positive, was " + maxChannelAge + " (for example 30m)");
     }
     positive(
         errors,

@@ -31,11 +31,12 @@ import org.jspecify.annotations.Nullable;
  *   <tr><td>{@value #DIALS}</td><td>counter</td><td></td></tr>
  *   <tr><td>{@value #CACHE_MISSES}</td><td>counter</td><td></td></tr>
  *   <tr><td>{@value #CONNECTIONS}</td><td>gauge</td><td></td></tr>
+ *   <tr><td>{@value #CONNECTIONS_OVER_BOUND}</td><td>gauge, only with a bound</td><td></td></tr>
  *   <tr><td>{@value #LEASES}</td><td>gauge</td><td></td></tr>
  *   <tr><td>{@value #CALLS}</td><td>gauge</td><td></td></tr>
  *   <tr><td>{@value #DIAL_DURATION}</td><td>timer</td><td>{@code outcome}: success, failure</td></tr>
  *   <tr><td>{@value #CLOSES}</td><td>counter</td><td>{@code cause}: expired, released, stale,
- *       shutdown</td></tr>
+ *       shutdown, evicted, max_age</td></tr>
  *   <tr><td>{@value #LEAKS}</td><td>counter</td><td></td></tr>
  * </table>
  *
@@ -65,6 +66,13 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
   /** Gauge of open channels. */
   public static final String CONNECTIONS = "grpc.connector.connections";
 
+  /**
+   * Gauge of open channels past the {@linkplain CachingConnector.Builder#maximumChannels(int)
+   * bound}: above zero only when dials found no idle channel to close (the bound is soft: a channel
+   * in use is never closed).
+   */
+  public static final String CONNECTIONS_OVER_BOUND = "grpc.connector.connections.over.bound";
+
   /** Gauge of outstanding leases. */
   public static final String LEASES = "grpc.connector.leases";
 
@@ -80,8 +88,12 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
   /** Counter of detected lease leaks. */
   public static final String LEAKS = "grpc.connector.leaks";
 
+  /** No bound, as the connector's default: no {@value #CONNECTIONS_OVER_BOUND} gauge. */
+  private static final int UNBOUNDED = Integer.MAX_VALUE;
+
   private final Supplier<? extends @Nullable CachingConnector> connector;
   private final Tags tags;
+  private final int maximumChannels;
   private final AtomicInteger connections = new AtomicInteger();
   private final List<Meters> bound = new CopyOnWriteArrayList<>();
 
@@ -95,8 +107,34 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
    */
   public CachingConnectorMetrics(
       Supplier<? extends @Nullable CachingConnector> connector, String name, Iterable<Tag> tags) {
+    this(connector, name, tags, UNBOUNDED);
+  }
+
+  /**
+   * Creates the meters of a connector built with a {@linkplain
+   * CachingConnector.Builder#maximumChannels(int) bound}: they include the {@value
+   * #CONNECTIONS_OVER_BOUND} gauge ({@link Integer#MAX_VALUE}, the connector's unbounded default,
+   * gives none).
+   *
+   * @param connector gives the connector for the {@value #LEASES} and {@value #CALLS} gauges when
+   *     they are read; may return {@code null} (the gauges then read NaN)
+   * @param name the value of the {@code name} tag, for example the connector's bean name
+   * @param tags more tags for every meter
+   * @param maximumChannels the connector's bound; positive
+   * @throws IllegalArgumentException if {@code maximumChannels} is not positive
+   */
+  public CachingConnectorMetrics(
+      Supplier<? extends @Nullable CachingConnector> connector,
+      String name,
+      Iterable<Tag> tags,
+      int maximumChannels) {
+    if (maximumChannels <= 0) {
+      throw new IllegalArgumentException(
+          "maximumChannels must be positive, was " + maximumChannels);
+    }
     this.connector = requireNonNull(connector, "connector");
     this.tags = Tags.concat(requireNonNull(tags, "tags"), "name", requireNonNull(name, "name"));
+    this.maximumChannels = maximumChannels;
   }
 
   @Override
@@ -108,6 +146,14 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
         .baseUnit("connections")
         .strongReference(true)
         .register(registry);
+    if (maximumChannels != UNBOUNDED) {
+      Gauge.builder(CONNECTIONS_OVER_BOUND, this, CachingConnectorMetrics::connectionsOverBound)
+          .tags(tags)
+          .description("Open channels past the maximum, exceeded only while no idle one can close.")
+          .baseUnit("connections")
+          .strongReference(true)
+          .register(registry);
+    }
     Gauge.builder(LEASES, this, CachingConnectorMetrics::leases)
         .tags(tags)
         .description("Leases taken and not yet released.")
@@ -121,6 +167,10 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
         .strongReference(true)
         .register(registry);
     bound.add(new Meters(registry, tags));
+  }
+
+  private double connectionsOverBound() {
+    return Math.max(0, connections.get() - maximumChannels);
   }
 
   private double leases() {

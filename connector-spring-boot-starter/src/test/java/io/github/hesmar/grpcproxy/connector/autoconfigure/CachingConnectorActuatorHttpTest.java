@@ -9,6 +9,9 @@ import java.net.URI;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Queue;
@@ -64,6 +67,17 @@ class CachingConnectorActuatorHttpTest {
     return (List<Map<String, Object>>) body.get("connections");
   }
 
+  static List<Map<String, Object>> withoutAge(List<Map<String, Object>> connections) {
+    return connections.stream()
+        .map(
+            connection -> {
+              Map<String, Object> copy = new HashMap<>(connection);
+              copy.remove("age");
+              return copy;
+            })
+        .toList();
+  }
+
   static URI connectionUri(int port, String address) {
     return URI.create(
         "http://localhost:"
@@ -109,7 +123,7 @@ class CachingConnectorActuatorHttpTest {
             .containsEntry("idlePasses", 0)
             .containsEntry("state", "READY")
             .containsEntry("closing", false)
-            .containsKeys("createdAt", "lastDialedAt");
+            .containsKeys("createdAt", "lastDialedAt", "age");
         assertThat(connections.get(1)).containsEntry("leases", 1).containsEntry("calls", 0);
 
         ResponseEntity<Map<String, Object>> one =
@@ -128,6 +142,28 @@ class CachingConnectorActuatorHttpTest {
                         .containsEntry("address", backend.dnsAddress())
                         .containsEntry("leases", 1)
                         .containsEntry("calls", 1));
+      }
+    }
+
+    @Test
+    void endpointShowsEachChannelsAgeAtTheTimeOfTheRead() {
+      try (LeasedChannel channel = connector.dial(backend.address())) {
+        LoopbackBackend.check(channel);
+        Instant before = Instant.now();
+        ResponseEntity<Map<String, Object>> one =
+            client(port)
+                .get()
+                .uri(connectionUri(port, backend.address()))
+                .retrieve()
+                .toEntity(JSON);
+        Instant after = Instant.now();
+
+        Map<String, Object> connection = connectionsIn(one.getBody()).get(0);
+        Instant createdAt = Instant.parse((String) connection.get("createdAt"));
+        Duration age = Duration.parse((String) connection.get("age"));
+        assertThat(createdAt).isBeforeOrEqualTo(before);
+        // The age is that of the read: created + age falls within the request, to the millisecond.
+        assertThat(createdAt.plus(age)).isBetween(before.truncatedTo(ChronoUnit.MILLIS), after);
       }
     }
 
@@ -245,7 +281,9 @@ class CachingConnectorActuatorHttpTest {
                 .retrieve()
                 .toEntity(JSON);
         assertThat(byAddress.getStatusCode().value()).isEqualTo(200);
-        assertThat(connectionsIn(byAddress.getBody())).isEqualTo(connections);
+        // The same channels; only their ages moved on between the two reads.
+        assertThat(withoutAge(connectionsIn(byAddress.getBody())))
+            .isEqualTo(withoutAge(connections));
       }
     }
 

@@ -3,10 +3,13 @@ package io.github.hesmar.grpcproxy.connector.autoconfigure;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatExceptionOfType;
 import static org.assertj.core.api.Assertions.assertThatIllegalStateException;
+import static org.assertj.core.api.Assertions.tuple;
 import static org.awaitility.Awaitility.await;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
+import io.github.hesmar.grpcproxy.connector.ConnectorListener;
+import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
 import io.github.hesmar.grpcproxy.connector.Dialer;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import io.grpc.CallOptions;
@@ -278,6 +281,95 @@ class CachingConnectorAutoConfigurationTest {
                 assertThat(channels).extracting(ConnectionInfo::calls).containsExactly(1, 1);
                 assertThat(channels.stream().mapToInt(ConnectionInfo::leases).sum()).isEqualTo(3);
                 assertThat(LoopbackBackend.check(third)).isEqualTo(ServingStatus.SERVING);
+              }
+            });
+  }
+
+  @Test
+  void withoutMaximumChannelsADialClosesNoIdleChannel() {
+    contextRunner
+        .withPropertyValues(
+            "grpc.connector.channel.plaintext=true", "grpc.connector.expiry.enabled=false")
+        .run(
+            context -> {
+              CachingConnectorProperties properties =
+                  context.getBean(CachingConnectorProperties.class);
+              assertThat(properties.getMaximumChannels()).isNull();
+              assertThat(properties.getMaxChannelAge()).isNull();
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              connector.dial(backend.address()).close();
+              connector.dial(backend.dnsAddress()).close();
+              assertThat(connector.connections())
+                  .extracting(ConnectionInfo::address)
+                  .containsExactly(backend.dnsAddress(), backend.address());
+            });
+  }
+
+  @Test
+  void maximumChannelsReachesTheConnectorSoADialClosesAnIdleChannel() {
+    Queue<CloseCause> causes = new ConcurrentLinkedQueue<>();
+    contextRunner
+        .withPropertyValues(
+            "grpc.connector.channel.plaintext=true",
+            "grpc.connector.expiry.enabled=false",
+            "grpc.connector.maximum-channels=1")
+        .withBean(CachingConnectorBuilderCustomizer.class, () -> recordingCloses(causes))
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              LoopbackBackend.checkAndRelease(connector, backend.address());
+              LoopbackBackend.checkAndRelease(connector, backend.dnsAddress());
+              assertThat(connector.connections())
+                  .extracting(ConnectionInfo::address)
+                  .containsExactly(backend.dnsAddress());
+              assertThat(causes).containsExactly(CloseCause.EVICTED);
+            });
+  }
+
+  @Test
+  void maxChannelAgeReachesTheConnectorSoAnExpiryPassRetiresALeasedChannel() {
+    Queue<CloseCause> causes = new ConcurrentLinkedQueue<>();
+    contextRunner
+        .withPropertyValues(
+            "grpc.connector.channel.plaintext=true",
+            "grpc.connector.expiry.enabled=false",
+            "grpc.connector.max-channel-age=20ms")
+        .withBean(CachingConnectorBuilderCustomizer.class, () -> recordingCloses(causes))
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              long oldId;
+              try (LeasedChannel old = connector.dial(backend.address())) {
+                oldId = connector.connections().get(0).id();
+                // Leased, so only its age can detach it.
+                await()
+                    .atMost(Duration.ofSeconds(10))
+                    .until(
+                        () -> {
+                          connector.expire();
+                          return connector.connections().get(0).closing();
+                        });
+                try (LeasedChannel fresh = connector.dial(backend.address())) {
+                  assertThat(LoopbackBackend.check(fresh)).isEqualTo(ServingStatus.SERVING);
+                  assertThat(connector.connections())
+                      .extracting(ConnectionInfo::id, ConnectionInfo::closing)
+                      .contains(tuple(oldId, true))
+                      .hasSize(2);
+                }
+              }
+              assertThat(connector.expire()).contains(backend.address());
+              assertThat(causes).contains(CloseCause.MAX_AGE);
+              assertThat(connector.connections()).noneMatch(info -> info.id() == oldId);
+            });
+  }
+
+  private static CachingConnectorBuilderCustomizer recordingCloses(Queue<CloseCause> causes) {
+    return builder ->
+        builder.listener(
+            new ConnectorListener() {
+              @Override
+              public void onClose(String address, CloseCause cause) {
+                causes.add(cause);
               }
             });
   }

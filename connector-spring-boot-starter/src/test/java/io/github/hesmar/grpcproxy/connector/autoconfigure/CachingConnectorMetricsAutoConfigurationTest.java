@@ -119,6 +119,62 @@ class CachingConnectorMetricsAutoConfigurationTest {
   }
 
   @Test
+  void evictionOfAnIdleChannelIsCountedByCause() {
+    contextRunner
+        .withPropertyValues("grpc.connector.maximum-channels=1")
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              MeterRegistry registry = context.getBean(MeterRegistry.class);
+              LoopbackBackend.checkAndRelease(connector, backend.address());
+              assertThat(closes(registry, "evicted")).isZero();
+
+              LoopbackBackend.checkAndRelease(connector, backend.dnsAddress());
+              assertThat(closes(registry, "evicted")).isEqualTo(1);
+              assertThat(closes(registry, "max_age")).isZero();
+              assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS)).isEqualTo(1);
+            });
+  }
+
+  @Test
+  void overBoundGaugeCountsChannelsInUsePastTheMaximumUntilADialClosesIdleOnes() {
+    contextRunner
+        .withPropertyValues("grpc.connector.maximum-channels=1")
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              MeterRegistry registry = context.getBean(MeterRegistry.class);
+              try (LeasedChannel first = connector.dial(backend.address())) {
+                assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS_OVER_BOUND))
+                    .isZero();
+                // The first channel is leased: it is not closed, the bound is exceeded.
+                try (LeasedChannel second = connector.dial(backend.dnsAddress())) {
+                  assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS)).isEqualTo(2);
+                  assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS_OVER_BOUND))
+                      .isEqualTo(1);
+                }
+              }
+              // Released, both are idle: a dial of a third address closes them to fit its own.
+              assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS_OVER_BOUND))
+                  .isEqualTo(1);
+              LoopbackBackend.checkAndRelease(connector, "127.0.0.1:" + backend.port());
+              assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS_OVER_BOUND)).isZero();
+              assertThat(closes(registry, "evicted")).isEqualTo(2);
+            });
+  }
+
+  @Test
+  void overBoundGaugeIsRegisteredOnlyWithABound() {
+    contextRunner.run(
+        context -> {
+          MeterRegistry registry = context.getBean(MeterRegistry.class);
+          assertThat(registry.find(CachingConnectorMetrics.CONNECTIONS).gauges()).hasSize(1);
+          assertThat(registry.find(CachingConnectorMetrics.CONNECTIONS_OVER_BOUND).gauges())
+              .isEmpty();
+        });
+  }
+
+  @Test
   void leakedLeaseIsCounted() {
     contextRunner
         .withPropertyValues("grpc.connector.leak-detection-threshold=10ms")

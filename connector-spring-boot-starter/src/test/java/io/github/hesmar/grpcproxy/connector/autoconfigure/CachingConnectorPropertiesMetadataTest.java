@@ -27,17 +27,33 @@ class CachingConnectorPropertiesMetadataTest {
   })
   void metadataDescribesThePropertyWithItsDefault(
       String property, String defaultValue, String described) throws Exception {
+    Map<String, Object> entry = entry(property);
+    assertThat(String.valueOf(entry.get("defaultValue"))).isEqualTo(defaultValue);
+    assertThat((String) entry.get("description")).contains(described);
+    assertThat((String) entry.get("sourceType"))
+        .startsWith(CachingConnectorProperties.class.getName());
+  }
+
+  @ParameterizedTest(name = "{0} has no default")
+  @CsvSource({
+    "grpc.connector.maximum-channels, java.lang.Integer, least recently used first",
+    "grpc.connector.max-channel-age, java.time.Duration, resolved again",
+  })
+  void metadataDescribesAnOptionalPropertyWithoutADefault(
+      String property, String type, String described) throws Exception {
+    Map<String, Object> entry = entry(property);
+    assertThat(entry).doesNotContainKey("defaultValue").containsEntry("type", type);
+    assertThat((String) entry.get("description")).contains(described);
+    assertThat((String) entry.get("sourceType"))
+        .isEqualTo(CachingConnectorProperties.class.getName());
+  }
+
+  /** The one metadata entry of {@code property}. */
+  private static Map<String, Object> entry(String property) throws Exception {
     List<Map<String, Object>> entries =
         metadata().read("$.properties[?(@.name == '" + property + "')]");
-    assertThat(entries)
-        .singleElement()
-        .satisfies(
-            entry -> {
-              assertThat(String.valueOf(entry.get("defaultValue"))).isEqualTo(defaultValue);
-              assertThat((String) entry.get("description")).contains(described);
-              assertThat((String) entry.get("sourceType"))
-                  .startsWith(CachingConnectorProperties.class.getName());
-            });
+    assertThat(entries).as(property).hasSize(1);
+    return entries.get(0);
   }
 
   private static DocumentContext metadata() throws IOException, URISyntaxException {

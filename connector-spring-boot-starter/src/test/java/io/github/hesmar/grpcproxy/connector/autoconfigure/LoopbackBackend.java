@@ -1,5 +1,10 @@
 package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import io.grpc.Channel;
 import io.grpc.Context;
 import io.grpc.Grpc;
@@ -12,6 +17,7 @@ import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.time.Duration;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
@@ -37,9 +43,14 @@ final class LoopbackBackend implements AutoCloseable {
     }
   }
 
+  /** The server's port on loopback. */
+  int port() {
+    return server.getPort();
+  }
+
   /** A target address of this server, for example {@code localhost:54321}. */
   String address() {
-    return "localhost:" + server.getPort();
+    return "localhost:" + port();
   }
 
   /**
@@ -55,6 +66,17 @@ final class LoopbackBackend implements AutoCloseable {
         .withDeadlineAfter(10, TimeUnit.SECONDS)
         .check(HealthCheckRequest.getDefaultInstance())
         .getStatus();
+  }
+
+  /**
+   * Dials {@code address}, makes a health check over the lease, releases it, and waits until the
+   * check's call has ended, so that the channel is idle.
+   */
+  static void checkAndRelease(CachingConnector connector, String address) {
+    try (LeasedChannel lease = connector.dial(address)) {
+      assertThat(check(lease)).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+    }
+    await().atMost(Duration.ofSeconds(10)).until(() -> connector.callCount() == 0);
   }
 
   /**
