@@ -96,7 +96,8 @@ public final class CachingConnector implements AutoCloseable {
    * Each Entry has one 64-bit state word (LEASES, DIALED, PENDING, DETACHED, CLOSED, CLOSING,
    * RECENT; see Entry), changed only by compare-and-set, atomic add and atomic bit operations.
    *
-   * Leases. Leasing (the hot path) is map.get + one CAS that adds a lease and sets DIALED, and
+   * Leases. Leasing (the hot path) is map.get + one CAS that adds a lease and sets DIALED and
+   * RECENT (the marks of use for expiry and for eviction), and
    * fails if PENDING, DETACHED or CLOSED is set; closing is a CAS that sets CLOSED and fails if a
    * lease was taken meanwhile. So a lease and a close of the same entry are ordered by the state
    * word: no dial ever returns a lease on a channel this connector has shut down, and no lock is
@@ -166,8 +167,12 @@ public final class CachingConnector implements AutoCloseable {
    * channel just before it calls the dialer, closing idle channels while the bound is reached; the
    * close is the non-forced close of expiry (CLOSING, then read leases, calls and siblings), so
    * eviction races leases, calls and expiry exactly as expiry does, and whoever sets CLOSED shuts
-   * the channel down and reports it. A place is given back in reportClosed (or when the dial made
-   * no channel): after the shutdown, so the count never undercounts what is open.
+   * the channel down. A place is given back in countClosed, after the shutdown (so the count never
+   * undercounts what is open), or when the dial fails: its PendingDial records the place held,
+   * and the dial thread (which records it, then reads the state) and the failure (failPending: a
+   * dialer that threw, close(), the dial timeout; it sets the state, then reads the record) each
+   * try to take it back by compare-and-set: at least one sees the other, exactly one wins, and a
+   * hung dialer holds no place. The dial reports its evictions to the listeners after its own outcome is published.
    *
    * The maximum age. An expiry pass detaches (cause MAX_AGE) each attached channel whose age, on
    * the injected clock, is past its jittered maximum: the same detach as closeOnRelease, so the
@@ -664,13 +669,27 @@ public final class CachingConnector implements AutoCloseable {
     }
   }
 
-  /** Runs the dialer for {@code entry}, on the dial executor. */
+  /**
+   * Runs the dialer for {@code entry}, on the dial executor; then tells the listeners of the
+   * channels it evicted to make its place, once the dial's outcome is published: never inside the
+   * dial, where a listener that dials the address would wait for itself.
+   */
   private void runDial(Entry entry, PendingDial pending) {
+    List<Closed> evicted =
+        bound == null ? List.of() : new ArrayList<>(1); // one per miss, as a rule
+    try {
+      dialAndPublish(entry, pending, evicted);
+    } finally {
+      reportAll(evicted, /* counted= */ true);
+    }
+  }
+
+  /** The dial itself; adds what it evicted to {@code evicted}, counted but not reported. */
+  private void dialAndPublish(Entry entry, PendingDial pending, List<Closed> evicted) {
     String address = entry.address;
     long start = System.nanoTime();
     ManagedChannel channel = null;
     Throwable failure = null;
-    ChannelBound claimed = null;
     pending.dialThread = Thread.currentThread();
     try {
       listener.onCacheMiss(address);
@@ -678,8 +697,14 @@ public final class CachingConnector implements AutoCloseable {
         return; // failed meanwhile (closed, or timed out): the dialer is not called
       }
       if (bound != null) {
-        bound.claim(this::evict); // closes idle channels while the bound is reached
-        claimed = bound; // only once claimed: a listener's Error out of an eviction took no place
+        bound.claim(candidate -> evict(candidate, evicted)); // while the bound is reached
+        // Dekker with failPending(): this writes, then reads the state; it sets the state, then
+        // takes the place. Either way a failed dial's place is given back, exactly once.
+        pending.holdPlace();
+        if ((entry.state & CLOSED) != 0) {
+          givePlaceBack(pending);
+          return; // failed while it evicted: the dialer is not called
+        }
       }
       channel = dialer.dial(address);
       if (channel == null) {
@@ -701,11 +726,9 @@ public final class CachingConnector implements AutoCloseable {
     if (failure != null || channel == null) {
       Throwable cause = failure != null ? failure : new IllegalStateException("no channel");
       failPending(entry, pending, cause);
+      givePlaceBack(pending); // if an abandonment did not already
       if (channel != null) {
         Drainer.discard(channel); // shut down already; made sure it terminates
-      }
-      if (claimed != null) {
-        claimed.unclaim();
       }
       listener.onDialComplete(address, took, cause);
       if (cause instanceof VirtualMachineError error) {
@@ -722,9 +745,7 @@ public final class CachingConnector implements AutoCloseable {
       // Failed while the dialer ran (dial timeout or close()): nobody will use this channel.
       openChannels.decrementAndGet();
       Drainer.discard(channel);
-      if (claimed != null) {
-        claimed.unclaim();
-      }
+      givePlaceBack(pending); // if the failure did not already
       try {
         deliverConnectionCount();
       } finally {
@@ -735,8 +756,8 @@ public final class CachingConnector implements AutoCloseable {
     // Only waiters need the PendingDial: it is not kept for the entry's life. A waiter that reads
     // the state after this finds the entry published and leases.
     entry.pending = null;
-    if (claimed != null) {
-      claimed.add(entry);
+    if (bound != null) {
+      bound.add(entry); // the place is the channel's now, given back when it is closed
     }
     // Dekker with close()'s sweep; before the waiters wake, so that a close() called after this
     // dial returned to its caller never races this thread for the channel (and returns before it
@@ -798,8 +819,17 @@ public final class CachingConnector implements AutoCloseable {
       }
     }
     unlink(entry);
+    givePlaceBack(pending); // a dial abandoned while its dialer hangs holds no place
     pending.complete(cause);
     return true;
+  }
+
+  /** Gives back the place under the bound that {@code pending}'s dial holds, if it still does. */
+  private void givePlaceBack(PendingDial pending) {
+    ChannelBound bounded = bound;
+    if (bounded != null && pending.takePlace()) {
+      bounded.unclaim();
+    }
   }
 
   /** The dial in flight for {@code address}, if any; for tests. */
@@ -1097,17 +1127,13 @@ public final class CachingConnector implements AutoCloseable {
 
   /**
    * Detaches a channel past its maximum age (cause MAX_AGE), with its address's extra channels if
-   * it is the first (they hang off it, see AddressPool), and closes those of them that are idle.
-   * Under expireLock.
+   * it is the first (they hang off it, see AddressPool), and closes it if it is idle; the extra
+   * channels detached with it are closed by the pass's walk of the detached set (this pass's, if
+   * its weakly consistent iteration sees them, else the next). Under expireLock.
    */
   private void retire(Entry entry, List<Closed> closes) {
     if (!detach(entry, CloseCause.MAX_AGE, closes)) {
       return;
-    }
-    for (Entry sibling : AddressPool.siblings(entry)) {
-      if (closeEntry(sibling, /* force= */ false)) {
-        closes.add(new Closed(sibling.address, detachCause(sibling)));
-      }
     }
     if (closeEntry(entry, /* force= */ false)) {
       closes.add(new Closed(entry.address, CloseCause.MAX_AGE));
@@ -1116,15 +1142,23 @@ public final class CachingConnector implements AutoCloseable {
 
   /**
    * Closes {@code entry} to make a place under the bound (see ChannelBound) if it holds no lease,
-   * no call and no sibling, and reports the close: EVICTED, or the cause it was detached for.
-   * Returns whether this call closed it.
+   * no call and no sibling, counts the close and adds it to {@code evicted}, for the dial to report
+   * once its outcome is published: EVICTED, or the cause it was detached for (STALE if someone else
+   * had shut it down). Returns whether this call closed it.
    */
-  private boolean evict(Entry entry) {
+  private boolean evict(Entry entry, List<Closed> evicted) {
+    boolean stale = entry.channel().isShutdown();
     if (!closeEntry(entry, /* force= */ false)) {
       return false;
     }
-    reportClosed(
-        entry.address, (entry.state & DETACHED) != 0 ? detachCause(entry) : CloseCause.EVICTED);
+    countClosed();
+    CloseCause cause;
+    if ((entry.state & DETACHED) != 0) {
+      cause = detachCause(entry);
+    } else {
+      cause = stale ? CloseCause.STALE : CloseCause.EVICTED;
+    }
+    evicted.add(new Closed(entry.address, cause));
     return true;
   }
 
@@ -1284,10 +1318,20 @@ public final class CachingConnector implements AutoCloseable {
    * the close and of the new count. Exactly one call per channel closed.
    */
   private void reportClosed(String address, CloseCause cause) {
+    countClosed();
+    notifyClosed(address, cause);
+  }
+
+  /** Takes a channel shut down by {@link #shutdownChannel} off the count and the bound. */
+  private void countClosed() {
     openChannels.decrementAndGet();
     if (bound != null) {
       bound.unclaim();
     }
+  }
+
+  /** Tells the listeners of a close counted by {@link #countClosed}, and of the new count. */
+  private void notifyClosed(String address, CloseCause cause) {
     try {
       listener.onClose(address, cause);
     } finally {
@@ -1300,10 +1344,18 @@ public final class CachingConnector implements AutoCloseable {
    * that gets through) does not keep the others from being counted.
    */
   private void reportAll(List<Closed> closes) {
+    reportAll(closes, /* counted= */ false);
+  }
+
+  /** {@link #reportAll(List)}, of closes already counted ({@link #countClosed}) if counted. */
+  private void reportAll(List<Closed> closes, boolean counted) {
     VirtualMachineError failure = null;
     for (Closed close : closes) {
       try {
-        reportClosed(close.address(), close.cause());
+        if (!counted) {
+          countClosed();
+        }
+        notifyClosed(close.address(), close.cause());
       } catch (VirtualMachineError e) {
         if (failure == null) {
           failure = e;

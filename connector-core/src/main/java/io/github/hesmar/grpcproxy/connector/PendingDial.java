@@ -4,6 +4,8 @@ import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -38,10 +40,40 @@ final class PendingDial {
   /** Null while in flight; then {@link #SUCCEEDED} or the failure. */
   private volatile @Nullable Object outcome;
 
+  /**
+   * Whether the dial holds a place under the connector's bound ({@link ChannelBound}): 0 not yet, 1
+   * held, 2 given back. Changed through {@link #PLACE}.
+   */
+  @SuppressWarnings("unused")
+  private volatile int place;
+
+  private static final VarHandle PLACE;
+
+  static {
+    try {
+      PLACE = MethodHandles.lookup().findVarHandle(PendingDial.class, "place", int.class);
+    } catch (ReflectiveOperationException e) {
+      throw new ExceptionInInitializerError(e);
+    }
+  }
+
   private final Set<Thread> waiters = ConcurrentHashMap.newKeySet();
 
   PendingDial(long startNanos) {
     this.startNanos = startNanos;
+  }
+
+  /** Records that the dial took a place under the bound; by the dial thread, once. */
+  void holdPlace() {
+    PLACE.setVolatile(this, 1);
+  }
+
+  /**
+   * Takes the place back from the dial, if it holds one: true for exactly one caller, which gives
+   * it back to the bound.
+   */
+  boolean takePlace() {
+    return PLACE.compareAndSet(this, 1, 2);
   }
 
   /** Returns the outcome, or null while the dial is in flight. */

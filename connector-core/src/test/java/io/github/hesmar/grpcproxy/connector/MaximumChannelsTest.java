@@ -1,15 +1,22 @@
 package io.github.hesmar.grpcproxy.connector;
 
+import static java.util.Objects.requireNonNull;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import org.jspecify.annotations.Nullable;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -179,6 +186,74 @@ class MaximumChannelsTest {
           .doesNotHaveDuplicates()
           .hasSize(3);
       assertThat(dialer.open()).hasSize(3);
+    }
+  }
+
+  @Test
+  void aDialAbandonedWhileItsDialerHangsGivesItsPlaceBack() throws Exception {
+    TrackingDialer dialer = TrackingDialer.fake();
+    CountDownLatch never = new CountDownLatch(1);
+    dialer.behaviour =
+        address -> {
+          if (address.contains("hung")) {
+            never.await();
+          }
+        };
+    Closes closes = new Closes();
+    try (CachingConnector connector =
+        CachingConnector.builder()
+            .dialer(dialer)
+            .shutdownGracePeriod(Duration.ZERO)
+            .dialTimeout(Duration.ofMillis(100))
+            .maximumChannels(3)
+            .listener(closes)
+            .build()) {
+      for (int i = 0; i < 3; i++) {
+        assertThatThrownBy(() -> connector.dial("dns:///hung.test:443"))
+            .isInstanceOfSatisfying(
+                StatusRuntimeException.class,
+                e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED));
+      }
+      connector.dial(address(0)).close();
+      connector.dial(address(1)).close();
+      connector.dial(address(2)).close();
+      assertThat(closes.evicted).as("three channels open under a bound of 3").isEmpty();
+      connector.dial(address(3)).close();
+      assertThat(closes.evicted).containsExactly(address(0));
+    } finally {
+      never.countDown();
+    }
+  }
+
+  @Test
+  void aListenerHearsOfAnEvictionAfterTheDialThatMadeItAndMayDialTheSameAddress() {
+    TrackingDialer dialer = TrackingDialer.fake();
+    AtomicReference<@Nullable CachingConnector> self = new AtomicReference<>();
+    List<String> redialed = new CopyOnWriteArrayList<>();
+    CachingConnector connector =
+        dialer
+            .inlineConnector()
+            .maximumChannels(1)
+            .listener(
+                new ConnectorListener() {
+                  @Override
+                  public void onClose(String address, CloseCause cause) {
+                    if (cause == CloseCause.RELEASED) {
+                      // The detached channel of the address whose dial evicted it.
+                      try (LeasedChannel lease = requireNonNull(self.get()).dial(address)) {
+                        redialed.add(lease.address());
+                      }
+                    }
+                  }
+                })
+            .build();
+    self.set(connector);
+    try (connector) {
+      connector.dial(address(0)).close();
+      connector.closeOnRelease(address(0));
+      connector.dial(address(0)).close(); // evicts the detached channel of address 0
+      assertThat(redialed).containsExactly(address(0));
+      assertThat(dialer.dialsOf(address(0))).as("the listener's dial was a hit").isEqualTo(2);
     }
   }
 
