@@ -322,7 +322,10 @@ class CachingConnectorAutoConfigurationTest {
               assertThat(connector.connections())
                   .extracting(ConnectionInfo::address)
                   .containsExactly(backend.dnsAddress());
-              assertThat(causes).containsExactly(CloseCause.EVICTED);
+              // Reported by the dial thread once the dial's outcome is published.
+              await()
+                  .atMost(Duration.ofSeconds(10))
+                  .untilAsserted(() -> assertThat(causes).containsExactly(CloseCause.EVICTED));
             });
   }
 
