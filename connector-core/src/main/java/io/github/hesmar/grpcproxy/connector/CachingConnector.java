@@ -107,8 +107,9 @@ public final class CachingConnector implements AutoCloseable {
    * Striping. When two leases of one entry collide (a lease CAS fails while only the lease count
    * changed), the entry gets lease cells: counters on separate cache lines, one per thread slot,
    * so that threads leasing one hot address stop writing one word. A thread's slot comes from its
-   * thread id (Entry.addToCell), so threads started one after the other use different cells. A lease then adds 1 to its
-   * thread's cell and *then* reads the state: if a flag is set it takes the 1 back. A non-forced
+   * thread id (Entry.addToCell), so threads started one after the other use different cells. A
+   * lease then adds 1 to its thread's cell and *then* reads the state: if a flag is set it takes
+   * the 1 back. A non-forced
    * close sets CLOSING (only when the state word counts no lease), *then* reads the cells: if any
    * counts a lease it clears CLOSING, else it flips CLOSING to CLOSED. Both sides write before
    * they read (volatile), so at least one sees the other: no lease is ever granted on a channel
@@ -172,7 +173,8 @@ public final class CachingConnector implements AutoCloseable {
    * and the dial thread (which records it, then reads the state) and the failure (failPending: a
    * dialer that threw, close(), the dial timeout; it sets the state, then reads the record) each
    * try to take it back by compare-and-set: at least one sees the other, exactly one wins, and a
-   * hung dialer holds no place. The dial reports its evictions to the listeners after its own outcome is published.
+   * hung dialer holds no place. The dial reports its evictions to the listeners after its own
+   * outcome is published.
    *
    * The maximum age. An expiry pass detaches (cause MAX_AGE) each attached channel whose age, on
    * the injected clock, is past its jittered maximum: the same detach as closeOnRelease, so the
