@@ -127,11 +127,10 @@ class SampleApplicationTest {
 
     @Test
     @SuppressWarnings("unchecked")
-    void metricsShowTheOpenConnections() {
+    void metricsShowTheOpenChannels() {
       call("alpha", "x");
 
-      ResponseEntity<Map<String, Object>> metric =
-          get("/actuator/metrics/grpc.connector.connections");
+      ResponseEntity<Map<String, Object>> metric = get("/actuator/metrics/grpc.connector.channels");
 
       assertThat(metric.getStatusCode().value()).isEqualTo(200);
       List<Map<String, Object>> measurements =

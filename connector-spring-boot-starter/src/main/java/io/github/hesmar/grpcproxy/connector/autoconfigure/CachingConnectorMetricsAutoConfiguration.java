@@ -17,8 +17,8 @@ import org.springframework.context.annotation.Bean;
  * <p>The meters are fed by a listener that must be registered when the connector is built, so they
  * count the events of the connector built by {@link CachingConnectorAutoConfiguration}; an
  * application that builds its own connector registers the {@link CachingConnectorMetrics} bean as
- * its listener. The {@value CachingConnectorMetrics#CONNECTIONS_OVER_BOUND} gauge is registered
- * when {@code grpc.connector.maximum-channels} is set.
+ * its listener. The {@value CachingConnectorMetrics#CHANNELS_MAX} gauge is registered when {@code
+ * grpc.connector.maximum-channels} is set.
  *
  * <p>Runs after Spring Boot's metrics auto-configurations, which are named for both Boot lines:
  * Boot 4 moved them from {@code spring-boot-actuator-autoconfigure} to {@code

@@ -23,27 +23,47 @@ import org.jspecify.annotations.Nullable;
 
 /**
  * Micrometer meters of one {@link CachingConnector}, all tagged {@code name} and never with an
- * address (a proxy dials an unbounded set of addresses):
+ * address (a proxy dials an unbounded set of addresses). The names are frozen: the README's
+ * "Metrics" section gives the reason for each.
  *
  * <table>
  *   <caption>Meters</caption>
- *   <tr><th>name</th><th>type</th><th>extra tags</th></tr>
- *   <tr><td>{@value #DIALS}</td><td>counter</td><td></td></tr>
- *   <tr><td>{@value #CACHE_MISSES}</td><td>counter</td><td></td></tr>
- *   <tr><td>{@value #CONNECTIONS}</td><td>gauge</td><td></td></tr>
- *   <tr><td>{@value #CONNECTIONS_OVER_BOUND}</td><td>gauge, only with a bound</td><td></td></tr>
- *   <tr><td>{@value #LEASES}</td><td>gauge</td><td></td></tr>
- *   <tr><td>{@value #CALLS}</td><td>gauge</td><td></td></tr>
- *   <tr><td>{@value #DIAL_DURATION}</td><td>timer</td><td>{@code outcome}: success, failure</td></tr>
- *   <tr><td>{@value #CLOSES}</td><td>counter</td><td>{@code cause}: expired, released, stale,
- *       shutdown, evicted, max_age</td></tr>
- *   <tr><td>{@value #LEAKS}</td><td>counter</td><td></td></tr>
+ *   <tr><th>name</th><th>type</th><th>base unit</th><th>extra tags</th><th>fed by</th></tr>
+ *   <tr><td>{@value #DIALS}</td><td>counter</td><td>dials</td><td></td>
+ *       <td>{@code onConnect}</td></tr>
+ *   <tr><td>{@value #DIALS_MISSED}</td><td>counter</td><td>dials</td><td></td>
+ *       <td>{@code onCacheMiss}</td></tr>
+ *   <tr><td>{@value #CHANNELS}</td><td>gauge</td><td>channels</td><td></td>
+ *       <td>{@code onConnectionCountUpdate}</td></tr>
+ *   <tr><td>{@value #CHANNELS_MAX}</td><td>gauge, only with a bound</td><td>channels</td><td></td>
+ *       <td>the bound</td></tr>
+ *   <tr><td>{@value #CHANNELS_CREATION}</td><td>timer</td><td>seconds</td>
+ *       <td>{@code result}: success, failure</td><td>{@code onDialComplete}</td></tr>
+ *   <tr><td>{@value #CHANNELS_CLOSED}</td><td>counter</td><td>channels</td><td>{@code cause}:
+ *       expired, released, stale, shutdown, evicted, max_age</td><td>{@code onClose}</td></tr>
+ *   <tr><td>{@value #LEASES_ACTIVE}</td><td>gauge</td><td>leases</td><td></td>
+ *       <td>{@link CachingConnector#leaseCount()}</td></tr>
+ *   <tr><td>{@value #CALLS_ACTIVE}</td><td>gauge</td><td>calls</td><td></td>
+ *       <td>{@link CachingConnector#callCount()}</td></tr>
+ *   <tr><td>{@value #LEASES_LEAKED}</td><td>counter</td><td>leases</td><td></td>
+ *       <td>{@code onLeak}</td></tr>
  * </table>
+ *
+ * <p>Hits are {@value #DIALS} minus {@value #DIALS_MISSED}, not a {@code result=hit} series: the
+ * seed's {@code onConnect} is called when a dial starts, before the connector knows whether it will
+ * hit, and {@code onCacheMiss} once per channel creation, on the thread that runs it; no callback
+ * tells that a dial ended without creating a channel, so a {@code result=hit} counter could not be
+ * fed, and one computed as the difference would go down while a miss is between its two callbacks.
+ * A dial that waits for another dial's channel is not a miss (as in Caffeine, a caller that did not
+ * load is a hit); a dial that opens an extra channel of an address whose channels are full is one.
+ * The difference is exact once no dial is in flight, but for a dial that creates two channels (its
+ * extra channel's address was detached meanwhile, so it dials the address again), counted as two
+ * misses.
  *
  * <p>It is both the connector's {@link ConnectorListener}, which must be registered when the
  * connector is built, and the {@link MeterBinder} that registers the meters; the connector itself
- * is needed only by the {@value #LEASES} and {@value #CALLS} gauges and is looked up when they are
- * read:
+ * is needed only by the {@value #LEASES_ACTIVE} and {@value #CALLS_ACTIVE} gauges and is looked up
+ * when they are read:
  *
  * <pre>{@code
  * AtomicReference<CachingConnector> ref = new AtomicReference<>();
@@ -57,51 +77,54 @@ import org.jspecify.annotations.Nullable;
  */
 public final class CachingConnectorMetrics implements ConnectorListener, MeterBinder {
 
-  /** Counter of dials, cached or not. */
+  /** Counter of dials, cached or not (the seed's {@code onConnect}). */
   public static final String DIALS = "grpc.connector.dials";
 
-  /** Counter of cache misses (channel creations). */
-  public static final String CACHE_MISSES = "grpc.connector.cache.misses";
+  /**
+   * Counter of dials that created a channel: of an address with none, or an extra one of an address
+   * whose channels are full (the seed's {@code onCacheMiss}, once per channel creation).
+   */
+  public static final String DIALS_MISSED = "grpc.connector.dials.missed";
 
-  /** Gauge of open channels. */
-  public static final String CONNECTIONS = "grpc.connector.connections";
+  /** Gauge of open channels, cached or closing (the seed's {@code onConnectionCountUpdate}). */
+  public static final String CHANNELS = "grpc.connector.channels";
 
   /**
-   * Gauge of open channels past the {@linkplain CachingConnector.Builder#maximumChannels(int)
-   * bound}: above zero only when dials found no idle channel to close (the bound is soft: a channel
-   * in use is never closed).
+   * Gauge of the {@linkplain CachingConnector.Builder#maximumChannels(int) bound} on open channels,
+   * registered only with a bound. The bound is soft (a channel in use is never closed), so {@value
+   * #CHANNELS} exceeds it while dials find no idle channel to close.
    */
-  public static final String CONNECTIONS_OVER_BOUND = "grpc.connector.connections.over.bound";
+  public static final String CHANNELS_MAX = "grpc.connector.channels.max";
+
+  /** Timer of the dialer's channel creations, tagged {@code result}: success or failure. */
+  public static final String CHANNELS_CREATION = "grpc.connector.channels.creation";
+
+  /** Counter of closed channels, tagged {@code cause}. */
+  public static final String CHANNELS_CLOSED = "grpc.connector.channels.closed";
 
   /** Gauge of outstanding leases. */
-  public static final String LEASES = "grpc.connector.leases";
+  public static final String LEASES_ACTIVE = "grpc.connector.leases.active";
 
   /** Gauge of calls in flight, whether or not their lease was released. */
-  public static final String CALLS = "grpc.connector.calls";
+  public static final String CALLS_ACTIVE = "grpc.connector.calls.active";
 
-  /** Timer of the dialer's channel creation. */
-  public static final String DIAL_DURATION = "grpc.connector.dial.duration";
+  /** Counter of leases held longer than the leak detection threshold. */
+  public static final String LEASES_LEAKED = "grpc.connector.leases.leaked";
 
-  /** Counter of closed channels. */
-  public static final String CLOSES = "grpc.connector.closes";
-
-  /** Counter of detected lease leaks. */
-  public static final String LEAKS = "grpc.connector.leaks";
-
-  /** No bound, as the connector's default: no {@value #CONNECTIONS_OVER_BOUND} gauge. */
+  /** No bound, as the connector's default: no {@value #CHANNELS_MAX} gauge. */
   private static final int UNBOUNDED = Integer.MAX_VALUE;
 
   private final Supplier<? extends @Nullable CachingConnector> connector;
   private final Tags tags;
   private final int maximumChannels;
-  private final AtomicInteger connections = new AtomicInteger();
+  private final AtomicInteger channels = new AtomicInteger();
   private final List<Meters> bound = new CopyOnWriteArrayList<>();
 
   /**
    * Creates the meters of a connector.
    *
-   * @param connector gives the connector for the {@value #LEASES} and {@value #CALLS} gauges when
-   *     they are read; may return {@code null} (the gauges then read NaN)
+   * @param connector gives the connector for the {@value #LEASES_ACTIVE} and {@value #CALLS_ACTIVE}
+   *     gauges when they are read; may return {@code null} (the gauges then read NaN)
    * @param name the value of the {@code name} tag, for example the connector's bean name
    * @param tags more tags for every meter
    */
@@ -112,12 +135,11 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
 
   /**
    * Creates the meters of a connector built with a {@linkplain
-   * CachingConnector.Builder#maximumChannels(int) bound}: they include the {@value
-   * #CONNECTIONS_OVER_BOUND} gauge ({@link Integer#MAX_VALUE}, the connector's unbounded default,
-   * gives none).
+   * CachingConnector.Builder#maximumChannels(int) bound}: they include the {@value #CHANNELS_MAX}
+   * gauge ({@link Integer#MAX_VALUE}, the connector's unbounded default, gives none).
    *
-   * @param connector gives the connector for the {@value #LEASES} and {@value #CALLS} gauges when
-   *     they are read; may return {@code null} (the gauges then read NaN)
+   * @param connector gives the connector for the {@value #LEASES_ACTIVE} and {@value #CALLS_ACTIVE}
+   *     gauges when they are read; may return {@code null} (the gauges then read NaN)
    * @param name the value of the {@code name} tag, for example the connector's bean name
    * @param tags more tags for every meter
    * @param maximumChannels the connector's bound; positive
@@ -140,27 +162,28 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
   @Override
   public void bindTo(MeterRegistry registry) {
     requireNonNull(registry, "registry");
-    Gauge.builder(CONNECTIONS, connections, AtomicInteger::get)
+    Gauge.builder(CHANNELS, channels, AtomicInteger::get)
         .tags(tags)
         .description("Open channels, cached or closing.")
-        .baseUnit("connections")
+        .baseUnit("channels")
         .strongReference(true)
         .register(registry);
     if (maximumChannels != UNBOUNDED) {
-      Gauge.builder(CONNECTIONS_OVER_BOUND, this, CachingConnectorMetrics::connectionsOverBound)
+      Gauge.builder(CHANNELS_MAX, this, metrics -> metrics.maximumChannels)
           .tags(tags)
-          .description("Open channels past the maximum, exceeded only while no idle one can close.")
-          .baseUnit("connections")
+          .description(
+              "Most open channels before dials close idle ones; exceeded while none is idle.")
+          .baseUnit("channels")
           .strongReference(true)
           .register(registry);
     }
-    Gauge.builder(LEASES, this, CachingConnectorMetrics::leases)
+    Gauge.builder(LEASES_ACTIVE, this, CachingConnectorMetrics::leasesActive)
         .tags(tags)
         .description("Leases taken and not yet released.")
         .baseUnit("leases")
         .strongReference(true)
         .register(registry);
-    Gauge.builder(CALLS, this, CachingConnectorMetrics::calls)
+    Gauge.builder(CALLS_ACTIVE, this, CachingConnectorMetrics::callsActive)
         .tags(tags)
         .description("Calls in flight on the channels, whether or not their lease was released.")
         .baseUnit("calls")
@@ -169,16 +192,12 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
     bound.add(new Meters(registry, tags));
   }
 
-  private double connectionsOverBound() {
-    return Math.max(0, connections.get() - maximumChannels);
-  }
-
-  private double leases() {
+  private double leasesActive() {
     CachingConnector current = connector.get();
     return current == null ? Double.NaN : current.leaseCount();
   }
 
-  private double calls() {
+  private double callsActive() {
     CachingConnector current = connector.get();
     return current == null ? Double.NaN : current.callCount();
   }
@@ -193,33 +212,33 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
   @Override
   public void onCacheMiss(String address) {
     for (Meters meters : bound) {
-      meters.cacheMisses.increment();
+      meters.dialsMissed.increment();
     }
   }
 
   @Override
   public void onConnectionCountUpdate(int count) {
-    connections.set(count);
+    channels.set(count);
   }
 
   @Override
   public void onDialComplete(String address, Duration duration, @Nullable Throwable failure) {
     for (Meters meters : bound) {
-      (failure == null ? meters.dialSuccess : meters.dialFailure).record(duration);
+      (failure == null ? meters.creationSuccess : meters.creationFailure).record(duration);
     }
   }
 
   @Override
   public void onClose(String address, CloseCause cause) {
     for (Meters meters : bound) {
-      requireNonNull(meters.closes.get(cause), "counter of every cause").increment();
+      requireNonNull(meters.closed.get(cause), "counter of every cause").increment();
     }
   }
 
   @Override
   public void onLeak(String address, Duration heldFor) {
     for (Meters meters : bound) {
-      meters.leaks.increment();
+      meters.leasesLeaked.increment();
     }
   }
 
@@ -227,11 +246,11 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
   private static final class Meters {
 
     final Counter dials;
-    final Counter cacheMisses;
-    final Timer dialSuccess;
-    final Timer dialFailure;
-    final Map<CloseCause, Counter> closes = new EnumMap<>(CloseCause.class);
-    final Counter leaks;
+    final Counter dialsMissed;
+    final Timer creationSuccess;
+    final Timer creationFailure;
+    final Map<CloseCause, Counter> closed = new EnumMap<>(CloseCause.class);
+    final Counter leasesLeaked;
 
     Meters(MeterRegistry registry, Tags tags) {
       dials =
@@ -240,37 +259,39 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
               .description("Dials of an address, cached or not.")
               .baseUnit("dials")
               .register(registry);
-      cacheMisses =
-          Counter.builder(CACHE_MISSES)
+      dialsMissed =
+          Counter.builder(DIALS_MISSED)
               .tags(tags)
-              .description("Dials that found no cached channel and created one.")
+              .description(
+                  "Dials that created a channel: none was cached, or all were full and the"
+                      + " address could have one more.")
               .baseUnit("dials")
               .register(registry);
-      dialSuccess = dialTimer(registry, tags, "success");
-      dialFailure = dialTimer(registry, tags, "failure");
+      creationSuccess = creationTimer(registry, tags, "success");
+      creationFailure = creationTimer(registry, tags, "failure");
       for (CloseCause cause : CloseCause.values()) {
-        closes.put(
+        closed.put(
             cause,
-            Counter.builder(CLOSES)
+            Counter.builder(CHANNELS_CLOSED)
                 .tags(tags)
                 .tag("cause", cause.name().toLowerCase(Locale.ROOT))
                 .description("Channels closed, by cause.")
-                .baseUnit("connections")
+                .baseUnit("channels")
                 .register(registry));
       }
-      leaks =
-          Counter.builder(LEAKS)
+      leasesLeaked =
+          Counter.builder(LEASES_LEAKED)
               .tags(tags)
               .description("Leases held longer than the leak detection threshold.")
               .baseUnit("leases")
               .register(registry);
     }
 
-    private static Timer dialTimer(MeterRegistry registry, Tags tags, String outcome) {
-      return Timer.builder(DIAL_DURATION)
+    private static Timer creationTimer(MeterRegistry registry, Tags tags, String result) {
+      return Timer.builder(CHANNELS_CREATION)
           .tags(tags)
-          .tag("outcome", outcome)
-          .description("Time the dialer took to create a channel.")
+          .tag("result", result)
+          .description("Time the dialer took to create a channel, by result.")
           .register(registry);
     }
   }

@@ -193,21 +193,52 @@ class CachingConnectorActuatorHttpTest {
     }
 
     @Test
-    void connectionsGaugeIsReadableOverHttp() {
+    void channelsGaugeIsReadableOverHttp() {
       try (LeasedChannel channel = connector.dial(backend.address())) {
         Map<String, Object> metric =
             client(port)
                 .get()
-                .uri("/actuator/metrics/grpc.connector.connections?tag=name:cachingConnector")
+                .uri("/actuator/metrics/grpc.connector.channels?tag=name:cachingConnector")
                 .retrieve()
                 .body(JSON);
-        assertThat(metric).containsEntry("name", "grpc.connector.connections");
+        assertThat(metric)
+            .containsEntry("name", "grpc.connector.channels")
+            .containsEntry("baseUnit", "channels")
+            .containsEntry("description", "Open channels, cached or closing.");
         assertThat(metric.get("measurements"))
             .isEqualTo(
                 List.of(
                     Map.of("statistic", "VALUE", "value", (double) connector.connectionCount())));
         assertThat(connector.connectionCount()).isPositive();
       }
+    }
+
+    @Test
+    void everyMeterShowsItsBaseUnitAndDescriptionOverHttp() {
+      connector.dial(backend.address()).close();
+      Map<String, String> baseUnits =
+          Map.of(
+              "grpc.connector.dials", "dials",
+              "grpc.connector.dials.missed", "dials",
+              "grpc.connector.channels", "channels",
+              "grpc.connector.channels.creation", "seconds",
+              "grpc.connector.channels.closed", "channels",
+              "grpc.connector.leases.active", "leases",
+              "grpc.connector.calls.active", "calls",
+              "grpc.connector.leases.leaked", "leases");
+      Map<String, Object> names = client(port).get().uri("/actuator/metrics").retrieve().body(JSON);
+      @SuppressWarnings("unchecked")
+      List<String> listed = (List<String>) names.get("names");
+      assertThat(listed)
+          .filteredOn(name -> name.startsWith("grpc.connector."))
+          .containsExactlyInAnyOrderElementsOf(baseUnits.keySet());
+      baseUnits.forEach(
+          (name, baseUnit) -> {
+            Map<String, Object> metric =
+                client(port).get().uri("/actuator/metrics/" + name).retrieve().body(JSON);
+            assertThat(metric).as(name).containsEntry("baseUnit", baseUnit);
+            assertThat((String) metric.get("description")).as(name).isNotBlank();
+          });
     }
 
     @Test

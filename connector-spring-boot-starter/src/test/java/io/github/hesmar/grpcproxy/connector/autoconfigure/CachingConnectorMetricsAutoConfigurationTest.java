@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatExceptionOfType;
 import static org.awaitility.Awaitility.await;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import io.github.hesmar.grpcproxy.connector.metrics.CachingConnectorMetrics;
 import io.grpc.StatusRuntimeException;
@@ -12,6 +13,13 @@ import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -62,38 +70,135 @@ class CachingConnectorMetricsAutoConfigurationTest {
               LeasedChannel second = connector.dial(backend.address())) {
             assertThat(LoopbackBackend.check(first)).isEqualTo(ServingStatus.SERVING);
             assertThat(LoopbackBackend.check(second)).isEqualTo(ServingStatus.SERVING);
-            assertThat(gauge(registry, CachingConnectorMetrics.LEASES)).isEqualTo(2);
-            assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS)).isEqualTo(1);
+            assertThat(gauge(registry, CachingConnectorMetrics.LEASES_ACTIVE)).isEqualTo(2);
+            assertThat(gauge(registry, CachingConnectorMetrics.CHANNELS)).isEqualTo(1);
           }
           assertThatExceptionOfType(StatusRuntimeException.class)
               .isThrownBy(() -> connector.dial(FAILING_ADDRESS));
 
           assertThat(count(registry, CachingConnectorMetrics.DIALS)).isEqualTo(3);
-          assertThat(gauge(registry, CachingConnectorMetrics.LEASES)).isZero();
-          double successes = dialTimerCount(registry, "success");
-          double failures = dialTimerCount(registry, "failure");
-          assertThat(successes).isEqualTo(1);
-          // At least one: the core may call the dialer again when the first failure came before
-          // the caller started waiting. Each call of the dialer is a cache miss.
-          assertThat(failures).isGreaterThanOrEqualTo(1);
-          assertThat(count(registry, CachingConnectorMetrics.CACHE_MISSES))
-              .isEqualTo(successes + failures);
+          assertThat(gauge(registry, CachingConnectorMetrics.LEASES_ACTIVE)).isZero();
+          assertThat(creations(registry, "success")).isEqualTo(1);
+          assertThat(creations(registry, "failure")).isEqualTo(1);
+          // Each dial that called the dialer is a miss, whether the dialer failed or not.
+          assertThat(count(registry, CachingConnectorMetrics.DIALS_MISSED)).isEqualTo(2);
 
           connector.closeOnRelease(backend.address());
           assertThat(connector.expire()).containsExactly(backend.address());
-          assertThat(closes(registry, "released")).isEqualTo(1);
-          assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS)).isZero();
+          assertThat(closed(registry, "released")).isEqualTo(1);
+          assertThat(gauge(registry, CachingConnectorMetrics.CHANNELS)).isZero();
 
           connector.dial(backend.address()).close();
           connector.expire();
           connector.expire();
-          assertThat(closes(registry, "expired")).isEqualTo(1);
+          assertThat(closed(registry, "expired")).isEqualTo(1);
 
           connector.dial(backend.address()).close();
           context.close();
-          assertThat(closes(registry, "shutdown")).isEqualTo(1);
-          assertThat(closes(registry, "stale")).isZero();
+          assertThat(closed(registry, "shutdown")).isEqualTo(1);
+          assertThat(closed(registry, "stale")).isZero();
         });
+  }
+
+  @Test
+  void dialOfACachedChannelIsADialButNotAMiss() {
+    contextRunner.run(
+        context -> {
+          CachingConnector connector = context.getBean(CachingConnector.class);
+          MeterRegistry registry = context.getBean(MeterRegistry.class);
+          LoopbackBackend.checkAndRelease(connector, backend.address());
+          assertThat(count(registry, CachingConnectorMetrics.DIALS)).isEqualTo(1);
+          assertThat(count(registry, CachingConnectorMetrics.DIALS_MISSED)).isEqualTo(1);
+
+          LoopbackBackend.checkAndRelease(connector, backend.address());
+          assertThat(count(registry, CachingConnectorMetrics.DIALS)).isEqualTo(2);
+          assertThat(count(registry, CachingConnectorMetrics.DIALS_MISSED)).isEqualTo(1);
+          assertThat(creations(registry, "success")).isEqualTo(1);
+          assertThat(gauge(registry, CachingConnectorMetrics.CHANNELS)).isEqualTo(1);
+        });
+  }
+
+  @Test
+  void waitersOfOneDialInFlightAreDialsAndOnlyTheDialIsAMiss() {
+    int waiters = 4;
+    String gated = "127.0.0.1:" + backend.port();
+    CountDownLatch dialerEntered = new CountDownLatch(1);
+    CountDownLatch dialerReleased = new CountDownLatch(1);
+    contextRunner
+        .withBean(
+            "gate",
+            ChannelBuilderCustomizer.class,
+            () ->
+                (address, builder) -> {
+                  if (address.equals(gated)) {
+                    dialerEntered.countDown();
+                    awaitUninterruptibly(dialerReleased);
+                  }
+                })
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              MeterRegistry registry = context.getBean(MeterRegistry.class);
+              ExecutorService callers = Executors.newFixedThreadPool(waiters);
+              try {
+                List<Future<ServingStatus>> checks = new ArrayList<>();
+                for (int i = 0; i < waiters; i++) {
+                  checks.add(
+                      callers.submit(
+                          () -> {
+                            try (LeasedChannel lease = connector.dial(gated)) {
+                              return LoopbackBackend.check(lease);
+                            }
+                          }));
+                }
+                assertThat(dialerEntered.await(10, TimeUnit.SECONDS)).isTrue();
+                // Every caller has dialed; the dialer is still held, so all wait for its channel.
+                await()
+                    .atMost(Duration.ofSeconds(10))
+                    .until(() -> count(registry, CachingConnectorMetrics.DIALS) == waiters);
+                dialerReleased.countDown();
+                for (Future<ServingStatus> check : checks) {
+                  assertThat(check.get(10, TimeUnit.SECONDS)).isEqualTo(ServingStatus.SERVING);
+                }
+              } finally {
+                dialerReleased.countDown();
+                callers.shutdownNow();
+              }
+              assertThat(count(registry, CachingConnectorMetrics.DIALS)).isEqualTo(waiters);
+              assertThat(count(registry, CachingConnectorMetrics.DIALS_MISSED)).isEqualTo(1);
+              assertThat(creations(registry, "success")).isEqualTo(1);
+              assertThat(gauge(registry, CachingConnectorMetrics.CHANNELS)).isEqualTo(1);
+            });
+  }
+
+  @Test
+  void dialThatOpensAnExtraChannelOfAFullAddressIsAMiss() {
+    contextRunner
+        .withPropertyValues(
+            "grpc.connector.pool.max-calls-per-channel=1",
+            "grpc.connector.pool.max-channels-per-address=2")
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              MeterRegistry registry = context.getBean(MeterRegistry.class);
+              try (LeasedChannel first = connector.dial(backend.address());
+                  LoopbackBackend.Watch watch = LoopbackBackend.watch(first)) {
+                await()
+                    .atMost(Duration.ofSeconds(10))
+                    .until(() -> watch.statuses.contains(ServingStatus.SERVING));
+                // The first channel carries its one call: the next dial opens a second channel.
+                try (LeasedChannel second = connector.dial(backend.address())) {
+                  assertThat(LoopbackBackend.check(second)).isEqualTo(ServingStatus.SERVING);
+                  assertThat(count(registry, CachingConnectorMetrics.DIALS)).isEqualTo(2);
+                  assertThat(count(registry, CachingConnectorMetrics.DIALS_MISSED)).isEqualTo(2);
+                  assertThat(creations(registry, "success")).isEqualTo(2);
+                  assertThat(gauge(registry, CachingConnectorMetrics.CHANNELS)).isEqualTo(2);
+                  assertThat(connector.connections())
+                      .extracting(ConnectionInfo::address)
+                      .containsExactly(backend.address(), backend.address());
+                }
+              }
+            });
   }
 
   @Test
@@ -109,12 +214,12 @@ class CachingConnectorMetricsAutoConfigurationTest {
             await()
                 .atMost(Duration.ofSeconds(10))
                 .until(() -> watch.statuses.contains(ServingStatus.SERVING));
-            assertThat(gauge(registry, CachingConnectorMetrics.LEASES)).isZero();
-            assertThat(gauge(registry, CachingConnectorMetrics.CALLS)).isEqualTo(1);
+            assertThat(gauge(registry, CachingConnectorMetrics.LEASES_ACTIVE)).isZero();
+            assertThat(gauge(registry, CachingConnectorMetrics.CALLS_ACTIVE)).isEqualTo(1);
           }
           await()
               .atMost(Duration.ofSeconds(10))
-              .until(() -> gauge(registry, CachingConnectorMetrics.CALLS) == 0);
+              .until(() -> gauge(registry, CachingConnectorMetrics.CALLS_ACTIVE) == 0);
         });
   }
 
@@ -127,55 +232,52 @@ class CachingConnectorMetricsAutoConfigurationTest {
               CachingConnector connector = context.getBean(CachingConnector.class);
               MeterRegistry registry = context.getBean(MeterRegistry.class);
               LoopbackBackend.checkAndRelease(connector, backend.address());
-              assertThat(closes(registry, "evicted")).isZero();
+              assertThat(closed(registry, "evicted")).isZero();
 
               LoopbackBackend.checkAndRelease(connector, backend.dnsAddress());
               // Reported by the dial thread once the dial's outcome is published.
               await()
                   .atMost(Duration.ofSeconds(10))
-                  .untilAsserted(() -> assertThat(closes(registry, "evicted")).isEqualTo(1));
-              assertThat(closes(registry, "max_age")).isZero();
-              assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS)).isEqualTo(1);
+                  .untilAsserted(() -> assertThat(closed(registry, "evicted")).isEqualTo(1));
+              assertThat(closed(registry, "max_age")).isZero();
+              assertThat(gauge(registry, CachingConnectorMetrics.CHANNELS)).isEqualTo(1);
             });
   }
 
   @Test
-  void overBoundGaugeCountsChannelsInUsePastTheMaximumUntilADialClosesIdleOnes() {
+  void channelsInUseExceedTheMaxGaugeUntilADialClosesIdleOnes() {
     contextRunner
         .withPropertyValues("grpc.connector.maximum-channels=1")
         .run(
             context -> {
               CachingConnector connector = context.getBean(CachingConnector.class);
               MeterRegistry registry = context.getBean(MeterRegistry.class);
+              assertThat(gauge(registry, CachingConnectorMetrics.CHANNELS_MAX)).isEqualTo(1);
               try (LeasedChannel first = connector.dial(backend.address())) {
-                assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS_OVER_BOUND))
-                    .isZero();
+                assertThat(gauge(registry, CachingConnectorMetrics.CHANNELS)).isEqualTo(1);
                 // The first channel is leased: it is not closed, the bound is exceeded.
                 try (LeasedChannel second = connector.dial(backend.dnsAddress())) {
-                  assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS)).isEqualTo(2);
-                  assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS_OVER_BOUND))
-                      .isEqualTo(1);
+                  assertThat(gauge(registry, CachingConnectorMetrics.CHANNELS)).isEqualTo(2);
                 }
               }
               // Released, both are idle: a dial of a third address closes them to fit its own.
-              assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS_OVER_BOUND))
-                  .isEqualTo(1);
+              assertThat(gauge(registry, CachingConnectorMetrics.CHANNELS)).isEqualTo(2);
               LoopbackBackend.checkAndRelease(connector, "127.0.0.1:" + backend.port());
-              assertThat(gauge(registry, CachingConnectorMetrics.CONNECTIONS_OVER_BOUND)).isZero();
+              assertThat(gauge(registry, CachingConnectorMetrics.CHANNELS)).isEqualTo(1);
+              assertThat(gauge(registry, CachingConnectorMetrics.CHANNELS_MAX)).isEqualTo(1);
               await()
                   .atMost(Duration.ofSeconds(10))
-                  .untilAsserted(() -> assertThat(closes(registry, "evicted")).isEqualTo(2));
+                  .untilAsserted(() -> assertThat(closed(registry, "evicted")).isEqualTo(2));
             });
   }
 
   @Test
-  void overBoundGaugeIsRegisteredOnlyWithABound() {
+  void maxGaugeIsRegisteredOnlyWithABound() {
     contextRunner.run(
         context -> {
           MeterRegistry registry = context.getBean(MeterRegistry.class);
-          assertThat(registry.find(CachingConnectorMetrics.CONNECTIONS).gauges()).hasSize(1);
-          assertThat(registry.find(CachingConnectorMetrics.CONNECTIONS_OVER_BOUND).gauges())
-              .isEmpty();
+          assertThat(registry.find(CachingConnectorMetrics.CHANNELS).gauges()).hasSize(1);
+          assertThat(registry.find(CachingConnectorMetrics.CHANNELS_MAX).gauges()).isEmpty();
         });
   }
 
@@ -190,7 +292,7 @@ class CachingConnectorMetricsAutoConfigurationTest {
               try (LeasedChannel leaked = connector.dial(backend.address())) {
                 await()
                     .atMost(Duration.ofSeconds(10))
-                    .until(() -> count(registry, CachingConnectorMetrics.LEAKS) == 1);
+                    .until(() -> count(registry, CachingConnectorMetrics.LEASES_LEAKED) == 1);
               }
             });
   }
@@ -202,7 +304,7 @@ class CachingConnectorMetricsAutoConfigurationTest {
           CachingConnector connector = context.getBean(CachingConnector.class);
           connector.dial(backend.address()).close();
           MeterRegistry registry = context.getBean(MeterRegistry.class);
-          assertThat(registry.find("grpc.connector.dials").meters()).hasSize(1);
+          assertThat(registry.find(CachingConnectorMetrics.DIALS).meters()).hasSize(1);
           for (Meter meter : registry.getMeters()) {
             if (meter.getId().getName().startsWith("grpc.connector.")) {
               assertThat(meter.getId().getDescription()).as(meter.getId().getName()).isNotBlank();
@@ -232,19 +334,34 @@ class CachingConnectorMetricsAutoConfigurationTest {
     return registry.get(name).tag("name", "cachingConnector").counter().count();
   }
 
-  private static double closes(MeterRegistry registry, String cause) {
-    return registry.get(CachingConnectorMetrics.CLOSES).tag("cause", cause).counter().count();
+  private static double closed(MeterRegistry registry, String cause) {
+    return registry
+        .get(CachingConnectorMetrics.CHANNELS_CLOSED)
+        .tag("cause", cause)
+        .counter()
+        .count();
   }
 
-  private static long dialTimerCount(MeterRegistry registry, String outcome) {
+  private static long creations(MeterRegistry registry, String result) {
     return registry
-        .get(CachingConnectorMetrics.DIAL_DURATION)
-        .tag("outcome", outcome)
+        .get(CachingConnectorMetrics.CHANNELS_CREATION)
+        .tag("result", result)
         .timer()
         .count();
   }
 
   private static double gauge(MeterRegistry registry, String name) {
     return registry.get(name).tag("name", "cachingConnector").gauge().value();
+  }
+
+  private static void awaitUninterruptibly(CountDownLatch latch) {
+    try {
+      if (!latch.await(10, TimeUnit.SECONDS)) {
+        throw new IllegalStateException("not released within 10 s");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
   }
 }
