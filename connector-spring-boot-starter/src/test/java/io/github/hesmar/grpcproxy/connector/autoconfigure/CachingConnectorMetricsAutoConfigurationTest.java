@@ -181,7 +181,8 @@ class CachingConnectorMetricsAutoConfigurationTest {
             context -> {
               CachingConnector connector = context.getBean(CachingConnector.class);
               MeterRegistry registry = context.getBean(MeterRegistry.class);
-              try (LeasedChannel first = connector.dial(backend.address());
+              LoopbackBackend.checkAndRelease(connector, backend.address()); // a miss
+              try (LeasedChannel first = connector.dial(backend.address()); // a hit
                   LoopbackBackend.Watch watch = LoopbackBackend.watch(first)) {
                 await()
                     .atMost(Duration.ofSeconds(10))
@@ -189,7 +190,7 @@ class CachingConnectorMetricsAutoConfigurationTest {
                 // The first channel carries its one call: the next dial opens a second channel.
                 try (LeasedChannel second = connector.dial(backend.address())) {
                   assertThat(LoopbackBackend.check(second)).isEqualTo(ServingStatus.SERVING);
-                  assertThat(count(registry, CachingConnectorMetrics.DIALS)).isEqualTo(2);
+                  assertThat(count(registry, CachingConnectorMetrics.DIALS)).isEqualTo(3);
                   assertThat(count(registry, CachingConnectorMetrics.DIALS_MISSED)).isEqualTo(2);
                   assertThat(creations(registry, "success")).isEqualTo(2);
                   assertThat(gauge(registry, CachingConnectorMetrics.CHANNELS)).isEqualTo(2);
