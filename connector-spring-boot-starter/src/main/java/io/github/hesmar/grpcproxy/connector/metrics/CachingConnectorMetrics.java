@@ -56,9 +56,9 @@ import org.jspecify.annotations.Nullable;
  * fed, and one computed as the difference would go down while a miss is between its two callbacks.
  * A dial that waits for another dial's channel is not a miss (as in Caffeine, a caller that did not
  * load is a hit); a dial that opens an extra channel of an address whose channels are full is one.
- * The difference is exact once no dial is in flight, but for a dial that creates two channels (its
- * extra channel's address was detached meanwhile, so it dials the address again), counted as two
- * misses.
+ * The difference is exact once no dial is in flight, but for two rare cases: a dial whose extra
+ * channel's address was detached meanwhile dials the address again and counts two misses, and a
+ * dial whose dial executor refused it (as while the connector closes) counts none.
  *
  * <p>It is both the connector's {@link ConnectorListener}, which must be registered when the
  * connector is built, and the {@link MeterBinder} that registers the meters; the connector itself
