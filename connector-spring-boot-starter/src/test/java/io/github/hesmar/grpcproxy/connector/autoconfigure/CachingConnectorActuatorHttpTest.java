@@ -422,9 +422,7 @@ class CachingConnectorActuatorHttpTest {
         "management.endpoints.web.exposure.include=grpcconnections",
         "management.endpoint.grpcconnections.access=unrestricted",
         // No scheduled pass during a test: the tests run the expiry bean's passes themselves.
-        "grpc.connector.expiry.interval=1h",
-        // Error responses carry the message (Boot leaves it out by default).
-        "server.error.include-message=always"
+        "grpc.connector.expiry.interval=1h"
       })
   @DirtiesContext(classMode = ClassMode.AFTER_EACH_TEST_METHOD)
   class WithTwoConnectorBeans {
@@ -544,7 +542,7 @@ class CachingConnectorActuatorHttpTest {
     }
 
     @Test
-    void anUnknownConnectorNameIsABadRequestThatNamesIt() {
+    void anUnknownConnectorNameIsABadRequest() {
       ResponseEntity<String> read =
           client(port)
               .get()
@@ -559,7 +557,6 @@ class CachingConnectorActuatorHttpTest {
               .toEntity(String.class);
       assertThat(read.getStatusCode().value()).isEqualTo(400);
       assertThat(delete.getStatusCode().value()).isEqualTo(400);
-      assertThat(read.getBody()).contains("payments");
     }
 
     @Test

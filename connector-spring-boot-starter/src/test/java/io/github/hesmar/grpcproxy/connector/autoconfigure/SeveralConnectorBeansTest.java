@@ -1,6 +1,7 @@
 package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatExceptionOfType;
 import static org.assertj.core.api.Assertions.assertThatIllegalStateException;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
@@ -22,6 +23,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.springframework.boot.actuate.endpoint.InvalidEndpointRequestException;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
 import org.springframework.boot.autoconfigure.task.TaskSchedulingAutoConfiguration;
 import org.springframework.boot.test.context.runner.ApplicationContextRunner;
@@ -60,7 +62,7 @@ class SeveralConnectorBeansTest {
   }
 
   @Test
-  void contextStartsWithTwoConnectorBeansAndTheEndpointListsBothByName() {
+  void contextStartsWithTwoConnectorBeansAndTheEndpointListsBothByNameAndNoOther() {
     contextRunner.run(
         context -> {
           assertThat(context).hasNotFailed();
@@ -72,6 +74,12 @@ class SeveralConnectorBeansTest {
               context.getBean(CachingConnectorEndpoint.class).connections(null, null);
           assertThat(listed).isNotNull();
           assertThat(listed.connectors()).containsOnlyKeys("orders", "users");
+          assertThatExceptionOfType(InvalidEndpointRequestException.class)
+              .isThrownBy(
+                  () ->
+                      context.getBean(CachingConnectorEndpoint.class).connections(null, "payments"))
+              .withMessageContaining("'payments'")
+              .withMessageContaining("[orders, users]");
         });
   }
 
