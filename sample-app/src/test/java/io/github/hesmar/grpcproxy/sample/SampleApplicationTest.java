@@ -118,8 +118,11 @@ class SampleApplicationTest {
       ResponseEntity<Map<String, Object>> connections = get("/actuator/grpcconnections");
 
       assertThat(connections.getStatusCode().value()).isEqualTo(200);
+      Map<String, Map<String, Object>> connectors =
+          (Map<String, Map<String, Object>>) connections.getBody().get("connectors");
+      assertThat(connectors).containsOnlyKeys("cachingConnector");
       List<Map<String, Object>> listed =
-          (List<Map<String, Object>>) connections.getBody().get("connections");
+          (List<Map<String, Object>>) connectors.get("cachingConnector").get("channels");
       assertThat(listed).extracting(c -> c.get("address")).contains(alpha, beta);
       assertThat(listed).allSatisfy(c -> assertThat(c.get("leases")).isEqualTo(0));
       assertThat(connector.leaseCount()).isZero();

@@ -8,19 +8,28 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.InstantSource;
 import java.time.temporal.ChronoUnit;
+import java.util.Collections;
 import java.util.List;
+import java.util.Map;
+import java.util.SortedMap;
+import java.util.TreeMap;
 import org.jspecify.annotations.Nullable;
 import org.springframework.boot.actuate.endpoint.Access;
+import org.springframework.boot.actuate.endpoint.InvalidEndpointRequestException;
 import org.springframework.boot.actuate.endpoint.OperationResponseBody;
 import org.springframework.boot.actuate.endpoint.annotation.DeleteOperation;
 import org.springframework.boot.actuate.endpoint.annotation.Endpoint;
 import org.springframework.boot.actuate.endpoint.annotation.ReadOperation;
-import org.springframework.boot.actuate.endpoint.annotation.Selector;
 
 /**
- * The {@code grpcconnections} endpoint: the channels cached by a {@link CachingConnector} (an
- * address can have several, each with its own {@code id}), those of one address, and a delete that
- * marks an address {@linkplain CachingConnector#closeOnRelease(String) close-on-release}.
+ * The {@code grpcconnections} endpoint: the channels cached by every {@link CachingConnector} bean,
+ * listed by bean name as Spring Boot's {@code caches} endpoint lists cache managers, each with its
+ * last expiry pass; the channels of one address ({@code ?address=}); and a delete that marks an
+ * address {@linkplain CachingConnector#closeOnRelease(String) close-on-release}. Parameters come
+ * from the query string, so an address such as {@code dns:///orders.internal:443} needs no server
+ * customization (encoded slashes in a path are refused by Tomcat, Jetty and Spring Security).
+ * {@code ?connector=} restricts either operation to one connector, as {@code ?cacheManager=} does
+ * for caches; an unknown name is a bad request (HTTP 400).
  *
  * <p>Read-only by default: the delete is available only when the endpoint's access is {@code
  * unrestricted} ({@code management.endpoint.grpcconnections.access=unrestricted}). Thread-safe.
@@ -28,84 +37,141 @@ import org.springframework.boot.actuate.endpoint.annotation.Selector;
 @Endpoint(id = "grpcconnections", defaultAccess = Access.READ_ONLY)
 public class CachingConnectorEndpoint {
 
-  private final CachingConnector connector;
+  private final SortedMap<String, CachingConnector> connectors;
+  private final LastExpiryPasses lastExpiryPasses;
   private final InstantSource clock;
 
   /**
-   * Creates the endpoint, measuring ages on the system clock (the connector's by default).
+   * Creates the endpoint with no record of expiry passes, measuring ages on the system clock (the
+   * connector's by default).
    *
-   * @param connector the connector to report on
+   * @param connectors the connectors to report on, by bean name
    */
-  public CachingConnectorEndpoint(CachingConnector connector) {
-    this(connector, InstantSource.system());
+  public CachingConnectorEndpoint(Map<String, CachingConnector> connectors) {
+    this(connectors, LastExpiryPasses.NONE, InstantSource.system());
   }
 
   /**
-   * Creates the endpoint, measuring ages on {@code clock}.
+   * Creates the endpoint.
    *
-   * @param connector the connector to report on
-   * @param clock the clock the connector was {@linkplain
-   *     CachingConnector.Builder#clock(InstantSource) built with}
+   * @param connectors the connectors to report on, by bean name
+   * @param lastExpiryPasses the last expiry pass of each connector, by bean name
+   * @param clock the clock the connectors were {@linkplain
+   *     CachingConnector.Builder#clock(InstantSource) built with}, to measure ages on
    */
-  public CachingConnectorEndpoint(CachingConnector connector, InstantSource clock) {
-    this.connector = requireNonNull(connector, "connector");
+  public CachingConnectorEndpoint(
+      Map<String, CachingConnector> connectors,
+      LastExpiryPasses lastExpiryPasses,
+      InstantSource clock) {
+    this.connectors = Collections.unmodifiableSortedMap(new TreeMap<>(connectors));
+    this.lastExpiryPasses = requireNonNull(lastExpiryPasses, "lastExpiryPasses");
     this.clock = requireNonNull(clock, "clock");
   }
 
   /**
-   * Lists the cached channels, closing ones included, sorted by address, then by id.
+   * Lists the connectors by bean name, each with its last expiry pass and its cached channels
+   * (closing ones included) sorted by address, then by id. With {@code address}, lists only that
+   * address's channels, and only the connectors that have one.
    *
-   * @return the channels
+   * @param address the target address whose channels to list (URL-encoded in the query string), or
+   *     {@code null} for every channel
+   * @param connector the bean name of the one connector to list, or {@code null} for all
+   * @return the connectors, or {@code null} (HTTP 404) if {@code address} is given and no listed
+   *     connector has a channel for it
+   * @throws InvalidEndpointRequestException (HTTP 400) if no connector is named {@code connector}
    */
   @ReadOperation
-  public ConnectionsDescriptor connections() {
+  @SuppressWarnings("deprecation") // Spring's @Nullable: how Boot 3.5 finds optional parameters
+  public @Nullable ConnectorsDescriptor connections(
+      @org.springframework.lang.Nullable @Nullable String address,
+      @org.springframework.lang.Nullable @Nullable String connector) {
     Instant now = clock.instant();
-    return new ConnectionsDescriptor(
-        connector.connections().stream().map(info -> ConnectionDescriptor.of(info, now)).toList());
+    Map<String, ConnectorDescriptor> listed = new TreeMap<>();
+    selected(connector)
+        .forEach(
+            (name, cachingConnector) -> {
+              List<ChannelDescriptor> channels =
+                  cachingConnector.connections().stream()
+                      .filter(info -> address == null || info.address().equals(address))
+                      .map(info -> ChannelDescriptor.of(info, now))
+                      .toList();
+              if (address == null || !channels.isEmpty()) {
+                listed.put(
+                    name, new ConnectorDescriptor(lastExpiryPasses.lastPass(name), channels));
+              }
+            });
+    return address != null && listed.isEmpty() ? null : new ConnectorsDescriptor(listed);
   }
 
   /**
-   * Lists the channels cached for {@code address}, closing ones included, sorted by id: the same
-   * entries as {@link #connections()} lists for that address.
+   * Marks the channels cached for {@code address} close-on-release, on every connector or on the
+   * one named {@code connector}: new dials get a new channel, and each old one closes at the first
+   * expiry pass after its last lease is released and its last call has ended.
    *
-   * @param address the target address (URL-encoded in the request path)
-   * @return the channels, or {@code null} (HTTP 404) if none is cached for {@code address}
-   */
-  @ReadOperation
-  public @Nullable ConnectionsDescriptor connectionsOf(@Selector String address) {
-    Instant now = clock.instant();
-    List<ConnectionDescriptor> channels =
-        connector.connections().stream()
-            .filter(info -> info.address().equals(address))
-            .map(info -> ConnectionDescriptor.of(info, now))
-            .toList();
-    return channels.isEmpty() ? null : new ConnectionsDescriptor(channels);
-  }
-
-  /**
-   * Marks the channels cached for {@code address} close-on-release: new dials get a new channel,
-   * and each old one closes at the first expiry pass after its last lease is released and its last
-   * call has ended.
-   *
-   * @param address the target address (URL-encoded in the request path)
-   * @return whether a channel was cached for {@code address}
+   * @param address the target address (URL-encoded in the query string)
+   * @param connector the bean name of the one connector to act on, or {@code null} for all
+   * @return for each connector acted on, whether it had a channel for {@code address}
+   * @throws InvalidEndpointRequestException (HTTP 400) if {@code address} is not a valid address or
+   *     no connector is named {@code connector}
    */
   @DeleteOperation
-  public CloseOnReleaseDescriptor closeOnRelease(@Selector String address) {
-    return new CloseOnReleaseDescriptor(address, connector.closeOnRelease(address));
+  @SuppressWarnings("deprecation") // Spring's @Nullable: how Boot 3.5 finds optional parameters
+  public CloseOnReleaseDescriptor closeOnRelease(
+      String address, @org.springframework.lang.Nullable @Nullable String connector) {
+    Map<String, CloseOnReleaseOutcome> outcomes = new TreeMap<>();
+    for (Map.Entry<String, CachingConnector> named : selected(connector).entrySet()) {
+      boolean marked;
+      try {
+        marked = named.getValue().closeOnRelease(address);
+      } catch (IllegalArgumentException e) {
+        String message = "Invalid address '" + address + "': " + e.getMessage();
+        throw new InvalidEndpointRequestException(message, message);
+      }
+      outcomes.put(named.getKey(), new CloseOnReleaseOutcome(marked));
+    }
+    return new CloseOnReleaseDescriptor(address, outcomes);
+  }
+
+  private Map<String, CachingConnector> selected(@Nullable String connector) {
+    if (connector == null) {
+      return connectors;
+    }
+    CachingConnector named = connectors.get(connector);
+    if (named == null) {
+      String message =
+          "No CachingConnector bean named '" + connector + "'; there are " + connectors.keySet();
+      throw new InvalidEndpointRequestException(message, message);
+    }
+    return Map.of(connector, named);
   }
 
   /**
-   * The cached channels.
+   * The connectors, by bean name.
    *
-   * @param connections one entry per open channel, sorted by address, then by id
+   * @param connectors each connector's last expiry pass and channels, sorted by bean name
    */
-  public record ConnectionsDescriptor(List<ConnectionDescriptor> connections)
+  public record ConnectorsDescriptor(Map<String, ConnectorDescriptor> connectors)
       implements OperationResponseBody {
 
+    /** Copies the map, sorted by bean name. */
+    public ConnectorsDescriptor {
+      connectors = Collections.unmodifiableSortedMap(new TreeMap<>(connectors));
+    }
+  }
+
+  /**
+   * One connector.
+   *
+   * @param lastExpiryPass its last expiry pass: when it began and the addresses of the channels it
+   *     closed; {@code null} before the first pass, or when the starter does not run expiry
+   * @param channels one entry per open channel, sorted by address, then by id
+   */
+  public record ConnectorDescriptor(
+      @Nullable ExpiryPass lastExpiryPass, List<ChannelDescriptor> channels) {
+
     /** Copies the list. */
-    public ConnectionsDescriptor {
-      connections = List.copyOf(connections);
+    public ConnectorDescriptor {
+      channels = List.copyOf(channels);
     }
   }
 
@@ -125,7 +191,7 @@ public class CachingConnectorEndpoint {
    * @param age how long before the read it was created, in milliseconds, as an ISO-8601 duration
    *     (for example {@code PT1H2M3.456S}): what a maximum channel age is measured against
    */
-  public record ConnectionDescriptor(
+  public record ChannelDescriptor(
       long id,
       String address,
       int leases,
@@ -135,11 +201,10 @@ public class CachingConnectorEndpoint {
       boolean closing,
       Instant createdAt,
       Instant lastDialedAt,
-      String age)
-      implements OperationResponseBody {
+      String age) {
 
-    static ConnectionDescriptor of(ConnectionInfo info, Instant now) {
-      return new ConnectionDescriptor(
+    static ChannelDescriptor of(ConnectionInfo info, Instant now) {
+      return new ChannelDescriptor(
           info.id(),
           info.address(),
           info.leases(),
@@ -157,8 +222,22 @@ public class CachingConnectorEndpoint {
    * The outcome of a delete.
    *
    * @param address the target address
+   * @param connectors for each connector acted on, by bean name, what it did
+   */
+  public record CloseOnReleaseDescriptor(
+      String address, Map<String, CloseOnReleaseOutcome> connectors)
+      implements OperationResponseBody {
+
+    /** Copies the map, sorted by bean name. */
+    public CloseOnReleaseDescriptor {
+      connectors = Collections.unmodifiableSortedMap(new TreeMap<>(connectors));
+    }
+  }
+
+  /**
+   * What a delete did on one connector.
+   *
    * @param closeOnRelease whether a cached channel was found and marked close-on-release
    */
-  public record CloseOnReleaseDescriptor(String address, boolean closeOnRelease)
-      implements OperationResponseBody {}
+  public record CloseOnReleaseOutcome(boolean closeOnRelease) {}
 }

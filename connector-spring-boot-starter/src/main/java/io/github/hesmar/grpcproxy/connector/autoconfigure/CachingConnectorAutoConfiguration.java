@@ -5,6 +5,7 @@ import io.github.hesmar.grpcproxy.connector.Dialer;
 import io.micrometer.core.instrument.binder.grpc.ObservationGrpcClientInterceptor;
 import io.micrometer.observation.ObservationRegistry;
 import java.time.Duration;
+import java.util.Map;
 import org.jspecify.annotations.Nullable;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
@@ -23,7 +24,8 @@ import org.springframework.scheduling.annotation.EnableScheduling;
 
 /**
  * Auto-configuration of a {@link CachingConnector} bean, its scheduled expiry and its closing with
- * the application context.
+ * the application context. The connector bean backs off when the application defines its own (one
+ * or several); scheduled expiry and closing then cover every {@code CachingConnector} bean.
  *
  * <p>Runs before {@link TaskSchedulingAutoConfiguration} so that, when expiry is on, the scheduler
  * that Spring Boot auto-configures for {@code @EnableScheduling} runs the expiry passes.
@@ -106,11 +108,11 @@ public final class CachingConnectorAutoConfiguration {
 
   @Bean
   @ConditionalOnMissingBean
-  CachingConnectorLifecycle cachingConnectorLifecycle(CachingConnector cachingConnector) {
-    return new CachingConnectorLifecycle(cachingConnector);
+  CachingConnectorLifecycle cachingConnectorLifecycle(Map<String, CachingConnector> connectors) {
+    return new CachingConnectorLifecycle(connectors);
   }
 
-  /** Scheduled expiry; enables scheduling only when expiry is on. */
+  /** Scheduled expiry of every connector bean; enables scheduling only when expiry is on. */
   @Configuration(proxyBeanMethods = false)
   @ConditionalOnBooleanProperty(name = "grpc.connector.expiry.enabled", matchIfMissing = true)
   @EnableScheduling
@@ -118,8 +120,8 @@ public final class CachingConnectorAutoConfiguration {
 
     @Bean
     @ConditionalOnMissingBean
-    CachingConnectorExpiry cachingConnectorExpiry(CachingConnector cachingConnector) {
-      return new CachingConnectorExpiry(cachingConnector);
+    CachingConnectorExpiry cachingConnectorExpiry(Map<String, CachingConnector> connectors) {
+      return new CachingConnectorExpiry(connectors);
     }
   }
 

@@ -1,30 +1,40 @@
 package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
-import static java.util.Objects.requireNonNull;
-
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import java.util.Collections;
+import java.util.Map;
+import java.util.SortedMap;
+import java.util.TreeMap;
+import org.apache.commons.logging.Log;
+import org.apache.commons.logging.LogFactory;
 import org.springframework.context.SmartLifecycle;
 
 /**
- * Closes the connector when the application context stops, after the web server has drained
- * in-flight requests: requests served during graceful shutdown may still lease channels. The
- * connector's {@link CachingConnector#close()} waits up to the shutdown grace period, then forces
- * the channels closed. Thread-safe.
+ * Closes every {@code CachingConnector} bean of the context, the auto-configured one or the
+ * application's own, when the context stops, after the web server has drained in-flight requests:
+ * requests served during graceful shutdown may still lease channels. Each connector's {@link
+ * CachingConnector#close()} waits up to its shutdown grace period, then forces its channels closed;
+ * connectors close one after the other in bean name order (so the stop takes at most the sum of
+ * their grace periods), and one whose close throws is logged and does not stop the others. Spring's
+ * own destroy callback closes them again later, a no-op ({@code close()} is idempotent).
+ * Thread-safe.
  */
 final class CachingConnectorLifecycle implements SmartLifecycle {
+
+  private static final Log logger = LogFactory.getLog(CachingConnectorLifecycle.class);
 
   /**
    * Below Spring Boot's web server phases (graceful shutdown at {@code DEFAULT_PHASE - 1024},
    * server stop at {@code DEFAULT_PHASE - 2048}): lifecycles stop from the highest phase down, so
-   * the connector closes after the server no longer serves requests.
+   * the connectors close after the server no longer serves requests.
    */
   static final int PHASE = SmartLifecycle.DEFAULT_PHASE - 3072;
 
-  private final CachingConnector connector;
+  private final SortedMap<String, CachingConnector> connectors;
   private volatile boolean running;
 
-  CachingConnectorLifecycle(CachingConnector connector) {
-    this.connector = requireNonNull(connector, "connector");
+  CachingConnectorLifecycle(Map<String, CachingConnector> connectors) {
+    this.connectors = Collections.unmodifiableSortedMap(new TreeMap<>(connectors));
   }
 
   @Override
@@ -35,7 +45,14 @@ final class CachingConnectorLifecycle implements SmartLifecycle {
   @Override
   public void stop() {
     running = false;
-    connector.close();
+    connectors.forEach(
+        (name, connector) -> {
+          try {
+            connector.close();
+          } catch (RuntimeException e) {
+            logger.warn("Closing CachingConnector '" + name + "' failed", e);
+          }
+        });
   }
 
   @Override

@@ -1,18 +1,14 @@
 package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
 import java.util.Map;
-import org.apache.tomcat.util.buf.EncodedSolidusHandling;
 import org.springframework.boot.actuate.autoconfigure.metrics.CompositeMeterRegistryAutoConfiguration;
 import org.springframework.boot.actuate.autoconfigure.metrics.MetricsAutoConfiguration;
 import org.springframework.boot.actuate.autoconfigure.metrics.export.simple.SimpleMetricsExportAutoConfiguration;
 import org.springframework.boot.actuate.health.Health;
 import org.springframework.boot.actuate.health.HealthIndicator;
 import org.springframework.boot.web.context.WebServerGracefulShutdownLifecycle;
-import org.springframework.boot.web.embedded.tomcat.TomcatConnectorCustomizer;
 import org.springframework.context.ApplicationContext;
 import org.springframework.context.SmartLifecycle;
-import org.springframework.context.annotation.Bean;
-import org.springframework.context.annotation.Configuration;
 
 /**
  * The Spring Boot types the tests use that Boot 4 moved: this is the Boot 3.5 copy, in
@@ -51,19 +47,5 @@ final class BootLine {
     Health health =
         context.getBean("grpcConnectorHealthIndicator", HealthIndicator.class).getHealth(true);
     return new HealthReport(health.getStatus().getCode(), Map.copyOf(health.getDetails()));
-  }
-
-  /**
-   * Lets URL-encoded slashes through to Spring MVC, as README tells users to do for addresses such
-   * as {@code dns:///svc.local:443}: Tomcat rejects {@code %2F} by default.
-   */
-  @Configuration(proxyBeanMethods = false)
-  static class EncodedSlashesPassThrough {
-
-    @Bean
-    TomcatConnectorCustomizer encodedSlashesPassThrough() {
-      return connector ->
-          connector.setEncodedSolidusHandling(EncodedSolidusHandling.PASS_THROUGH.getValue());
-    }
   }
 }

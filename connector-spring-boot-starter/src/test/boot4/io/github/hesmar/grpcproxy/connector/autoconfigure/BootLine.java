@@ -1,17 +1,13 @@
 package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
 import java.util.Map;
-import org.apache.tomcat.util.buf.EncodedSolidusHandling;
 import org.springframework.boot.health.contributor.Health;
 import org.springframework.boot.health.contributor.HealthIndicator;
 import org.springframework.boot.micrometer.metrics.autoconfigure.CompositeMeterRegistryAutoConfiguration;
 import org.springframework.boot.micrometer.metrics.autoconfigure.MetricsAutoConfiguration;
 import org.springframework.boot.micrometer.metrics.autoconfigure.export.simple.SimpleMetricsExportAutoConfiguration;
-import org.springframework.boot.tomcat.TomcatConnectorCustomizer;
 import org.springframework.boot.web.server.context.WebServerApplicationContext;
 import org.springframework.context.ApplicationContext;
-import org.springframework.context.annotation.Bean;
-import org.springframework.context.annotation.Configuration;
 
 /**
  * The Spring Boot types the tests use that Boot 4 moved: this is the Boot 4 copy, in
@@ -47,19 +43,5 @@ final class BootLine {
     Health health =
         context.getBean("grpcConnectorHealthIndicator", HealthIndicator.class).health(true);
     return new HealthReport(health.getStatus().getCode(), Map.copyOf(health.getDetails()));
-  }
-
-  /**
-   * Lets URL-encoded slashes through to Spring MVC, as README tells users to do for addresses such
-   * as {@code dns:///svc.local:443}: Tomcat rejects {@code %2F} by default.
-   */
-  @Configuration(proxyBeanMethods = false)
-  static class EncodedSlashesPassThrough {
-
-    @Bean
-    TomcatConnectorCustomizer encodedSlashesPassThrough() {
-      return connector ->
-          connector.setEncodedSolidusHandling(EncodedSolidusHandling.PASS_THROUGH.getValue());
-    }
   }
 }

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import io.github.hesmar.grpcproxy.connector.Dialer;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import java.net.URI;
 import java.net.URLEncoder;
@@ -21,15 +22,20 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
+import org.springframework.beans.factory.annotation.Qualifier;
 import org.springframework.boot.SpringBootConfiguration;
 import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.context.SpringBootTest.WebEnvironment;
 import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
 import org.springframework.context.annotation.Import;
 import org.springframework.core.ParameterizedTypeReference;
 import org.springframework.http.HttpStatusCode;
 import org.springframework.http.ResponseEntity;
+import org.springframework.test.annotation.DirtiesContext;
+import org.springframework.test.annotation.DirtiesContext.ClassMode;
 import org.springframework.web.client.RestClient;
 
 /** The starter in a real web application, its actuator read over HTTP. */
@@ -52,7 +58,6 @@ class CachingConnectorActuatorHttpTest {
 
   @SpringBootConfiguration
   @EnableAutoConfiguration
-  @Import(BootLine.EncodedSlashesPassThrough.class)
   static class Application {}
 
   static RestClient client(int port) {
@@ -62,9 +67,20 @@ class CachingConnectorActuatorHttpTest {
         .build();
   }
 
+  /** The connector descriptors of a read, by bean name. */
   @SuppressWarnings("unchecked")
+  static Map<String, Map<String, Object>> connectorsIn(Map<String, Object> body) {
+    return (Map<String, Map<String, Object>>) body.get("connectors");
+  }
+
+  /** The channels of the auto-configured connector in a read. */
   static List<Map<String, Object>> connectionsIn(Map<String, Object> body) {
-    return (List<Map<String, Object>>) body.get("connections");
+    return channelsIn(body, CachingConnectorAutoConfiguration.CONNECTOR_BEAN_NAME);
+  }
+
+  @SuppressWarnings("unchecked")
+  static List<Map<String, Object>> channelsIn(Map<String, Object> body, String connector) {
+    return (List<Map<String, Object>>) connectorsIn(body).get(connector).get("channels");
   }
 
   static List<Map<String, Object>> withoutAge(List<Map<String, Object>> connections) {
@@ -78,12 +94,16 @@ class CachingConnectorActuatorHttpTest {
         .toList();
   }
 
+  /**
+   * The endpoint with {@code address} URL-encoded in the query string ({@code dns:///} becomes
+   * {@code dns%3A%2F%2F%2F}), as a client sends it; a default Tomcat, with no customization.
+   */
   static URI connectionUri(int port, String address) {
-    return URI.create(
-        "http://localhost:"
-            + port
-            + "/actuator/grpcconnections/"
-            + URLEncoder.encode(address, StandardCharsets.UTF_8));
+    return endpointUri(port, "address=" + URLEncoder.encode(address, StandardCharsets.UTF_8));
+  }
+
+  static URI endpointUri(int port, String query) {
+    return URI.create("http://localhost:" + port + "/actuator/grpcconnections?" + query);
   }
 
   @Nested
@@ -112,6 +132,8 @@ class CachingConnectorActuatorHttpTest {
 
         Map<String, Object> all =
             client(port).get().uri("/actuator/grpcconnections").retrieve().body(JSON);
+        assertThat(connectorsIn(all))
+            .containsOnlyKeys(CachingConnectorAutoConfiguration.CONNECTOR_BEAN_NAME);
         List<Map<String, Object>> connections = connectionsIn(all);
         assertThat(connections)
             .extracting(connection -> connection.get("address"))
@@ -332,7 +354,11 @@ class CachingConnectorActuatorHttpTest {
                 .body(JSON);
         assertThat(response)
             .containsEntry("address", backend.dnsAddress())
-            .containsEntry("closeOnRelease", true);
+            .containsEntry(
+                "connectors",
+                Map.of(
+                    CachingConnectorAutoConfiguration.CONNECTOR_BEAN_NAME,
+                    Map.of("closeOnRelease", true)));
 
         Map<String, Object> byAddress =
             client(port).get().uri(connectionUri(port, backend.dnsAddress())).retrieve().body(JSON);
@@ -387,12 +413,196 @@ class CachingConnectorActuatorHttpTest {
                 .body(JSON);
         assertThat(response)
             .containsEntry("address", backend.dnsAddress())
-            .containsEntry("closeOnRelease", true);
+            .containsEntry(
+                "connectors",
+                Map.of(
+                    CachingConnectorAutoConfiguration.CONNECTOR_BEAN_NAME,
+                    Map.of("closeOnRelease", true)));
         assertThat(connector.connections())
             .singleElement()
             .satisfies(info -> assertThat(info.closing()).isTrue());
       }
       assertThat(connector.expire()).containsExactly(backend.dnsAddress());
     }
+  }
+
+  @Configuration(proxyBeanMethods = false)
+  static class TwoConnectors {
+
+    @Bean
+    CachingConnector orders() {
+      return CachingConnector.builder().dialer(Dialer.plaintext()).build();
+    }
+
+    @Bean
+    CachingConnector users() {
+      return CachingConnector.builder().dialer(Dialer.plaintext()).build();
+    }
+  }
+
+  @SpringBootConfiguration
+  @EnableAutoConfiguration
+  @Import(TwoConnectors.class)
+  static class TwoConnectorsApplication {}
+
+  @Nested
+  @SpringBootTest(
+      classes = TwoConnectorsApplication.class,
+      webEnvironment = WebEnvironment.RANDOM_PORT,
+      properties = {
+        "management.endpoints.web.exposure.include=grpcconnections",
+        "management.endpoint.grpcconnections.access=unrestricted",
+        // No scheduled pass during a test: the tests run the expiry bean's passes themselves.
+        "grpc.connector.expiry.interval=1h"
+      })
+  @DirtiesContext(classMode = ClassMode.AFTER_EACH_TEST_METHOD)
+  class WithTwoConnectorBeans {
+
+    @LocalServerPort int port;
+
+    @Autowired
+    @Qualifier("orders") CachingConnector orders;
+
+    @Autowired
+    @Qualifier("users") CachingConnector users;
+
+    @Autowired CachingConnectorExpiry expiry;
+
+    @Test
+    void endpointListsEveryConnectorByBeanNameWithItsLastExpiryPass() {
+      try (LeasedChannel order = orders.dial(backend.dnsAddress())) {
+        LoopbackBackend.checkAndRelease(users, backend.address());
+
+        Map<String, Object> before =
+            client(port).get().uri("/actuator/grpcconnections").retrieve().body(JSON);
+        assertThat(connectorsIn(before)).containsOnlyKeys("orders", "users");
+        assertThat(connectorsIn(before).values())
+            .allSatisfy(connector -> assertThat(connector.get("lastExpiryPass")).isNull());
+        assertThat(channelsIn(before, "orders"))
+            .singleElement()
+            .satisfies(
+                channel ->
+                    assertThat(channel)
+                        .containsEntry("address", backend.dnsAddress())
+                        .containsEntry("leases", 1));
+        assertThat(channelsIn(before, "users"))
+            .singleElement()
+            .satisfies(
+                channel ->
+                    assertThat(channel)
+                        .containsEntry("address", backend.address())
+                        .containsEntry("leases", 0));
+
+        Instant started = Instant.now().truncatedTo(ChronoUnit.MILLIS);
+        expiry.expire();
+        expiry.expire(); // the second pass finds the idle channel unused twice: it closes
+        Instant ended = Instant.now();
+
+        Map<String, Object> after =
+            client(port).get().uri("/actuator/grpcconnections").retrieve().body(JSON);
+        Map<String, Object> usersPass = lastExpiryPassIn(after, "users");
+        assertThat(usersPass).containsEntry("closed", List.of(backend.address()));
+        assertThat(Instant.parse((String) usersPass.get("at"))).isBetween(started, ended);
+        assertThat(channelsIn(after, "users")).isEmpty();
+        // The leased channel of the other connector survived both passes.
+        assertThat(lastExpiryPassIn(after, "orders")).containsEntry("closed", List.of());
+        assertThat(channelsIn(after, "orders")).hasSize(1);
+      }
+    }
+
+    @SuppressWarnings("unchecked")
+    private Map<String, Object> lastExpiryPassIn(Map<String, Object> body, String connector) {
+      return (Map<String, Object>) connectorsIn(body).get(connector).get("lastExpiryPass");
+    }
+
+    @Test
+    void readByAddressListsOnlyTheConnectorsThatHaveAChannelForIt() {
+      try (LeasedChannel order = orders.dial(backend.dnsAddress());
+          LeasedChannel user = users.dial(backend.address())) {
+        Map<String, Object> byAddress =
+            client(port).get().uri(connectionUri(port, backend.dnsAddress())).retrieve().body(JSON);
+        assertThat(connectorsIn(byAddress)).containsOnlyKeys("orders");
+        assertThat(channelsIn(byAddress, "orders"))
+            .singleElement()
+            .satisfies(
+                channel -> assertThat(channel).containsEntry("address", backend.dnsAddress()));
+
+        ResponseEntity<String> elsewhere =
+            client(port)
+                .get()
+                .uri(endpointUri(port, "connector=users&address=" + encoded(backend.dnsAddress())))
+                .retrieve()
+                .toEntity(String.class);
+        assertThat(elsewhere.getStatusCode().value()).isEqualTo(404);
+      }
+    }
+
+    @Test
+    void deleteMarksTheAddressOnEveryConnectorOrOnlyOnTheOneNamed() {
+      try (LeasedChannel order = orders.dial(backend.dnsAddress());
+          LeasedChannel user = users.dial(backend.dnsAddress())) {
+        Map<String, Object> onOne =
+            client(port)
+                .delete()
+                .uri(
+                    endpointUri(
+                        port, "address=" + encoded(backend.dnsAddress()) + "&connector=users"))
+                .retrieve()
+                .body(JSON);
+        assertThat(onOne)
+            .containsEntry("address", backend.dnsAddress())
+            .containsEntry("connectors", Map.of("users", Map.of("closeOnRelease", true)));
+        assertThat(users.connections()).allMatch(info -> info.closing());
+        assertThat(orders.connections()).noneMatch(info -> info.closing());
+
+        Map<String, Object> onEvery =
+            client(port)
+                .delete()
+                .uri(connectionUri(port, backend.dnsAddress()))
+                .retrieve()
+                .body(JSON);
+        // The users connector's channel was detached by the first delete: nothing left to mark.
+        assertThat(onEvery)
+            .containsEntry(
+                "connectors",
+                Map.of(
+                    "orders", Map.of("closeOnRelease", true),
+                    "users", Map.of("closeOnRelease", false)));
+        assertThat(orders.connections()).allMatch(info -> info.closing());
+      }
+    }
+
+    @Test
+    void anUnknownConnectorNameIsABadRequest() {
+      ResponseEntity<String> read =
+          client(port)
+              .get()
+              .uri(endpointUri(port, "connector=payments"))
+              .retrieve()
+              .toEntity(String.class);
+      ResponseEntity<String> delete =
+          client(port)
+              .delete()
+              .uri(endpointUri(port, "address=localhost%3A1&connector=payments"))
+              .retrieve()
+              .toEntity(String.class);
+      assertThat(read.getStatusCode().value()).isEqualTo(400);
+      assertThat(delete.getStatusCode().value()).isEqualTo(400);
+    }
+
+    @Test
+    void deleteOfAnInvalidAddressIsABadRequest() {
+      ResponseEntity<String> delete =
+          client(port)
+              .delete()
+              .uri(endpointUri(port, "address=" + encoded("two words")))
+              .retrieve()
+              .toEntity(String.class);
+      assertThat(delete.getStatusCode().value()).isEqualTo(400);
+    }
+  }
+
+  static String encoded(String value) {
+    return URLEncoder.encode(value, StandardCharsets.UTF_8);
   }
 }
