@@ -2,13 +2,10 @@ package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.Dialer;
-import io.micrometer.core.instrument.binder.grpc.ObservationGrpcClientInterceptor;
-import io.micrometer.observation.ObservationRegistry;
 import java.time.Duration;
 import org.jspecify.annotations.Nullable;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
-import org.springframework.boot.autoconfigure.condition.ConditionalOnBean;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnBooleanProperty;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnClass;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean;
@@ -120,22 +117,6 @@ public final class CachingConnectorAutoConfiguration {
     @ConditionalOnMissingBean
     CachingConnectorExpiry cachingConnectorExpiry(CachingConnector cachingConnector) {
       return new CachingConnectorExpiry(cachingConnector);
-    }
-  }
-
-  /** Per-call observations on the channels of the default dialer. */
-  @Configuration(proxyBeanMethods = false)
-  @ConditionalOnClass({ObservationRegistry.class, ObservationGrpcClientInterceptor.class})
-  @ConditionalOnBean(ObservationRegistry.class)
-  @ConditionalOnBooleanProperty(name = "grpc.connector.observation.enabled", matchIfMissing = true)
-  static class ObservationConfiguration {
-
-    @Bean
-    ChannelBuilderCustomizer cachingConnectorObservationCustomizer(
-        ObservationRegistry observationRegistry) {
-      ObservationGrpcClientInterceptor interceptor =
-          new ObservationGrpcClientInterceptor(observationRegistry);
-      return (address, builder) -> builder.intercept(interceptor);
     }
   }
 }
