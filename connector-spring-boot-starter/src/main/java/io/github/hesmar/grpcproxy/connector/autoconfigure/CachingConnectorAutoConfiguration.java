@@ -2,14 +2,11 @@ package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.Dialer;
-import io.micrometer.core.instrument.binder.grpc.ObservationGrpcClientInterceptor;
-import io.micrometer.observation.ObservationRegistry;
 import java.time.Duration;
 import java.util.Map;
 import org.jspecify.annotations.Nullable;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
-import org.springframework.boot.autoconfigure.condition.ConditionalOnBean;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnBooleanProperty;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnClass;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean;
@@ -122,22 +119,6 @@ public final class CachingConnectorAutoConfiguration {
     @ConditionalOnMissingBean
     CachingConnectorExpiry cachingConnectorExpiry(Map<String, CachingConnector> connectors) {
       return new CachingConnectorExpiry(connectors);
-    }
-  }
-
-  /** Per-call observations on the channels of the default dialer. */
-  @Configuration(proxyBeanMethods = false)
-  @ConditionalOnClass({ObservationRegistry.class, ObservationGrpcClientInterceptor.class})
-  @ConditionalOnBean(ObservationRegistry.class)
-  @ConditionalOnBooleanProperty(name = "grpc.connector.observation.enabled", matchIfMissing = true)
-  static class ObservationConfiguration {
-
-    @Bean
-    ChannelBuilderCustomizer cachingConnectorObservationCustomizer(
-        ObservationRegistry observationRegistry) {
-      ObservationGrpcClientInterceptor interceptor =
-          new ObservationGrpcClientInterceptor(observationRegistry);
-      return (address, builder) -> builder.intercept(interceptor);
     }
   }
 }

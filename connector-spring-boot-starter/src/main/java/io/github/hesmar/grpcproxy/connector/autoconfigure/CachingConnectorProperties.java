@@ -182,6 +182,15 @@ public class CachingConnectorProperties implements Validator {
         "pool.max-channels-per-address",
         properties.pool.maxChannelsPerAddress,
         8);
+    if (properties.observation.maxMethodTags < 0) {
+      reject(
+          errors,
+          "observation.maxMethodTags",
+          "observation.max-method-tags",
+          "must not be negative, was "
+              + properties.observation.maxMethodTags
+              + " (for example 100)");
+    }
     Duration gracePeriod = properties.shutdown.gracePeriod;
     if (gracePeriod == null || gracePeriod.isNegative()) {
       reject(
@@ -561,12 +570,28 @@ public class CachingConnectorProperties implements Validator {
      */
     private boolean enabled = true;
 
+    /**
+     * Most distinct gRPC methods (service and method pairs) tagged on the grpc.client meters of the
+     * application; a meter for another method is not registered, so a proxy's callers cannot grow
+     * the meter registry without bound. The peer tags (net.peer.name, net.peer.port) are removed
+     * from these meters. Zero: no grpc.client meter carries a method.
+     */
+    private int maxMethodTags = 100;
+
     public boolean isEnabled() {
       return this.enabled;
     }
 
     public void setEnabled(boolean enabled) {
       this.enabled = enabled;
+    }
+
+    public int getMaxMethodTags() {
+      return this.maxMethodTags;
+    }
+
+    public void setMaxMethodTags(int maxMethodTags) {
+      this.maxMethodTags = maxMethodTags;
     }
   }
 

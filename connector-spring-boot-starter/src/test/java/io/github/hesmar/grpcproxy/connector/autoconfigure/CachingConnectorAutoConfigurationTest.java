@@ -24,8 +24,6 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.observation.Observation;
-import io.micrometer.observation.ObservationHandler;
 import io.micrometer.observation.ObservationRegistry;
 import java.time.Duration;
 import java.util.List;
@@ -136,42 +134,6 @@ class CachingConnectorAutoConfigurationTest {
                 .isInstanceOf(io.grpc.StatusRuntimeException.class);
           }
         });
-  }
-
-  @Test
-  void channelsOfTheDefaultDialerAreObservedWhenAnObservationRegistryExists() {
-    contextRunner
-        .withUserConfiguration(ObservationConfiguration.class)
-        .withPropertyValues("grpc.connector.channel.plaintext=true")
-        .run(
-            context -> {
-              CachingConnector connector = context.getBean(CachingConnector.class);
-              try (LeasedChannel channel = connector.dial(backend.address())) {
-                LoopbackBackend.check(channel);
-              }
-              await()
-                  .untilAsserted(
-                      () ->
-                          assertThat(context.getBean(ObservationConfiguration.class).observed)
-                              .contains("grpc.client"));
-            });
-  }
-
-  @Test
-  void observationOfChannelsCanBeSwitchedOff() {
-    contextRunner
-        .withUserConfiguration(ObservationConfiguration.class)
-        .withPropertyValues(
-            "grpc.connector.channel.plaintext=true", "grpc.connector.observation.enabled=false")
-        .run(
-            context -> {
-              assertThat(context).doesNotHaveBean(ChannelBuilderCustomizer.class);
-              CachingConnector connector = context.getBean(CachingConnector.class);
-              try (LeasedChannel channel = connector.dial(backend.address())) {
-                LoopbackBackend.check(channel);
-              }
-              assertThat(context.getBean(ObservationConfiguration.class).observed).isEmpty();
-            });
   }
 
   @Test
@@ -557,32 +519,6 @@ class CachingConnectorAutoConfigurationTest {
         customized.add(address);
         builder.intercept(interceptor);
       };
-    }
-  }
-
-  @Configuration(proxyBeanMethods = false)
-  static class ObservationConfiguration {
-
-    final Queue<String> observed = new ConcurrentLinkedQueue<>();
-
-    @Bean
-    ObservationRegistry observationRegistry() {
-      ObservationRegistry registry = ObservationRegistry.create();
-      registry
-          .observationConfig()
-          .observationHandler(
-              new ObservationHandler<>() {
-                @Override
-                public void onStart(Observation.Context context) {
-                  observed.add(context.getName());
-                }
-
-                @Override
-                public boolean supportsContext(Observation.Context context) {
-                  return true;
-                }
-              });
-      return registry;
     }
   }
 }
