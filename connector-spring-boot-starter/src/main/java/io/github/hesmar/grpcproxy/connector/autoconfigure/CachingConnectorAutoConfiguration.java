@@ -2,10 +2,11 @@ package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.Dialer;
+import io.grpc.ChannelCredentials;
+import io.grpc.TlsChannelCredentials;
 import io.micrometer.core.instrument.binder.grpc.ObservationGrpcClientInterceptor;
 import io.micrometer.observation.ObservationRegistry;
 import java.time.Duration;
-import org.jspecify.annotations.Nullable;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnBean;
@@ -15,7 +16,7 @@ import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean
 import org.springframework.boot.autoconfigure.ssl.SslAutoConfiguration;
 import org.springframework.boot.autoconfigure.task.TaskSchedulingAutoConfiguration;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
-import org.springframework.boot.ssl.SslBundle;
+import org.springframework.boot.ssl.NoSuchSslBundleException;
 import org.springframework.boot.ssl.SslBundles;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
@@ -54,8 +55,7 @@ public final class CachingConnectorAutoConfiguration {
       ObjectProvider<CachingConnectorBuilderCustomizer> customizers) {
     CachingConnector.Builder builder = CachingConnector.builder();
     builder.dialer(
-        dialer.getIfAvailable(
-            () -> defaultDialer(properties.getChannel(), channelCustomizers, sslBundles)));
+        dialer.getIfAvailable(() -> defaultDialer(properties, channelCustomizers, sslBundles)));
     Duration leakDetectionThreshold = properties.getLeakDetectionThreshold();
     if (leakDetectionThreshold != null) {
       builder.leakDetectionThreshold(leakDetectionThreshold);
@@ -83,24 +83,32 @@ public final class CachingConnectorAutoConfiguration {
   }
 
   private static Dialer defaultDialer(
-      CachingConnectorProperties.Channel options,
+      CachingConnectorProperties properties,
       ObjectProvider<ChannelBuilderCustomizer> channelCustomizers,
       ObjectProvider<SslBundles> sslBundles) {
-    String bundleName = options.getSsl().getBundle();
-    @Nullable SslBundle bundle = null;
-    if (bundleName != null && !bundleName.isBlank()) {
-      SslBundles bundles = sslBundles.getIfAvailable();
-      if (bundles == null) {
-        throw new IllegalStateException(
-            "grpc.connector.channel.ssl.bundle is set to '"
-                + bundleName
-                + "' but there is no SslBundles bean");
-      }
-      bundle = bundles.getBundle(bundleName);
-    }
+    ChannelCredentials tls = TlsChannelCredentials.create();
     return new ConfiguredDialer(
-        ConfiguredDialer.credentials(options, bundle),
-        options,
+        properties.getChannel(),
+        properties.getTargets(),
+        (property, name) -> {
+          SslBundles bundles = sslBundles.getIfAvailable();
+          if (bundles == null) {
+            throw new IllegalStateException(
+                property + " is set to '" + name + "' but there is no SslBundles bean");
+          }
+          try {
+            return bundles.getBundle(name);
+          } catch (NoSuchSslBundleException e) {
+            // Not chained: the start-up failure's root cause then names the property.
+            throw new IllegalStateException(
+                property
+                    + " is set to '"
+                    + name
+                    + "' but there is no such SSL bundle (spring.ssl.bundle.*): "
+                    + e.getMessage());
+          }
+        },
+        address -> tls,
         channelCustomizers.orderedStream().toList());
   }
 
