@@ -26,6 +26,9 @@ import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.env.PropertiesPropertySourceLoader;
 import org.springframework.boot.env.PropertySourceLoader;
 import org.springframework.boot.env.YamlPropertySourceLoader;
+import org.springframework.boot.ssl.DefaultSslBundleRegistry;
+import org.springframework.boot.ssl.SslBundle;
+import org.springframework.boot.ssl.SslStoreBundle;
 import org.springframework.boot.test.context.runner.ApplicationContextRunner;
 import org.springframework.core.env.PropertySource;
 import org.springframework.core.env.StandardEnvironment;
@@ -180,6 +183,26 @@ class TargetChannelOptionsTest {
             context ->
                 assertThat(check(context.getBean(CachingConnector.class), backend.dnsAddress()))
                     .isEqualTo(ServingStatus.SERVING));
+  }
+
+  @Test
+  void targetNamingAnSslBundleUsesTlsWithItEvenWhenPlaintextIsTheGlobalDefault() {
+    // Trust material of the JDK's defaults: enough to tell TLS from plaintext.
+    DefaultSslBundleRegistry bundles =
+        new DefaultSslBundleRegistry("partner", SslBundle.of(SslStoreBundle.NONE));
+    contextRunner
+        .withBean(DefaultSslBundleRegistry.class, () -> bundles)
+        .withPropertyValues(
+            "grpc.connector.channel.plaintext=true",
+            "grpc.connector.targets.partner.pattern=127.0.0.1:*",
+            "grpc.connector.targets.partner.ssl.bundle=partner")
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              assertThat(failure(connector, ipAddress()).getStatus().getCode())
+                  .isEqualTo(Status.Code.UNAVAILABLE);
+              assertThat(check(connector, backend.address())).isEqualTo(ServingStatus.SERVING);
+            });
   }
 
   @Test
