@@ -141,7 +141,8 @@ public class CachingConnectorProperties implements Validator {
   /**
    * Returns the targets, in declaration order: the order of a properties or YAML file; targets from
    * a source of higher precedence (the command line, for example) come before those of one of lower
-   * precedence, and environment variables have no order of their own.
+   * precedence. Command-line arguments and environment variables have no order among themselves
+   * (Spring keeps them in hash maps): declare targets whose patterns overlap in one file.
    *
    * @return the targets by name, a mutable {@link LinkedHashMap}
    */

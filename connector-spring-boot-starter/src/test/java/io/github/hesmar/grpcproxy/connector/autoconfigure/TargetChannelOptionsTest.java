@@ -12,6 +12,7 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Queue;
@@ -30,6 +31,7 @@ import org.springframework.boot.ssl.DefaultSslBundleRegistry;
 import org.springframework.boot.ssl.SslBundle;
 import org.springframework.boot.ssl.SslStoreBundle;
 import org.springframework.boot.test.context.runner.ApplicationContextRunner;
+import org.springframework.core.env.MapPropertySource;
 import org.springframework.core.env.PropertySource;
 import org.springframework.core.env.StandardEnvironment;
 import org.springframework.core.io.ByteArrayResource;
@@ -277,6 +279,41 @@ class TargetChannelOptionsTest {
         .containsExactly("zulu", "alpha", "mike");
   }
 
+  @Test
+  void binderPutsTargetsOfASourceOfHigherPrecedenceFirst() throws IOException {
+    StandardEnvironment environment = new StandardEnvironment();
+    Map<String, Object> higher = new LinkedHashMap<>();
+    higher.put("grpc.connector.targets.zulu.pattern", "*");
+    higher.put("grpc.connector.targets.alpha.plaintext", "true");
+    environment.getPropertySources().addFirst(new MapPropertySource("higher", higher));
+    for (PropertySource<?> source :
+        new YamlPropertySourceLoader()
+            .load(
+                "application.yml",
+                new ByteArrayResource(
+                    """
+                    grpc.connector.targets:
+                      alpha:
+                        pattern: "127.0.0.1:*"
+                      mike:
+                        pattern: "*"
+                    """
+                        .getBytes(StandardCharsets.UTF_8)))) {
+      environment.getPropertySources().addLast(source);
+    }
+    Map<String, TargetProperties> targets =
+        Binder.get(environment)
+            .bind(CachingConnectorProperties.PREFIX, CachingConnectorProperties.class)
+            .get()
+            .getTargets();
+    // The higher source's targets first; a target in both sources merges its keys.
+    assertThat(targets.keySet())
+        .startsWith("zulu")
+        .containsExactlyInAnyOrder("zulu", "alpha", "mike");
+    assertThat(targets.get("alpha").getPattern()).isEqualTo("127.0.0.1:*");
+    assertThat(targets.get("alpha").getPlaintext()).isTrue();
+  }
+
   private static Map<String, TargetProperties> bind(PropertySourceLoader loader, String content)
       throws IOException {
     StandardEnvironment environment = new StandardEnvironment();
@@ -290,7 +327,7 @@ class TargetChannelOptionsTest {
             .bind(CachingConnectorProperties.PREFIX, CachingConnectorProperties.class)
             .get()
             .getTargets();
-    assertThat(targets).isInstanceOf(java.util.LinkedHashMap.class);
+    assertThat(targets).isInstanceOf(LinkedHashMap.class);
     return targets;
   }
 
