@@ -1,13 +1,17 @@
 package io.github.hesmar.grpcproxy.sample;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatExceptionOfType;
 import static org.awaitility.Awaitility.await;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.stub.MetadataUtils;
 import io.grpc.testing.protobuf.SimpleRequest;
 import io.grpc.testing.protobuf.SimpleServiceGrpc;
@@ -93,6 +97,22 @@ class SampleApplicationTest {
     void callsWithXRouteReachTheirBackends() {
       assertThat(call("alpha", "hi")).isEqualTo("alpha: hi [x-backend: alpha]");
       assertThat(call("beta", "hi")).isEqualTo("beta: hi [x-backend: beta]");
+    }
+
+    @Test
+    void addressesOtherThanTheDemoBackendsAreDialedOverTls() {
+      // 127.0.0.1:<port> is plaintext through the demo-backends target; the same backend by
+      // another address is matched by no target, so TLS, which the demo backend cannot speak.
+      String sameBackendByName = backends.get("alpha").target().replace("127.0.0.1", "localhost");
+      try (LeasedChannel channel = connector.dial(sameBackendByName)) {
+        assertThatExceptionOfType(StatusRuntimeException.class)
+            .isThrownBy(
+                () ->
+                    SimpleServiceGrpc.newBlockingStub(channel)
+                        .withDeadlineAfter(10, TimeUnit.SECONDS)
+                        .unaryRpc(SimpleRequest.getDefaultInstance()))
+            .satisfies(e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE));
+      }
     }
 
     @Test

@@ -2,9 +2,10 @@ package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.Dialer;
+import io.grpc.ChannelCredentials;
+import io.grpc.TlsChannelCredentials;
 import java.time.Duration;
 import java.util.Map;
-import org.jspecify.annotations.Nullable;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnBooleanProperty;
@@ -13,7 +14,7 @@ import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean
 import org.springframework.boot.autoconfigure.ssl.SslAutoConfiguration;
 import org.springframework.boot.autoconfigure.task.TaskSchedulingAutoConfiguration;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
-import org.springframework.boot.ssl.SslBundle;
+import org.springframework.boot.ssl.NoSuchSslBundleException;
 import org.springframework.boot.ssl.SslBundles;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
@@ -50,11 +51,12 @@ public final class CachingConnectorAutoConfiguration {
       ObjectProvider<Dialer> dialer,
       ObjectProvider<ChannelBuilderCustomizer> channelCustomizers,
       ObjectProvider<SslBundles> sslBundles,
+      ObjectProvider<DefaultChannelCredentials> defaultCredentials,
       ObjectProvider<CachingConnectorBuilderCustomizer> customizers) {
     CachingConnector.Builder builder = CachingConnector.builder();
     builder.dialer(
         dialer.getIfAvailable(
-            () -> defaultDialer(properties.getChannel(), channelCustomizers, sslBundles)));
+            () -> defaultDialer(properties, channelCustomizers, sslBundles, defaultCredentials)));
     Duration leakDetectionThreshold = properties.getLeakDetectionThreshold();
     if (leakDetectionThreshold != null) {
       builder.leakDetectionThreshold(leakDetectionThreshold);
@@ -82,24 +84,34 @@ public final class CachingConnectorAutoConfiguration {
   }
 
   private static Dialer defaultDialer(
-      CachingConnectorProperties.Channel options,
+      CachingConnectorProperties properties,
       ObjectProvider<ChannelBuilderCustomizer> channelCustomizers,
-      ObjectProvider<SslBundles> sslBundles) {
-    String bundleName = options.getSsl().getBundle();
-    @Nullable SslBundle bundle = null;
-    if (bundleName != null && !bundleName.isBlank()) {
-      SslBundles bundles = sslBundles.getIfAvailable();
-      if (bundles == null) {
-        throw new IllegalStateException(
-            "grpc.connector.channel.ssl.bundle is set to '"
-                + bundleName
-                + "' but there is no SslBundles bean");
-      }
-      bundle = bundles.getBundle(bundleName);
-    }
+      ObjectProvider<SslBundles> sslBundles,
+      ObjectProvider<DefaultChannelCredentials> defaultCredentials) {
+    ChannelCredentials tls = TlsChannelCredentials.create();
+    DefaultChannelCredentials fallback = defaultCredentials.getIfAvailable(() -> address -> tls);
     return new ConfiguredDialer(
-        ConfiguredDialer.credentials(options, bundle),
-        options,
+        properties.getChannel(),
+        properties.getTargets(),
+        (property, name) -> {
+          SslBundles bundles = sslBundles.getIfAvailable();
+          if (bundles == null) {
+            throw new IllegalStateException(
+                property + " is set to '" + name + "' but there is no SslBundles bean");
+          }
+          try {
+            return bundles.getBundle(name);
+          } catch (NoSuchSslBundleException e) {
+            // Not chained: the start-up failure's root cause then names the property.
+            throw new IllegalStateException(
+                property
+                    + " is set to '"
+                    + name
+                    + "' but there is no such SSL bundle (spring.ssl.bundle.*): "
+                    + e.getMessage());
+          }
+        },
+        fallback::forAddress,
         channelCustomizers.orderedStream().toList());
   }
 

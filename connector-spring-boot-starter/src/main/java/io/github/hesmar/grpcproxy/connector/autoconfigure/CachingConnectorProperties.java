@@ -1,6 +1,8 @@
 package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
 import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import org.jspecify.annotations.Nullable;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 import org.springframework.util.StringUtils;
@@ -65,6 +67,17 @@ public class CachingConnectorProperties implements Validator {
 
   private final Channel channel = new Channel();
 
+  /**
+   * Channel options for the addresses matching a pattern, by target name: the target's pattern
+   * (pattern: a glob where * matches any run of characters and ? one character, or regex: and a
+   * Java regular expression; either over the whole address) and any of the channel.* keys
+   * (plaintext, ssl.bundle, idle.timeout, keepalive.*, inbound.*, user-agent,
+   * default.load-balancing-policy), which replace the global ones for those addresses; an unset key
+   * keeps the global value. The first target whose pattern matches an address wins, in declaration
+   * order.
+   */
+  private final Map<String, TargetProperties> targets = new LinkedHashMap<>();
+
   private final Observation observation = new Observation();
 
   private final Health health = new Health();
@@ -123,6 +136,18 @@ public class CachingConnectorProperties implements Validator {
 
   public Channel getChannel() {
     return this.channel;
+  }
+
+  /**
+   * Returns the targets, in declaration order: the order of a properties or YAML file; targets from
+   * a source of higher precedence (the command line, for example) come before those of one of lower
+   * precedence. Command-line arguments and environment variables have no order among themselves
+   * (Spring keeps them in hash maps): declare targets whose patterns overlap in one file.
+   *
+   * @return the targets by name, a mutable {@link LinkedHashMap}
+   */
+  public Map<String, TargetProperties> getTargets() {
+    return this.targets;
   }
 
   public Observation getObservation() {
@@ -235,6 +260,7 @@ public class CachingConnectorProperties implements Validator {
           "channel.default.load-balancing-policy",
           "must not be blank");
     }
+    properties.targets.forEach((name, options) -> options.validate(name, errors));
   }
 
   private static void reject(Errors errors, String field, String property, String message) {

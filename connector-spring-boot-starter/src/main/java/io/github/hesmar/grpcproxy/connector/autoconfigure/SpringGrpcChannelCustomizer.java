@@ -123,8 +123,12 @@ final class SpringGrpcChannelCustomizer implements ChannelBuilderCustomizer {
     return new Resolved(List.copyOf(interceptors), List.copyOf(customizers));
   }
 
-  private static boolean isSpringGrpcOwn(Object customizer) {
-    String name = customizer.getClass().getName();
+  /**
+   * Whether {@code bean} was declared by Spring gRPC's or Spring Boot's gRPC auto-configurations
+   * for Spring gRPC's own channels.
+   */
+  static boolean isSpringGrpcOwn(Object bean) {
+    String name = bean.getClass().getName();
     return OWN_CUSTOMIZER_PACKAGES.stream().anyMatch(name::startsWith);
   }
 

@@ -10,6 +10,7 @@ import java.net.URI;
 import java.net.URISyntaxException;
 import java.util.List;
 import java.util.Map;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -46,6 +47,20 @@ class CachingConnectorPropertiesMetadataTest {
     assertThat((String) entry.get("description")).contains(described);
     assertThat((String) entry.get("sourceType"))
         .isEqualTo(CachingConnectorProperties.class.getName());
+  }
+
+  @Test
+  void metadataDescribesTheTargetsByTheirOptionsType() throws Exception {
+    Map<String, Object> entry = entry("grpc.connector.targets");
+    // IDEs complete grpc.connector.targets.<name>.* from the map's value type.
+    assertThat(entry)
+        .containsEntry(
+            "type", "java.util.Map<java.lang.String," + TargetProperties.class.getName() + ">")
+        .containsEntry("sourceType", CachingConnectorProperties.class.getName());
+    assertThat((String) entry.get("description"))
+        .contains("a glob where * matches any run of characters", "regex:")
+        .contains("an unset key keeps the global value")
+        .contains("The first target whose pattern matches an address wins, in declaration order");
   }
 
   /** The one metadata entry of {@code property}. */

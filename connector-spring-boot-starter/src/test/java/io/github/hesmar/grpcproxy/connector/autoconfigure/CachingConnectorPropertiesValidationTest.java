@@ -50,6 +50,67 @@ class CachingConnectorPropertiesValidationTest {
             });
   }
 
+  @ParameterizedTest(name = "{0}={1} stops start-up")
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "grpc.connector.targets.local.pattern | ' ' | must not be blank",
+        "grpc.connector.targets.local.pattern | regex: | must have a regular expression"
+            + " after regex:, was 'regex:'",
+        "grpc.connector.targets.local.pattern | regex:[0-9 | must be a valid regular"
+            + " expression after regex:, was 'regex:[0-9' (Unclosed character class",
+        "grpc.connector.targets.local.idle.timeout | 0s | must be positive, was PT0S",
+        "grpc.connector.targets.local.keepalive.time | -1s | must be positive, was PT-1S",
+        "grpc.connector.targets.local.keepalive.timeout | 0ms | must be positive, was PT0S",
+        "grpc.connector.targets.local.inbound.message.max-size | 0B | must be between 1B and"
+            + " 2047MB, was 0B",
+        "grpc.connector.targets.local.inbound.metadata.max-size | 4GB | must be between 1B and"
+            + " 2047MB, was 4294967296B",
+        "grpc.connector.targets.local.user-agent | ' ' | must not be blank",
+        "grpc.connector.targets.local.default.load-balancing-policy | ' ' | must not be blank",
+        "grpc.connector.targets.local.ssl.bundle | ' ' | must not be blank",
+      })
+  void invalidTargetPropertyStopsStartUpNamingItAndTheValue(
+      String property, String value, String reason) {
+    contextRunner
+        .withPropertyValues("grpc.connector.targets.local.pattern=127.0.0.1:*")
+        .withPropertyValues(property + "=" + value)
+        .run(
+            context -> {
+              assertThat(context).hasFailed();
+              assertThat(context.getStartupFailure())
+                  .rootCause()
+                  .hasMessageContaining(property + " " + reason);
+            });
+  }
+
+  @Test
+  void targetWithoutPatternStopsStartUpNamingIt() {
+    contextRunner
+        .withPropertyValues("grpc.connector.targets.local.plaintext=true")
+        .run(
+            context ->
+                assertThat(context.getStartupFailure())
+                    .rootCause()
+                    .hasMessageContaining("grpc.connector.targets.local.pattern must be set"));
+  }
+
+  @Test
+  void targetWithSslBundleAndPlaintextStopsStartUpNamingIt() {
+    contextRunner
+        .withPropertyValues(
+            "grpc.connector.targets.local.pattern=127.0.0.1:*",
+            "grpc.connector.targets.local.plaintext=true",
+            "grpc.connector.targets.local.ssl.bundle=client")
+        .run(
+            context ->
+                assertThat(context.getStartupFailure())
+                    .rootCause()
+                    .hasMessageContaining(
+                        "grpc.connector.targets.local.ssl.bundle must not be set when"
+                            + " grpc.connector.targets.local.plaintext is true, was 'client'"));
+  }
+
   @Test
   void sslBundleWithPlaintextStopsStartUpNamingIt() {
     contextRunner

@@ -1,9 +1,14 @@
 package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowableOfType;
 import static org.awaitility.Awaitility.await;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import io.github.hesmar.grpcproxy.connector.LeasedChannel;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.CallOptions;
 import io.grpc.Channel;
 import io.grpc.ClientCall;
@@ -26,6 +31,7 @@ import org.springframework.boot.test.context.runner.ApplicationContextRunner;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.core.annotation.Order;
+import org.springframework.grpc.client.ChannelCredentialsProvider;
 import org.springframework.grpc.client.GlobalClientInterceptor;
 import org.springframework.grpc.client.GrpcChannelBuilderCustomizer;
 
@@ -112,6 +118,66 @@ class SpringGrpcChannelsTest {
                           .satisfies(timer -> assertThat(timer.count()).isEqualTo(3)));
           assertThat(registry.find("grpc.client").timers()).hasSize(1);
         });
+  }
+
+  @Test
+  void theApplicationsCredentialsProviderGivesTheCredentialsOptionsDoNotSet() {
+    contextRunner
+        .withPropertyValues("grpc.connector.channel.plaintext=false")
+        .withUserConfiguration(CredentialsConfiguration.class)
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              // TLS by the options' default, but the provider's plaintext credentials win.
+              LoopbackBackend.checkAndRelease(connector, backend.address());
+              assertThat(context.getBean(CredentialsConfiguration.class).asked)
+                  .containsExactly(backend.address());
+            });
+  }
+
+  @Test
+  void credentialsSetByTheOptionsWinOverTheProvider() {
+    contextRunner
+        .withUserConfiguration(CredentialsConfiguration.class)
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              LoopbackBackend.checkAndRelease(connector, backend.address());
+              assertThat(context.getBean(CredentialsConfiguration.class).asked).isEmpty();
+            });
+  }
+
+  @Test
+  void bootsOwnCredentialsProviderDoesNotTurnTheTlsDefaultIntoPlaintext() {
+    contextRunner
+        .withPropertyValues("grpc.connector.channel.plaintext=false")
+        .run(
+            context -> {
+              // Boot's properties-based provider exists, and would answer plaintext.
+              assertThat(context).hasSingleBean(ChannelCredentialsProvider.class);
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              try (LeasedChannel channel = connector.dial(backend.address())) {
+                // The plaintext backend cannot complete a TLS handshake.
+                assertThat(catchThrowableOfType(
+                        StatusRuntimeException.class, () -> LoopbackBackend.check(channel)))
+                    .extracting(e -> e.getStatus().getCode())
+                    .isEqualTo(Status.Code.UNAVAILABLE);
+              }
+            });
+  }
+
+  @Configuration(proxyBeanMethods = false)
+  static class CredentialsConfiguration {
+
+    final Queue<String> asked = new ConcurrentLinkedQueue<>();
+
+    @Bean
+    ChannelCredentialsProvider applicationCredentials() {
+      return target -> {
+        asked.add(target);
+        return InsecureChannelCredentials.create();
+      };
+    }
   }
 
   @Configuration(proxyBeanMethods = false)

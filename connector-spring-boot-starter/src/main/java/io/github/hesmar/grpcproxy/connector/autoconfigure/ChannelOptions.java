@@ -1,0 +1,98 @@
+package io.github.hesmar.grpcproxy.connector.autoconfigure;
+
+import io.grpc.ManagedChannelBuilder;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
+import org.springframework.util.StringUtils;
+import org.springframework.util.unit.DataSize;
+
+/**
+ * The channel options in effect for an address: the global {@code grpc.connector.channel.*} ones,
+ * or those of the matching {@code grpc.connector.targets.<name>} over them. Immutable.
+ *
+ * @param sslBundleProperty the property that named {@code sslBundle}, for start-up errors
+ */
+record ChannelOptions(
+    boolean plaintext,
+    @Nullable String sslBundle,
+    String sslBundleProperty,
+    @Nullable Duration idleTimeout,
+    @Nullable Duration keepaliveTime,
+    @Nullable Duration keepaliveTimeout,
+    boolean keepaliveWithoutCalls,
+    DataSize maxInboundMessageSize,
+    DataSize maxInboundMetadataSize,
+    @Nullable String userAgent,
+    @Nullable String loadBalancingPolicy) {
+
+  /** The global options. */
+  static ChannelOptions of(CachingConnectorProperties.Channel channel) {
+    String bundle = channel.getSsl().getBundle();
+    return new ChannelOptions(
+        channel.isPlaintext(),
+        StringUtils.hasText(bundle) ? bundle : null,
+        CachingConnectorProperties.PREFIX + ".channel.ssl.bundle",
+        channel.getIdle().getTimeout(),
+        channel.getKeepalive().getTime(),
+        channel.getKeepalive().getTimeout(),
+        channel.getKeepalive().isWithoutCalls(),
+        channel.getInbound().getMessage().getMaxSize(),
+        channel.getInbound().getMetadata().getMaxSize(),
+        channel.getUserAgent(),
+        channel.getDefault().getLoadBalancingPolicy());
+  }
+
+  /**
+   * These options with those that {@code target} sets in their place. A target that names an SSL
+   * bundle and does not set plaintext uses TLS, whatever the global plaintext.
+   */
+  ChannelOptions overriddenBy(String name, TargetProperties target) {
+    String bundle = target.getSsl().getBundle();
+    @Nullable Boolean targetPlaintext = target.getPlaintext();
+    TargetProperties.Keepalive keepalive = target.getKeepalive();
+    @Nullable Boolean withoutCalls = keepalive.getWithoutCalls();
+    @Nullable DataSize messageSize = target.getInbound().getMessage().getMaxSize();
+    @Nullable DataSize metadataSize = target.getInbound().getMetadata().getMaxSize();
+    return new ChannelOptions(
+        targetPlaintext != null ? targetPlaintext : (bundle == null && plaintext),
+        bundle != null ? bundle : sslBundle,
+        bundle != null
+            ? CachingConnectorProperties.PREFIX + ".targets." + name + ".ssl.bundle"
+            : sslBundleProperty,
+        or(target.getIdle().getTimeout(), idleTimeout),
+        or(keepalive.getTime(), keepaliveTime),
+        or(keepalive.getTimeout(), keepaliveTimeout),
+        withoutCalls != null ? withoutCalls : keepaliveWithoutCalls,
+        messageSize != null ? messageSize : maxInboundMessageSize,
+        metadataSize != null ? metadataSize : maxInboundMetadataSize,
+        or(target.getUserAgent(), userAgent),
+        or(target.getDefault().getLoadBalancingPolicy(), loadBalancingPolicy));
+  }
+
+  private static <T> @Nullable T or(@Nullable T value, @Nullable T inherited) {
+    return value != null ? value : inherited;
+  }
+
+  /** Sets every option but the credentials on {@code builder}. */
+  void applyTo(ManagedChannelBuilder<?> builder) {
+    if (idleTimeout != null) {
+      builder.idleTimeout(idleTimeout.toNanos(), TimeUnit.NANOSECONDS);
+    }
+    if (keepaliveTime != null) {
+      builder.keepAliveTime(keepaliveTime.toNanos(), TimeUnit.NANOSECONDS);
+    }
+    if (keepaliveTimeout != null) {
+      builder.keepAliveTimeout(keepaliveTimeout.toNanos(), TimeUnit.NANOSECONDS);
+    }
+    builder.keepAliveWithoutCalls(keepaliveWithoutCalls);
+    builder.maxInboundMessageSize(Math.toIntExact(maxInboundMessageSize.toBytes()));
+    builder.maxInboundMetadataSize(Math.toIntExact(maxInboundMetadataSize.toBytes()));
+    if (userAgent != null) {
+      builder.userAgent(userAgent);
+    }
+    if (loadBalancingPolicy != null) {
+      builder.defaultLoadBalancingPolicy(loadBalancingPolicy);
+    }
+  }
+}
