@@ -36,67 +36,21 @@ import org.springframework.grpc.client.GlobalClientInterceptor;
 import org.springframework.grpc.client.GrpcChannelBuilderCustomizer;
 
 /**
- * The default dialer's channels in an application with Spring Boot 4.1's own gRPC client
- * ({@code spring-boot-grpc-client}, which auto-configures Spring gRPC): real calls through leased
- * channels to a loopback backend. Compiled and run only on Boot 4.1 (profile
- * boot41-grpc-client).
+ * {@link SpringGrpcBeansTest} again, in an application with Spring Boot 4.1's own gRPC client
+ * ({@code spring-boot-grpc-client}, which auto-configures Spring gRPC and declares its observation
+ * interceptor and credentials provider), and what Boot's beans change. Compiled and run only on
+ * Boot 4.1 (profile boot41-grpc-client).
  */
-class SpringGrpcChannelsTest {
+class SpringGrpcChannelsTest extends SpringGrpcBeansTest {
 
-  private static LoopbackBackend backend;
-
-  private final ApplicationContextRunner contextRunner =
-      new ApplicationContextRunner()
-          .withConfiguration(AutoConfigurations.of(BootLine.METRICS_AUTO_CONFIGURATIONS))
-          .withConfiguration(
-              AutoConfigurations.of(
-                  SslAutoConfiguration.class,
-                  GrpcClientAutoConfiguration.class,
-                  GrpcClientObservationAutoConfiguration.class,
-                  CachingConnectorAutoConfiguration.class,
-                  CachingConnectorObservationAutoConfiguration.class,
-                  CachingConnectorSpringGrpcAutoConfiguration.class))
-          .withUserConfiguration(ApplicationConfiguration.class)
-          .withPropertyValues(
-              "grpc.connector.channel.plaintext=true", "grpc.connector.expiry.enabled=false");
-
-  @BeforeAll
-  static void startBackend() {
-    backend = LoopbackBackend.start();
-  }
-
-  @AfterAll
-  static void stopBackend() throws InterruptedException {
-    backend.close();
-  }
-
-  @Test
-  void aCallThroughALeasedChannelPassesEachGlobalInterceptorOnceInTheirOrder() {
-    contextRunner.run(
-        context -> {
-          CachingConnector connector = context.getBean(CachingConnector.class);
-          LoopbackBackend.checkAndRelease(connector, backend.address());
-          LoopbackBackend.checkAndRelease(connector, backend.address());
-          assertThat(context.getBean(ApplicationConfiguration.class).intercepted)
-              .containsExactly(
-                  "first grpc.health.v1.Health/Check",
-                  "second grpc.health.v1.Health/Check",
-                  "first grpc.health.v1.Health/Check",
-                  "second grpc.health.v1.Health/Check");
-        });
-  }
-
-  @Test
-  void theApplicationsChannelBuilderCustomizersAreAppliedOncePerChannel() {
-    contextRunner.run(
-        context -> {
-          CachingConnector connector = context.getBean(CachingConnector.class);
-          LoopbackBackend.checkAndRelease(connector, backend.address());
-          LoopbackBackend.checkAndRelease(connector, backend.dnsAddress());
-          LoopbackBackend.checkAndRelease(connector, backend.address());
-          assertThat(context.getBean(ApplicationConfiguration.class).customized)
-              .containsExactly(backend.address(), backend.dnsAddress());
-        });
+  @Override
+  ApplicationContextRunner contextRunner() {
+    return super.contextRunner()
+        .withConfiguration(
+            AutoConfigurations.of(
+                SslAutoConfiguration.class,
+                GrpcClientAutoConfiguration.class,
+                GrpcClientObservationAutoConfiguration.class));
   }
 
   @Test
@@ -121,33 +75,6 @@ class SpringGrpcChannelsTest {
   }
 
   @Test
-  void theApplicationsCredentialsProviderGivesTheCredentialsOptionsDoNotSet() {
-    contextRunner
-        .withPropertyValues("grpc.connector.channel.plaintext=false")
-        .withUserConfiguration(CredentialsConfiguration.class)
-        .run(
-            context -> {
-              CachingConnector connector = context.getBean(CachingConnector.class);
-              // TLS by the options' default, but the provider's plaintext credentials win.
-              LoopbackBackend.checkAndRelease(connector, backend.address());
-              assertThat(context.getBean(CredentialsConfiguration.class).asked)
-                  .containsExactly(backend.address());
-            });
-  }
-
-  @Test
-  void credentialsSetByTheOptionsWinOverTheProvider() {
-    contextRunner
-        .withUserConfiguration(CredentialsConfiguration.class)
-        .run(
-            context -> {
-              CachingConnector connector = context.getBean(CachingConnector.class);
-              LoopbackBackend.checkAndRelease(connector, backend.address());
-              assertThat(context.getBean(CredentialsConfiguration.class).asked).isEmpty();
-            });
-  }
-
-  @Test
   void bootsOwnCredentialsProviderDoesNotTurnTheTlsDefaultIntoPlaintext() {
     contextRunner
         .withPropertyValues("grpc.connector.channel.plaintext=false")
@@ -164,72 +91,5 @@ class SpringGrpcChannelsTest {
                     .isEqualTo(Status.Code.UNAVAILABLE);
               }
             });
-  }
-
-  @Configuration(proxyBeanMethods = false)
-  static class CredentialsConfiguration {
-
-    final Queue<String> asked = new ConcurrentLinkedQueue<>();
-
-    @Bean
-    ChannelCredentialsProvider applicationCredentials() {
-      return target -> {
-        asked.add(target);
-        return InsecureChannelCredentials.create();
-      };
-    }
-  }
-
-  @Configuration(proxyBeanMethods = false)
-  static class ApplicationConfiguration {
-
-    final Queue<String> intercepted = new ConcurrentLinkedQueue<>();
-
-    final Queue<String> customized = new ConcurrentLinkedQueue<>();
-
-    @Bean
-    ObservationRegistry observationRegistry(MeterRegistry meterRegistry) {
-      ObservationRegistry registry = ObservationRegistry.create();
-      registry
-          .observationConfig()
-          .observationHandler(new DefaultMeterObservationHandler(meterRegistry));
-      return registry;
-    }
-
-    @Bean
-    @GlobalClientInterceptor
-    @Order(2)
-    ClientInterceptor secondInterceptor() {
-      return recording("second");
-    }
-
-    @Bean
-    @GlobalClientInterceptor
-    @Order(1)
-    ClientInterceptor firstInterceptor() {
-      return recording("first");
-    }
-
-    /** Not global: Spring gRPC does not put it on channels, and neither does the connector. */
-    @Bean
-    ClientInterceptor localInterceptor() {
-      return recording("local");
-    }
-
-    @Bean
-    <T extends ManagedChannelBuilder<T>> GrpcChannelBuilderCustomizer<T> recordingCustomizer() {
-      return (target, builder) -> customized.add(target);
-    }
-
-    private ClientInterceptor recording(String name) {
-      return new ClientInterceptor() {
-        @Override
-        public <Q, R> ClientCall<Q, R> interceptCall(
-            MethodDescriptor<Q, R> method, CallOptions callOptions, Channel next) {
-          intercepted.add(name + " " + method.getFullMethodName());
-          return next.newCall(method, callOptions);
-        }
-      };
-    }
   }
 }
