@@ -35,14 +35,16 @@ import org.springframework.util.ClassUtils;
  * second one would measure every call twice.
  *
  * <p>Runs after the observation auto-configurations of both Boot lines (Boot 4 moved them) and
- * after Boot 4.1's gRPC client observation; names of absent classes are ignored.
+ * after the gRPC client observation of Boot 4.1 and of spring-grpc 1.0's own auto-configuration,
+ * whose global interceptor it must see; names of absent classes are ignored.
  */
 @AutoConfiguration(
     after = CachingConnectorAutoConfiguration.class,
     afterName = {
       "org.springframework.boot.micrometer.observation.autoconfigure.ObservationAutoConfiguration",
       "org.springframework.boot.actuate.autoconfigure.observation.ObservationAutoConfiguration",
-      "org.springframework.boot.grpc.client.autoconfigure.GrpcClientObservationAutoConfiguration"
+      "org.springframework.boot.grpc.client.autoconfigure.GrpcClientObservationAutoConfiguration",
+      "org.springframework.grpc.autoconfigure.client.GrpcClientObservationAutoConfiguration"
     })
 @ConditionalOnClass({
   CachingConnector.class,

@@ -600,7 +600,7 @@ public class CachingConnectorProperties implements Validator {
      * Most distinct gRPC methods (service and method pairs) tagged on the grpc.client meters of the
      * application; a meter for another method is not registered, so a proxy's callers cannot grow
      * the meter registry without bound. The peer tags (net.peer.name, net.peer.port) are removed
-     * from these meters. Zero: no grpc.client meter carries a method.
+     * from these meters. Zero: no grpc.client meters at all.
      */
     private int maxMethodTags = 100;
 

@@ -23,13 +23,14 @@ import org.apache.commons.logging.LogFactory;
  * This filter removes the peer tags (the peer stays on traces, which are not meters) and accepts at
  * most {@code maxMethodTags} distinct service and method pairs: a meter for another pair is denied,
  * so calls to it are not measured, and the first denial is logged once, as Spring Boot does for
- * {@code management.metrics.web.client.max-uri-tags}. The tags that remain are {@code rpc.service},
- * {@code rpc.method}, {@code rpc.type}, {@code grpc.status_code} and {@code rpc.error_code}.
+ * {@code management.metrics.web.client.max-uri-tags}. With Micrometer's default convention the tags
+ * that remain are {@code rpc.service}, {@code rpc.method}, {@code rpc.type}, {@code
+ * grpc.status_code}, and {@code error} on the timer.
  *
  * <p>A meter registry cannot tell which channel a meter comes from, so the filter applies to every
- * {@code grpc.client} meter of the application. Thread-safe: the accepted pairs are a concurrent
- * set that only grows, up to the bound; two threads adding the last pair at once may both be
- * accepted, so the bound may be passed by the number of threads racing at that moment.
+ * {@code grpc.client} meter of the application; meters that a custom observation convention names
+ * otherwise are not bounded. Thread-safe: the accepted pairs are a concurrent set that only grows;
+ * a pair is added under a lock, so the bound is exact; once it is reached, refusals take no lock.
  */
 final class GrpcClientMeterFilter implements MeterFilter {
 
@@ -44,6 +45,9 @@ final class GrpcClientMeterFilter implements MeterFilter {
   private final Set<String> accepted = ConcurrentHashMap.newKeySet();
 
   private final AtomicBoolean warned = new AtomicBoolean();
+
+  /** Whether the bound was reached: written once, under the lock. */
+  private volatile boolean full;
 
   GrpcClientMeterFilter(int maxMethodTags) {
     if (maxMethodTags < 0) {
@@ -88,9 +92,17 @@ final class GrpcClientMeterFilter implements MeterFilter {
     if (accepted.contains(pair)) {
       return MeterFilterReply.NEUTRAL;
     }
-    if (accepted.size() < maxMethodTags) {
-      accepted.add(pair);
-      return MeterFilterReply.NEUTRAL;
+    if (!full) {
+      synchronized (accepted) {
+        if (accepted.contains(pair)) {
+          return MeterFilterReply.NEUTRAL;
+        }
+        if (accepted.size() < maxMethodTags) {
+          accepted.add(pair);
+          return MeterFilterReply.NEUTRAL;
+        }
+        full = true;
+      }
     }
     if (warned.compareAndSet(false, true) && logger.isWarnEnabled()) {
       logger.warn(

@@ -132,6 +132,28 @@ public class TargetProperties {
     if (policy != null && !StringUtils.hasText(policy)) {
       reject(errors, prefix + "default.load-balancing-policy", "must not be blank");
     }
+    if (pattern != null && !setsAnyOption()) {
+      // Most likely a misspelt key (unknown keys are ignored when binding), e.g. channel.plaintext.
+      reject(
+          errors,
+          prefix + "pattern",
+          "is set but the target sets no channel option (plaintext, ssl.bundle, idle.timeout,"
+              + " keepalive.*, inbound.*, user-agent, default.load-balancing-policy): check its"
+              + " keys");
+    }
+  }
+
+  private boolean setsAnyOption() {
+    return plaintext != null
+        || ssl.bundle != null
+        || idle.timeout != null
+        || keepalive.time != null
+        || keepalive.timeout != null
+        || keepalive.withoutCalls != null
+        || inbound.message.maxSize != null
+        || inbound.metadata.maxSize != null
+        || userAgent != null
+        || defaults.loadBalancingPolicy != null;
   }
 
   private static void reject(Errors errors, String property, @Nullable String message) {

@@ -190,7 +190,7 @@ class CachingConnectorObservationAutoConfigurationTest {
         .run(
             context -> {
               assertThat(context).hasNotFailed();
-              assertThat(context).doesNotHaveBean("cachingConnectorSpringGrpcCustomizer");
+              assertThat(context).doesNotHaveBean("cachingConnectorSpringGrpcChannels");
               assertThat(context).hasBean("cachingConnectorObservationCustomizer");
               CachingConnector connector = context.getBean(CachingConnector.class);
               LoopbackBackend.checkAndRelease(connector, backend.address());

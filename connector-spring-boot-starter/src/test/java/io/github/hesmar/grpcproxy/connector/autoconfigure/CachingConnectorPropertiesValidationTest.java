@@ -85,6 +85,21 @@ class CachingConnectorPropertiesValidationTest {
   }
 
   @Test
+  void targetSettingNoOptionStopsStartUpAsAMisspeltKey() {
+    contextRunner
+        .withPropertyValues(
+            "grpc.connector.targets.local.pattern=127.0.0.1:*",
+            "grpc.connector.targets.local.channel.plaintext=true")
+        .run(
+            context ->
+                assertThat(context.getStartupFailure())
+                    .rootCause()
+                    .hasMessageContaining(
+                        "grpc.connector.targets.local.pattern is set but the target sets no"
+                            + " channel option"));
+  }
+
+  @Test
   void targetWithoutPatternStopsStartUpNamingIt() {
     contextRunner
         .withPropertyValues("grpc.connector.targets.local.plaintext=true")

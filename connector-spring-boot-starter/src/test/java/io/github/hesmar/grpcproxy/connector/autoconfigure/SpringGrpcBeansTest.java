@@ -11,6 +11,7 @@ import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.MethodDescriptor;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.binder.grpc.ObservationGrpcClientInterceptor;
 import io.micrometer.core.instrument.observation.DefaultMeterObservationHandler;
 import io.micrometer.observation.ObservationRegistry;
 import java.util.Queue;
@@ -119,6 +120,62 @@ class SpringGrpcBeansTest {
               LoopbackBackend.checkAndRelease(connector, backend.address());
               assertThat(context.getBean(CredentialsConfiguration.class).asked).isEmpty();
             });
+  }
+
+  @Test
+  void aCustomizerForAnotherBuilderTypeIsSkippedAndTheDialSucceeds() {
+    contextRunner
+        .withUserConfiguration(OtherBuilderCustomizerConfiguration.class)
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              LoopbackBackend.checkAndRelease(connector, backend.address());
+              assertThat(context.getBean(ApplicationConfiguration.class).customized)
+                  .containsExactly(backend.address());
+            });
+  }
+
+  @Test
+  void switchingObservationOffLeavesGlobalObservationInterceptorsOff() {
+    contextRunner
+        .withUserConfiguration(GlobalObservationConfiguration.class)
+        .withPropertyValues("grpc.connector.observation.enabled=false")
+        .run(
+            context -> {
+              CachingConnector connector = context.getBean(CachingConnector.class);
+              LoopbackBackend.checkAndRelease(connector, backend.address());
+              // The other global interceptors still apply.
+              assertThat(context.getBean(ApplicationConfiguration.class).intercepted)
+                  .containsExactly(
+                      "first grpc.health.v1.Health/Check", "second grpc.health.v1.Health/Check");
+              assertThat(context.getBean(MeterRegistry.class).find("grpc.client").meters())
+                  .isEmpty();
+            });
+  }
+
+  /** A builder type the channels are never built with. */
+  abstract static class OtherChannelBuilder
+      extends io.grpc.ForwardingChannelBuilder2<OtherChannelBuilder> {}
+
+  @Configuration(proxyBeanMethods = false)
+  static class OtherBuilderCustomizerConfiguration {
+
+    @Bean
+    GrpcChannelBuilderCustomizer<OtherChannelBuilder> otherBuilderCustomizer() {
+      // A lambda: its class carries no type argument, so only the call can tell.
+      return (target, builder) -> builder.maxInboundMessageSize(1);
+    }
+  }
+
+  @Configuration(proxyBeanMethods = false)
+  static class GlobalObservationConfiguration {
+
+    @Bean
+    @GlobalClientInterceptor
+    ObservationGrpcClientInterceptor globalObservationInterceptor(
+        ObservationRegistry observationRegistry) {
+      return new ObservationGrpcClientInterceptor(observationRegistry);
+    }
   }
 
   @Configuration(proxyBeanMethods = false)
