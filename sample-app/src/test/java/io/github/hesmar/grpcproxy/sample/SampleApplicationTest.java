@@ -12,6 +12,7 @@ import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.netty.handler.ssl.NotSslRecordException;
 import io.grpc.stub.MetadataUtils;
 import io.grpc.testing.protobuf.SimpleRequest;
 import io.grpc.testing.protobuf.SimpleServiceGrpc;
@@ -111,7 +112,12 @@ class SampleApplicationTest {
                     SimpleServiceGrpc.newBlockingStub(channel)
                         .withDeadlineAfter(10, TimeUnit.SECONDS)
                         .unaryRpc(SimpleRequest.getDefaultInstance()))
-            .satisfies(e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE));
+            .satisfies(
+                e -> {
+                  assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+                  // Not a refused connection: TLS met the plaintext backend.
+                  assertThat(e).hasRootCauseInstanceOf(NotSslRecordException.class);
+                });
       }
     }
 

@@ -9,6 +9,7 @@ import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.netty.handler.ssl.NotSslRecordException;
 import io.grpc.CallOptions;
 import io.grpc.Channel;
 import io.grpc.ClientCall;
@@ -85,10 +86,11 @@ class SpringGrpcChannelsTest extends SpringGrpcBeansTest {
               CachingConnector connector = context.getBean(CachingConnector.class);
               try (LeasedChannel channel = connector.dial(backend.address())) {
                 // The plaintext backend cannot complete a TLS handshake.
-                assertThat(catchThrowableOfType(
-                        StatusRuntimeException.class, () -> LoopbackBackend.check(channel)))
-                    .extracting(e -> e.getStatus().getCode())
-                    .isEqualTo(Status.Code.UNAVAILABLE);
+                StatusRuntimeException refused =
+                    catchThrowableOfType(
+                        StatusRuntimeException.class, () -> LoopbackBackend.check(channel));
+                assertThat(refused.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+                assertThat(refused).hasRootCauseInstanceOf(NotSslRecordException.class);
               }
             });
   }
