@@ -7,6 +7,7 @@ import io.github.hesmar.grpcproxy.connector.actuate.ExpiryPass;
 import io.github.hesmar.grpcproxy.connector.actuate.LastExpiryPasses;
 import java.time.Clock;
 import java.time.Instant;
+import java.time.temporal.ChronoUnit;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
@@ -60,7 +61,7 @@ final class CachingConnectorExpiry implements LastExpiryPasses {
   }
 
   private void expire(String name, CachingConnector connector) {
-    Instant at = clock.instant();
+    Instant at = clock.instant().truncatedTo(ChronoUnit.MILLIS); // as the channels' times
     List<String> closed;
     try {
       closed = connector.expire();
