@@ -30,12 +30,7 @@ import org.springframework.scheduling.annotation.EnableScheduling;
  */
 @AutoConfiguration(
     after = SslAutoConfiguration.class,
-    before = TaskSchedulingAutoConfiguration.class,
-    afterName = {
-      // The ObservationRegistry: Spring Boot 4, then Spring Boot 3.5. Absent names are ignored.
-      "org.springframework.boot.micrometer.observation.autoconfigure.ObservationAutoConfiguration",
-      "org.springframework.boot.actuate.autoconfigure.observation.ObservationAutoConfiguration"
-    })
+    before = TaskSchedulingAutoConfiguration.class)
 @ConditionalOnClass(CachingConnector.class)
 @ConditionalOnBooleanProperty(name = "grpc.connector.enabled", matchIfMissing = true)
 @EnableConfigurationProperties(CachingConnectorProperties.class)

@@ -12,7 +12,6 @@ import io.grpc.ManagedChannelBuilder;
 import io.grpc.MethodDescriptor;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.binder.grpc.ObservationGrpcClientInterceptor;
-import io.micrometer.core.instrument.observation.DefaultMeterObservationHandler;
 import io.micrometer.observation.ObservationRegistry;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -39,7 +38,9 @@ class SpringGrpcBeansTest {
 
   final ApplicationContextRunner contextRunner =
       contextRunner()
-          .withUserConfiguration(ApplicationConfiguration.class)
+          .withUserConfiguration(
+              ApplicationConfiguration.class,
+              CachingConnectorObservationAutoConfigurationTest.ObservedConfiguration.class)
           .withPropertyValues(
               "grpc.connector.channel.plaintext=true", "grpc.connector.expiry.enabled=false");
 
@@ -198,15 +199,6 @@ class SpringGrpcBeansTest {
     final Queue<String> intercepted = new ConcurrentLinkedQueue<>();
 
     final Queue<String> customized = new ConcurrentLinkedQueue<>();
-
-    @Bean
-    ObservationRegistry observationRegistry(MeterRegistry meterRegistry) {
-      ObservationRegistry registry = ObservationRegistry.create();
-      registry
-          .observationConfig()
-          .observationHandler(new DefaultMeterObservationHandler(meterRegistry));
-      return registry;
-    }
 
     @Bean
     @GlobalClientInterceptor
