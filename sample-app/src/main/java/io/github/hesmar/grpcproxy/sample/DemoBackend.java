@@ -35,7 +35,8 @@ import org.jspecify.annotations.Nullable;
  * x-backend: <name>} and the trailer {@code x-served-by: <name>}; the header {@code x-echo} is
  * echoed back. {@code ServerStreamingRpc} sends as many responses as the request header {@code
  * x-count} says (default 3), respecting flow control; a {@code UnaryRpc} request message {@code
- * fail:<CODE>} fails the call with that status code.
+ * fail:<CODE>} fails the call with that status code, and a request message {@code size:<bytes>}
+ * asks for a response message of that many bytes.
  */
 public final class DemoBackend implements AutoCloseable {
 
@@ -208,6 +209,20 @@ public final class DemoBackend implements AutoCloseable {
             code.toStatus()
                 .withDescription(name + " failed as asked")
                 .asRuntimeException(trailers));
+        return;
+      }
+      if (message.startsWith("size:")) {
+        int size;
+        try {
+          size = Integer.parseInt(message.substring("size:".length()).trim());
+        } catch (NumberFormatException e) {
+          responses.onError(
+              Status.INVALID_ARGUMENT.withDescription("size:<bytes> wants a number").asException());
+          return;
+        }
+        responses.onNext(
+            SimpleResponse.newBuilder().setResponseMessage("x".repeat(Math.max(0, size))).build());
+        responses.onCompleted();
         return;
       }
       responses.onNext(reply(message));

@@ -1,6 +1,7 @@
 package io.github.hesmar.grpcproxy.sample;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import io.github.hesmar.grpcproxy.connector.autoconfigure.ChannelBuilderCustomizer;
 import java.io.IOException;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -32,6 +33,31 @@ class ProxyConfiguration {
   @Bean
   ProxyServer proxyServer(ReverseProxy proxy, SampleProperties properties) {
     return new ProxyServer(proxy, properties.getProxy());
+  }
+
+  /**
+   * Applies {@code sample.proxy.max-message-size} to the backend channels too, so a response is
+   * held to the same limit as a request; it overrides {@code
+   * grpc.connector.channel.max-inbound-message-size} for the proxy's channels.
+   */
+  @Bean
+  ChannelBuilderCustomizer proxyMaxMessageSize(SampleProperties properties) {
+    int maxMessageSize = maxMessageSize(properties.getProxy());
+    return (address, builder) -> builder.maxInboundMessageSize(maxMessageSize);
+  }
+
+  /** Returns {@code sample.proxy.max-message-size} in bytes, or fails naming the bad value. */
+  static int maxMessageSize(SampleProperties.Proxy proxy) {
+    long bytes = proxy.getMaxMessageSize().toBytes();
+    if (bytes <= 0 || bytes > Integer.MAX_VALUE) {
+      throw new IllegalStateException(
+          "sample.proxy.max-message-size="
+              + proxy.getMaxMessageSize()
+              + " must be at least 1B and at most "
+              + Integer.MAX_VALUE
+              + "B");
+    }
+    return (int) bytes;
   }
 
   /** Replaces {@code embedded:<name>} targets with the address of that demo backend. */

@@ -1,10 +1,11 @@
 package io.github.hesmar.grpcproxy.sample;
 
-import io.grpc.Grpc;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
 import org.jspecify.annotations.Nullable;
 import org.springframework.context.SmartLifecycle;
@@ -28,26 +29,35 @@ final class ProxyServer implements SmartLifecycle {
 
   /** Returns the port the proxy listens on, once started. */
   int port() {
+    return address().getPort();
+  }
+
+  /** Returns the address the proxy listens on, once started. */
+  InetSocketAddress address() {
     Server running = server;
     if (running == null) {
       throw new IllegalStateException("The proxy server is not running");
     }
-    return running.getPort();
+    return (InetSocketAddress) running.getListenSockets().get(0);
   }
 
   @Override
   public void start() {
     try {
-      server =
-          Grpc.newServerBuilderForPort(properties.getPort(), InsecureServerCredentials.create())
-              .fallbackHandlerRegistry(proxy)
-              .build()
-              .start();
+      NettyServerBuilder builder =
+          NettyServerBuilder.forAddress(
+                  new InetSocketAddress(properties.getAddress(), properties.getPort()),
+                  InsecureServerCredentials.create())
+              .maxInboundMessageSize(ProxyConfiguration.maxMessageSize(properties));
+      proxy.registerWith(builder);
+      server = builder.build().start();
     } catch (IOException e) {
       throw new UncheckedIOException(
-          "Cannot start the proxy on port "
+          "Cannot start the proxy on "
+              + properties.getAddress()
+              + ":"
               + properties.getPort()
-              + " (sample.proxy.port): "
+              + " (sample.proxy.address, sample.proxy.port): "
               + e.getMessage(),
           e);
     }

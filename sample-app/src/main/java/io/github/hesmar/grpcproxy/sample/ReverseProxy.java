@@ -6,11 +6,14 @@ import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
+import io.grpc.Context;
 import io.grpc.HandlerRegistry;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
+import io.grpc.ServerBuilder;
 import io.grpc.ServerCall;
 import io.grpc.ServerMethodDefinition;
+import io.grpc.ServerStreamTracer;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.io.ByteArrayInputStream;
@@ -22,6 +25,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import org.jspecify.annotations.Nullable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A transparent gRPC reverse proxy: a {@link HandlerRegistry} that forwards any method, as raw
@@ -34,8 +39,22 @@ import org.jspecify.annotations.Nullable;
  * unchanged; flow control holds in both directions; the caller's deadline and cancellation reach
  * the backend (the backend call is made in the server call's {@link io.grpc.Context}). The lease is
  * released when the call ends, however it ends.
+ *
+ * <p>Errors name the problem without telling a caller more than it sent: a missing or unknown route
+ * (the route echoed up to {@value #MAX_ROUTE_ECHO} characters, the configured routes not listed),
+ * or {@code UNAVAILABLE: backend <route> unavailable} when the backend's channel cannot be dialed
+ * or its transport fails (the cause is logged, not sent). Statuses the backend itself sends pass
+ * through unchanged.
+ *
+ * <p>Install it with {@link #registerWith(ServerBuilder)}, which also adds the stream tracer the
+ * proxy needs to stop writing to a call the transport has ended (see {@link CallGuard}).
  */
 public final class ReverseProxy extends HandlerRegistry {
+
+  private static final Logger logger = LoggerFactory.getLogger(ReverseProxy.class);
+
+  /** The longest piece of a caller's route name an error description repeats. */
+  static final int MAX_ROUTE_ECHO = 64;
 
   /** The request header that chooses the route. */
   public static final Metadata.Key<String> ROUTE =
@@ -72,6 +91,17 @@ public final class ReverseProxy extends HandlerRegistry {
     this.dialTimeout = requireNonNull(dialTimeout, "dialTimeout");
   }
 
+  /**
+   * Makes {@code server} forward every method it does not serve itself through this proxy, and adds
+   * the stream tracer the proxy's calls rely on.
+   *
+   * @param server the builder of the proxy's gRPC server
+   * @return {@code server}
+   */
+  public ServerBuilder<?> registerWith(ServerBuilder<?> server) {
+    return server.fallbackHandlerRegistry(this).addStreamTracerFactory(CallGuard.FACTORY);
+  }
+
   /** Returns the routes, sorted by name. */
   public Map<String, String> routes() {
     return new TreeMap<>(routes);
@@ -89,27 +119,32 @@ public final class ReverseProxy extends HandlerRegistry {
 
   private ServerCall.Listener<byte[]> startCall(
       ServerCall<byte[], byte[]> serverCall, Metadata headers) {
+    CallGuard guard = CallGuard.current();
     String route = headers.get(ROUTE);
     if (route == null) {
       return refuse(
+          guard,
           serverCall,
-          Status.INVALID_ARGUMENT.withDescription(
-              "Missing request header x-route; known routes: " + routes().keySet()));
+          Status.INVALID_ARGUMENT.withDescription("Missing request header x-route"));
     }
     String target = routes.get(route);
     if (target == null) {
       return refuse(
+          guard,
           serverCall,
-          Status.NOT_FOUND.withDescription(
-              "Unknown route '" + route + "' in x-route; known routes: " + routes().keySet()));
+          Status.NOT_FOUND.withDescription("Unknown route '" + echo(route) + "' in x-route"));
+    }
+    if (guard.ended()) {
+      return NOTHING; // The transport ended the call already (e.g. an oversized first message).
     }
     LeasedChannel lease;
     try {
       lease = connector.dial(target, dialTimeout);
     } catch (StatusRuntimeException e) {
-      return refuse(serverCall, e.getStatus());
+      return refuse(guard, serverCall, backendUnavailable(e.getStatus(), route, target));
     } catch (IllegalStateException e) {
-      return refuse(serverCall, Status.UNAVAILABLE.withDescription("Proxy is shutting down"));
+      return refuse(
+          guard, serverCall, Status.UNAVAILABLE.withDescription("Proxy is shutting down"));
     }
     for (Metadata.Key<String> key : HOP_HEADERS) {
       headers.discardAll(key);
@@ -117,19 +152,126 @@ public final class ReverseProxy extends HandlerRegistry {
     try {
       ClientCall<byte[], byte[]> clientCall =
           lease.newCall(serverCall.getMethodDescriptor(), CallOptions.DEFAULT);
-      Relay relay = new Relay(serverCall, clientCall, lease);
+      Relay relay = new Relay(guard, serverCall, clientCall, lease, route, target);
       relay.start(headers);
       return relay.fromClient;
     } catch (RuntimeException e) {
       lease.close();
-      return refuse(serverCall, Status.INTERNAL.withDescription("Proxy failed").withCause(e));
+      logger.warn("Proxying a call to route {} ({}) failed", route, target, e);
+      return refuse(guard, serverCall, Status.INTERNAL.withDescription("Proxy failed"));
     }
   }
 
+  private static final ServerCall.Listener<byte[]> NOTHING = new ServerCall.Listener<>() {};
+
   private static ServerCall.Listener<byte[]> refuse(
-      ServerCall<byte[], byte[]> call, Status status) {
-    call.close(status, new Metadata());
-    return new ServerCall.Listener<>() {};
+      CallGuard guard, ServerCall<byte[], byte[]> call, Status status) {
+    synchronized (guard) {
+      if (!guard.ended) {
+        call.close(status, new Metadata());
+      }
+    }
+    return NOTHING;
+  }
+
+  /** A caller's route, cut to {@value #MAX_ROUTE_ECHO} characters. */
+  static String echo(String route) {
+    return route.length() <= MAX_ROUTE_ECHO
+        ? route
+        : route.substring(0, MAX_ROUTE_ECHO) + "... (" + route.length() + " characters)";
+  }
+
+  /**
+   * The status a caller gets when the backend of {@code route} cannot be reached: the code kept
+   * (UNAVAILABLE, or DEADLINE_EXCEEDED when the caller's deadline passed while dialing), the
+   * description naming the route only; the cause is logged.
+   */
+  private static Status backendUnavailable(Status cause, String route, String target) {
+    if (cause.getCode() == Status.Code.CANCELLED) {
+      return cause; // The caller cancelled: nobody reads this status.
+    }
+    // One line per failed call; the cause's stack trace at DEBUG.
+    String description =
+        cause.getCode()
+            + (cause.getDescription() != null ? ": " + cause.getDescription() : "")
+            + (cause.getCause() != null ? " (" + cause.getCause() + ")" : "");
+    if (logger.isDebugEnabled()) {
+      logger.debug(
+          "Backend of route {} ({}) unavailable: {}", route, target, description, cause.getCause());
+    } else {
+      logger.warn("Backend of route {} ({}) unavailable: {}", route, target, description);
+    }
+    Status.Code code =
+        cause.getCode() == Status.Code.DEADLINE_EXCEEDED
+            ? Status.Code.DEADLINE_EXCEEDED
+            : Status.Code.UNAVAILABLE;
+    return code.toStatus().withDescription("backend " + route + " unavailable");
+  }
+
+  /**
+   * Tells the proxy that the transport ended a server call, on the transport's thread and before
+   * grpc-java queues anything of its own for that stream.
+   *
+   * <p>Why: when the transport ends a call itself (a request over the maximum message size, a
+   * client's RST_STREAM, the server's deadline), grpc-java reports it to the call's listener as
+   * {@code onCancel} later, on the call's executor. For a message over the limit it first queues
+   * trailers ({@code RESOURCE_EXHAUSTED}, end of stream) while the client may still be sending. A
+   * response header or trailer written by the application after those trailers, on the same stream,
+   * makes Netty throw ({@code Stream N in unexpected state HALF_CLOSED_LOCAL}), which grpc-java
+   * treats as a connection error: every other call on the client's connection dies. A proxy relays
+   * its backend's headers and status from another thread, so "after the trailers but before
+   * onCancel" is a real window, and closing the server call with the backend's status after {@code
+   * onCancel} (it cancelled the backend, which then reports CANCELLED) always hits it.
+   *
+   * <p>How: one guard per call, set in the call's {@link Context} by this tracer. {@link
+   * #streamClosed} runs on the transport thread, inside grpc-java's report of the end, before the
+   * trailers are queued. Every write the proxy makes to the server call (headers, messages, close)
+   * happens under the guard's lock after checking {@link #ended}; {@link #streamClosed} takes the
+   * same lock. So a write either happens before the end is reported, and is queued before
+   * grpc-java's trailers (Netty then resets the stream instead of sending a second header block),
+   * or sees {@code ended} and is skipped. The lock is the call's only lock: the relay's own state
+   * is guarded by it too.
+   */
+  static final class CallGuard extends ServerStreamTracer {
+
+    static final ServerStreamTracer.Factory FACTORY =
+        new ServerStreamTracer.Factory() {
+          @Override
+          public ServerStreamTracer newServerStreamTracer(String fullMethodName, Metadata headers) {
+            return new CallGuard();
+          }
+        };
+
+    private static final Context.Key<CallGuard> KEY = Context.key("reverse-proxy-call-guard");
+
+    boolean ended; // guarded by this
+
+    /**
+     * The current call's guard; a guard nobody ends if the server lacks the tracer (then only
+     * onCancel ends the call, which leaves the window described above open).
+     */
+    static CallGuard current() {
+      CallGuard guard = KEY.get();
+      return guard != null ? guard : new CallGuard();
+    }
+
+    synchronized boolean ended() {
+      return ended;
+    }
+
+    @Override
+    public Context filterContext(Context context) {
+      return context.withValue(KEY, this);
+    }
+
+    @Override
+    public void streamClosed(Status status) {
+      if (!status.isOk()) {
+        synchronized (this) {
+          ended = true;
+        }
+      }
+    }
   }
 
   /**
@@ -137,24 +279,33 @@ public final class ReverseProxy extends HandlerRegistry {
    *
    * <p>Flow control: the relay asks for one message at a time from each side, and asks for the next
    * only once the other side is ready to take it, so neither side's messages pile up in the proxy.
-   * Both listeners' callbacks run under the relay's lock: the server call and the client call are
-   * not thread-safe, and their callbacks arrive on different threads.
+   *
+   * <p>Locking: every callback of both listeners runs under the call's {@link CallGuard}: the
+   * server call and the client call are not thread-safe, their callbacks arrive on different
+   * threads, and the guard is what the transport takes to end the server call. Order of ending:
+   * once the server call has ended ({@code guard.ended}: cancelled by the client or ended by the
+   * transport), nothing more is written to it; the backend call is cancelled and its end only
+   * releases the lease. Once the backend call has ended ({@code backendClosed}), its status closes
+   * the server call, once.
    */
   private static final class Relay {
 
+    private final CallGuard guard;
     private final ServerCall<byte[], byte[]> serverCall;
     private final ClientCall<byte[], byte[]> clientCall;
     private final LeasedChannel lease;
-    private boolean closed; // guarded by this
-    private boolean owesClientRequest; // guarded by this: a request(1) to the client side
-    private boolean owesBackendRequest; // guarded by this: a request(1) to the backend side
+    private final String route;
+    private final String target;
+    private boolean backendClosed; // guarded by guard
+    private boolean owesClientRequest; // guarded by guard: a request(1) to the client side
+    private boolean owesBackendRequest; // guarded by guard: a request(1) to the backend side
 
     final ServerCall.Listener<byte[]> fromClient =
         new ServerCall.Listener<>() {
           @Override
           public void onMessage(byte[] message) {
-            synchronized (Relay.this) {
-              if (closed) {
+            synchronized (guard) {
+              if (backendClosed) {
                 return;
               }
               clientCall.sendMessage(message);
@@ -168,8 +319,8 @@ public final class ReverseProxy extends HandlerRegistry {
 
           @Override
           public void onHalfClose() {
-            synchronized (Relay.this) {
-              if (!closed) {
+            synchronized (guard) {
+              if (!backendClosed) {
                 clientCall.halfClose();
               }
             }
@@ -177,8 +328,9 @@ public final class ReverseProxy extends HandlerRegistry {
 
           @Override
           public void onCancel() {
-            synchronized (Relay.this) {
-              if (!closed) {
+            synchronized (guard) {
+              guard.ended = true; // Already set by the tracer, unless it is not installed.
+              if (!backendClosed) {
                 clientCall.cancel("The proxy's client cancelled the call", null);
               }
             }
@@ -186,8 +338,8 @@ public final class ReverseProxy extends HandlerRegistry {
 
           @Override
           public void onReady() {
-            synchronized (Relay.this) {
-              if (owesBackendRequest && !closed && serverCall.isReady()) {
+            synchronized (guard) {
+              if (owesBackendRequest && !backendClosed && !guard.ended && serverCall.isReady()) {
                 owesBackendRequest = false;
                 clientCall.request(1);
               }
@@ -199,8 +351,8 @@ public final class ReverseProxy extends HandlerRegistry {
         new ClientCall.Listener<>() {
           @Override
           public void onHeaders(Metadata headers) {
-            synchronized (Relay.this) {
-              if (!closed) {
+            synchronized (guard) {
+              if (!guard.ended) {
                 serverCall.sendHeaders(headers);
               }
             }
@@ -208,8 +360,8 @@ public final class ReverseProxy extends HandlerRegistry {
 
           @Override
           public void onMessage(byte[] message) {
-            synchronized (Relay.this) {
-              if (closed) {
+            synchronized (guard) {
+              if (backendClosed || guard.ended) {
                 return;
               }
               serverCall.sendMessage(message);
@@ -223,12 +375,12 @@ public final class ReverseProxy extends HandlerRegistry {
 
           @Override
           public void onClose(Status status, Metadata trailers) {
-            synchronized (Relay.this) {
-              closed = true;
+            synchronized (guard) {
+              backendClosed = true;
               try {
-                serverCall.close(status, trailers);
-              } catch (IllegalStateException alreadyClosed) {
-                // The client cancelled: the server call is gone already.
+                if (!guard.ended) {
+                  serverCall.close(relayed(status), trailers);
+                }
               } finally {
                 lease.close();
               }
@@ -237,8 +389,8 @@ public final class ReverseProxy extends HandlerRegistry {
 
           @Override
           public void onReady() {
-            synchronized (Relay.this) {
-              if (owesClientRequest && !closed && clientCall.isReady()) {
+            synchronized (guard) {
+              if (owesClientRequest && !backendClosed && !guard.ended && clientCall.isReady()) {
                 owesClientRequest = false;
                 serverCall.request(1);
               }
@@ -247,18 +399,38 @@ public final class ReverseProxy extends HandlerRegistry {
         };
 
     Relay(
+        CallGuard guard,
         ServerCall<byte[], byte[]> serverCall,
         ClientCall<byte[], byte[]> clientCall,
-        LeasedChannel lease) {
+        LeasedChannel lease,
+        String route,
+        String target) {
+      this.guard = guard;
       this.serverCall = serverCall;
       this.clientCall = clientCall;
       this.lease = lease;
+      this.route = route;
+      this.target = target;
     }
 
-    synchronized void start(Metadata headers) {
-      clientCall.start(fromBackend, headers);
-      serverCall.request(1);
-      clientCall.request(1);
+    void start(Metadata headers) {
+      synchronized (guard) {
+        clientCall.start(fromBackend, headers);
+        serverCall.request(1);
+        clientCall.request(1);
+      }
+    }
+
+    /**
+     * The backend's status as the caller sees it: a failure of the backend's transport (a status
+     * made locally, with a cause, such as a refused connection or a TLS failure) becomes {@code
+     * UNAVAILABLE: backend <route> unavailable}; a status the backend sent passes unchanged.
+     */
+    private Status relayed(Status status) {
+      if (status.getCode() == Status.Code.UNAVAILABLE && status.getCause() != null) {
+        return backendUnavailable(status, route, target);
+      }
+      return status;
     }
   }
 

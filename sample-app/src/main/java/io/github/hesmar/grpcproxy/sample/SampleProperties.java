@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.springframework.boot.context.properties.ConfigurationProperties;
+import org.springframework.util.unit.DataSize;
 
 /** Settings of the sample proxy, under {@code sample}. */
 @ConfigurationProperties("sample")
@@ -39,8 +40,20 @@ public class SampleProperties {
   /** The proxy's gRPC server. */
   public static class Proxy {
 
-    /** Port of the proxy's gRPC server, on all interfaces; 0 for any free port. */
+    /** Port of the proxy's gRPC server; 0 for any free port. */
     private int port = 9090;
+
+    /**
+     * Address the proxy's gRPC server binds to: loopback unless configured, such as {@code 0.0.0.0}
+     * for every interface.
+     */
+    private String address = "127.0.0.1";
+
+    /**
+     * Largest message the proxy relays, in either direction: a bigger request or response fails
+     * that call alone with RESOURCE_EXHAUSTED.
+     */
+    private DataSize maxMessageSize = DataSize.ofMegabytes(4);
 
     /** Longest a proxied call waits for its backend's channel to be created. */
     private Duration dialTimeout = Duration.ofSeconds(10);
@@ -54,6 +67,22 @@ public class SampleProperties {
 
     public void setPort(int port) {
       this.port = port;
+    }
+
+    public String getAddress() {
+      return address;
+    }
+
+    public void setAddress(String address) {
+      this.address = address;
+    }
+
+    public DataSize getMaxMessageSize() {
+      return maxMessageSize;
+    }
+
+    public void setMaxMessageSize(DataSize maxMessageSize) {
+      this.maxMessageSize = maxMessageSize;
     }
 
     public Duration getDialTimeout() {

@@ -70,11 +70,11 @@ class ReverseProxyTest {
     ReverseProxy proxy =
         new ReverseProxy(
             connector,
-            Map.of("alpha", alpha.target(), "beta", beta.target()),
+            Map.of("alpha", alpha.target(), "beta", beta.target(), "down", closedPort()),
             Duration.ofSeconds(10));
     proxyServer =
-        Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create())
-            .fallbackHandlerRegistry(proxy)
+        proxy
+            .registerWith(Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create()))
             .build()
             .start();
     client =
@@ -234,10 +234,173 @@ class ReverseProxyTest {
             StatusRuntimeException.class,
             e -> {
               assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND);
-              assertThat(e.getStatus().getDescription()).contains("Unknown route", "[alpha, beta]");
+              assertThat(e.getStatus().getDescription())
+                  .isEqualTo("Unknown route '" + route + "' in x-route")
+                  .doesNotContain("alpha", "beta");
             });
     assertThat(connects).hasValue(0);
     assertThat(connector.connectionCount()).isZero();
+  }
+
+  @Test
+  void longUnknownRouteIsEchoedCutShort() {
+    String route = "r".repeat(2700);
+
+    assertThatThrownBy(
+            () ->
+                blocking(route, new AtomicReference<>(), new AtomicReference<>())
+                    .unaryRpc(request("x")))
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> {
+              // Not RESOURCE_EXHAUSTED on the error's own metadata, as when the route came back
+              // whole.
+              assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND);
+              assertThat(e.getStatus().getDescription())
+                  .isEqualTo(
+                      "Unknown route '"
+                          + "r".repeat(ReverseProxy.MAX_ROUTE_ECHO)
+                          + "... (2700 characters)' in x-route");
+            });
+  }
+
+  @Test
+  void backendTransportFailureIsReportedByRouteOnly() {
+    assertThatThrownBy(
+            () ->
+                blocking("down", new AtomicReference<>(), new AtomicReference<>())
+                    .unaryRpc(request("x")))
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> {
+              // The connection was refused: no Netty pipeline names, no address, reach the caller.
+              assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+              assertThat(e.getStatus().getDescription()).isEqualTo("backend down unavailable");
+            });
+    assertThat(connector.leaseCount()).isZero();
+  }
+
+  @Test
+  void backendThatCannotBeDialedIsReportedByRouteOnly() throws Exception {
+    try (CachingConnector failing =
+        CachingConnector.builder()
+            .dialer(
+                address -> {
+                  throw new IllegalStateException("no channel for " + address);
+                })
+            .build()) {
+      Server server =
+          new ReverseProxy(failing, Map.of("alpha", alpha.target()), Duration.ofSeconds(10))
+              .registerWith(Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create()))
+              .build()
+              .start();
+      ManagedChannel channel =
+          Grpc.newChannelBuilderForAddress(
+                  "127.0.0.1", server.getPort(), InsecureChannelCredentials.create())
+              .build();
+      try {
+        assertThatThrownBy(
+                () ->
+                    SimpleServiceGrpc.newBlockingStub(channel)
+                        .withInterceptors(
+                            MetadataUtils.newAttachHeadersInterceptor(headers("alpha")))
+                        .withDeadlineAfter(10, TimeUnit.SECONDS)
+                        .unaryRpc(request("x")))
+            .isInstanceOfSatisfying(
+                StatusRuntimeException.class,
+                e -> {
+                  assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+                  assertThat(e.getStatus().getDescription()).isEqualTo("backend alpha unavailable");
+                });
+      } finally {
+        channel.shutdownNow();
+        server.shutdownNow();
+      }
+    }
+  }
+
+  /**
+   * A backend that answers headers as soon as a call starts, so the proxy relays them while the
+   * client may still be sending an oversized request: the window between grpc-java queueing its
+   * RESOURCE_EXHAUSTED trailers and telling the proxy (onCancel) is hit, which only the call's
+   * guard (the stream tracer) closes.
+   */
+  @Test
+  void oversizedRequestWhileTheBackendAnswersHeadersFailsAlone() throws Exception {
+    int limit = 64 * 1024;
+    Server eager =
+        Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create())
+            .fallbackHandlerRegistry(
+                new io.grpc.HandlerRegistry() {
+                  @Override
+                  public io.grpc.ServerMethodDefinition<?, ?> lookupMethod(
+                      String method, @org.jspecify.annotations.Nullable String authority) {
+                    return SimpleServiceGrpc.getBidiStreamingRpcMethod()
+                            .getFullMethodName()
+                            .equals(method)
+                        ? io.grpc.ServerMethodDefinition.create(
+                            SimpleServiceGrpc.getBidiStreamingRpcMethod(),
+                            (call, headers) -> {
+                              call.sendHeaders(new Metadata());
+                              call.request(1);
+                              return new io.grpc.ServerCall.Listener<>() {};
+                            })
+                        : null;
+                  }
+                })
+            .build()
+            .start();
+    ReverseProxy proxy =
+        new ReverseProxy(
+            connector, Map.of("eager", "127.0.0.1:" + eager.getPort()), Duration.ofSeconds(10));
+    Server limited =
+        proxy
+            .registerWith(
+                io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder.forPort(0)
+                    .maxInboundMessageSize(limit))
+            .build()
+            .start();
+    ManagedChannel channel =
+        Grpc.newChannelBuilderForAddress(
+                "127.0.0.1", limited.getPort(), InsecureChannelCredentials.create())
+            .build();
+    try {
+      SimpleServiceGrpc.SimpleServiceStub stub =
+          SimpleServiceGrpc.newStub(
+                  ClientInterceptors.intercept(
+                      channel, MetadataUtils.newAttachHeadersInterceptor(headers("eager"))))
+              .withDeadlineAfter(30, TimeUnit.SECONDS);
+      Recorder survivor = new Recorder();
+      StreamObserver<SimpleRequest> open = stub.bidiStreamingRpc(survivor);
+      open.onNext(request("small"));
+      for (int i = 0; i < 200; i++) {
+        Recorder recorder = new Recorder();
+        stub.bidiStreamingRpc(recorder).onNext(request("x".repeat(limit + 1024)));
+        Status status = recorder.done.get(10, TimeUnit.SECONDS);
+        // Headers relayed before the message was refused leave grpc-java no way to send a status
+        // (a second header block): it resets the stream (CANCELLED), as a grpc-java server that
+        // answers headers first does. Never UNAVAILABLE: the connection must survive.
+        assertThat(status.getCode())
+            .as("try %d: %s", i, status)
+            .isIn(Status.Code.RESOURCE_EXHAUSTED, Status.Code.CANCELLED);
+        assertThat(survivor.done).as("the other stream, after try %d", i).isNotDone();
+      }
+      // The connection survived: the first stream is still open.
+      assertThat(survivor.done).isNotDone();
+      open.onCompleted();
+    } finally {
+      channel.shutdownNow();
+      limited.shutdownNow();
+      eager.shutdownNow();
+    }
+  }
+
+  /** An address where nothing listens (a port bound, then released). */
+  static String closedPort() throws java.io.IOException {
+    try (java.net.ServerSocket socket =
+        new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+      return "127.0.0.1:" + socket.getLocalPort();
+    }
   }
 
   @Test
@@ -251,7 +414,8 @@ class ReverseProxyTest {
             StatusRuntimeException.class,
             e -> {
               assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
-              assertThat(e.getStatus().getDescription()).contains("x-route");
+              assertThat(e.getStatus().getDescription())
+                  .isEqualTo("Missing request header x-route");
             });
     assertThat(connects).hasValue(0);
   }
