@@ -27,6 +27,7 @@ import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.context.SpringBootTest.WebEnvironment;
+import org.springframework.boot.test.web.server.LocalManagementPort;
 import org.springframework.boot.test.web.server.LocalServerPort;
 import org.springframework.core.ParameterizedTypeReference;
 import org.springframework.http.HttpStatusCode;
@@ -39,14 +40,36 @@ import org.springframework.web.client.RestClient;
  */
 class SampleApplicationTest {
 
+  /** This machine's addresses other than loopback (none on a host without a network). */
+  static List<String> nonLoopbackAddresses() {
+    try {
+      return java.util.Collections.list(java.net.NetworkInterface.getNetworkInterfaces()).stream()
+          .flatMap(i -> java.util.Collections.list(i.getInetAddresses()).stream())
+          .filter(a -> !a.isLoopbackAddress() && !a.isLinkLocalAddress())
+          .map(java.net.InetAddress::getHostAddress)
+          .toList();
+    } catch (java.net.SocketException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  static void connectTo(String address, int port) throws java.io.IOException {
+    try (java.net.Socket socket = new java.net.Socket()) {
+      socket.connect(new java.net.InetSocketAddress(address, port), 2000);
+    }
+  }
+
   abstract static class RunningSample {
 
     @LocalServerPort int httpPort;
+    @LocalManagementPort int managementPort;
     @Autowired ProxyServer proxyServer;
     @Autowired CachingConnector connector;
     @Autowired DemoBackends backends;
+    @Autowired org.springframework.core.env.Environment environment;
     ManagedChannel client;
     RestClient http;
+    RestClient actuator;
 
     @BeforeEach
     void connect() {
@@ -54,11 +77,8 @@ class SampleApplicationTest {
           Grpc.newChannelBuilderForAddress(
                   "127.0.0.1", proxyServer.port(), InsecureChannelCredentials.create())
               .build();
-      http =
-          RestClient.builder()
-              .baseUrl("http://127.0.0.1:" + httpPort)
-              .defaultStatusHandler(HttpStatusCode::isError, (request, response) -> {})
-              .build();
+      http = restClient(httpPort);
+      actuator = restClient(managementPort);
     }
 
     @AfterEach
@@ -83,15 +103,30 @@ class SampleApplicationTest {
       return answer + " [x-backend: " + responseHeaders.get().get(DemoBackend.BACKEND) + "]";
     }
 
+    static RestClient restClient(int port) {
+      return RestClient.builder()
+          .baseUrl("http://127.0.0.1:" + port)
+          .defaultStatusHandler(HttpStatusCode::isError, (request, response) -> {})
+          .build();
+    }
+
     ResponseEntity<Map<String, Object>> get(String path) {
-      return http.get().uri(path).retrieve().toEntity(new ParameterizedTypeReference<>() {});
+      return get(http, path);
+    }
+
+    ResponseEntity<Map<String, Object>> actuator(String path) {
+      return get(actuator, path);
+    }
+
+    static ResponseEntity<Map<String, Object>> get(RestClient client, String path) {
+      return client.get().uri(path).retrieve().toEntity(new ParameterizedTypeReference<>() {});
     }
   }
 
   @Nested
   @SpringBootTest(
       webEnvironment = WebEnvironment.RANDOM_PORT,
-      properties = {"sample.proxy.port=0"})
+      properties = {"sample.proxy.port=0", "management.server.port=0"})
   class WithDefaultSettings extends RunningSample {
 
     @Test
@@ -122,6 +157,25 @@ class SampleApplicationTest {
     }
 
     @Test
+    void everythingListensOnLoopbackAndTheActuatorOnlyOnItsOwnPort() {
+      assertThat(proxyServer.address().getAddress().isLoopbackAddress()).isTrue();
+      assertThat(environment.getProperty("server.address")).isEqualTo("127.0.0.1");
+      assertThat(environment.getProperty("management.server.address")).isEqualTo("127.0.0.1");
+      assertThat(managementPort).isNotEqualTo(httpPort);
+      // Not on the probe's port, whatever server.address opens it to.
+      assertThat(get("/actuator/health").getStatusCode().value()).isEqualTo(404);
+      assertThat(get("/actuator/grpcconnections").getStatusCode().value()).isEqualTo(404);
+      assertThat(actuator("/actuator/health").getBody()).containsKey("components");
+      for (String address : nonLoopbackAddresses()) {
+        for (int port : new int[] {proxyServer.port(), httpPort, managementPort}) {
+          assertThatExceptionOfType(java.io.IOException.class)
+              .as("%s:%d", address, port)
+              .isThrownBy(() -> connectTo(address, port));
+        }
+      }
+    }
+
+    @Test
     void probeChecksTheRoutesBackendThroughTheConnector() {
       ResponseEntity<Map<String, Object>> probe = get("/probe/alpha");
 
@@ -141,7 +195,7 @@ class SampleApplicationTest {
       String alpha = backends.get("alpha").target();
       String beta = backends.get("beta").target();
 
-      ResponseEntity<Map<String, Object>> connections = get("/actuator/grpcconnections");
+      ResponseEntity<Map<String, Object>> connections = actuator("/actuator/grpcconnections");
 
       assertThat(connections.getStatusCode().value()).isEqualTo(200);
       Map<String, Map<String, Object>> connectors =
@@ -159,21 +213,26 @@ class SampleApplicationTest {
     void metricsShowTheOpenChannels() {
       call("alpha", "x");
 
-      ResponseEntity<Map<String, Object>> metric = get("/actuator/metrics/grpc.connector.channels");
+      ResponseEntity<Map<String, Object>> metric =
+          actuator("/actuator/metrics/grpc.connector.channels");
 
       assertThat(metric.getStatusCode().value()).isEqualTo(200);
       List<Map<String, Object>> measurements =
           (List<Map<String, Object>>) metric.getBody().get("measurements");
       assertThat(((Number) measurements.get(0).get("value")).doubleValue())
           .isGreaterThanOrEqualTo(1);
-      assertThat(get("/actuator/health").getBody()).containsEntry("status", "UP");
+      assertThat(actuator("/actuator/health").getBody()).containsEntry("status", "UP");
     }
   }
 
   @Nested
   @SpringBootTest(
       webEnvironment = WebEnvironment.RANDOM_PORT,
-      properties = {"sample.proxy.port=0", "grpc.connector.expiry.interval=50ms"})
+      properties = {
+        "sample.proxy.port=0",
+        "management.server.port=0",
+        "grpc.connector.expiry.interval=50ms"
+      })
   class WithShortExpiryInterval extends RunningSample {
 
     @Test
