@@ -44,10 +44,14 @@ final class ProxyServer implements SmartLifecycle {
   @Override
   public void start() {
     try {
+      InetSocketAddress address =
+          new InetSocketAddress(properties.getAddress(), properties.getPort());
+      if (address.isUnresolved()) {
+        throw new IllegalStateException(
+            "sample.proxy.address=" + properties.getAddress() + " is not a known host or address");
+      }
       NettyServerBuilder builder =
-          NettyServerBuilder.forAddress(
-                  new InetSocketAddress(properties.getAddress(), properties.getPort()),
-                  InsecureServerCredentials.create())
+          NettyServerBuilder.forAddress(address, InsecureServerCredentials.create())
               .maxInboundMessageSize(ProxyConfiguration.maxMessageSize(properties));
       proxy.registerWith(builder);
       server = builder.build().start();
