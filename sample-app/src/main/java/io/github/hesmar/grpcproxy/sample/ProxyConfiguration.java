@@ -3,16 +3,23 @@ package io.github.hesmar.grpcproxy.sample;
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.autoconfigure.ChannelBuilderCustomizer;
 import java.io.IOException;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import org.apache.commons.logging.Log;
+import org.apache.commons.logging.LogFactory;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.core.env.Environment;
 
 /** Wires the demo backends, the route table and the proxy server. */
 @Configuration(proxyBeanMethods = false)
 class ProxyConfiguration {
 
   static final String EMBEDDED = "embedded:";
+
+  private static final String PHASE_TIMEOUT = "spring.lifecycle.timeout-per-shutdown-phase";
+  private static final Log logger = LogFactory.getLog(ProxyConfiguration.class);
 
   @Bean(destroyMethod = "close")
   DemoBackends demoBackends(SampleProperties properties) throws IOException, InterruptedException {
@@ -31,7 +38,24 @@ class ProxyConfiguration {
   }
 
   @Bean
-  ProxyServer proxyServer(ReverseProxy proxy, SampleProperties properties) {
+  ProxyServer proxyServer(
+      ReverseProxy proxy, SampleProperties properties, Environment environment) {
+    Duration grace = properties.getProxy().getShutdownGracePeriod();
+    Duration phaseTimeout =
+        environment.getProperty(PHASE_TIMEOUT, Duration.class, Duration.ofSeconds(30));
+    if (grace.compareTo(phaseTimeout) >= 0) {
+      // Spring stops the next phases, the connector's among them, when the phase times out.
+      logger.warn(
+          "sample.proxy.shutdown-grace-period ("
+              + grace
+              + ") is not below "
+              + PHASE_TIMEOUT
+              + " ("
+              + phaseTimeout
+              + "): on shutdown the connector may close backend channels under calls still in"
+              + " flight; raise "
+              + PHASE_TIMEOUT);
+    }
     return new ProxyServer(proxy, properties.getProxy());
   }
 

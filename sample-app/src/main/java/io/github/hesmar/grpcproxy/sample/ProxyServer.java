@@ -8,13 +8,21 @@ import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
 import org.jspecify.annotations.Nullable;
+import org.springframework.boot.web.server.context.WebServerGracefulShutdownLifecycle;
 import org.springframework.context.SmartLifecycle;
 
 /**
- * The proxy's gRPC server, started and stopped with the application context. It stops in the phase
- * of the web server's graceful shutdown, so calls in flight finish (up to {@code
- * sample.proxy.shutdown-grace-period}) before the connector, which stops later, closes their
- * channels.
+ * The proxy's gRPC server, started and stopped with the application context.
+ *
+ * <p>It stops in the phase of the web server's graceful shutdown ({@link
+ * WebServerGracefulShutdownLifecycle#SMART_LIFECYCLE_PHASE}), and {@link #stop(Runnable)} returns
+ * at once: the gRPC server refuses new calls and drains the calls in flight (up to {@code
+ * sample.proxy.shutdown-grace-period}, then cancels them) on a thread of its own, while the web
+ * server drains its requests, so the two take one grace period, not two. Spring waits for the
+ * callback of every lifecycle in the phase (up to {@code
+ * spring.lifecycle.timeout-per-shutdown-phase}) before it stops the next, lower phases, among them
+ * the connector's: the connector closes the backend channels only after the calls in flight have
+ * ended. Thread-safe.
  */
 final class ProxyServer implements SmartLifecycle {
 
@@ -67,23 +75,55 @@ final class ProxyServer implements SmartLifecycle {
     }
   }
 
+  /** Stops the server and returns once its calls have ended or the grace period has run out. */
   @Override
   public void stop() {
     Server running = server;
+    if (running != null) {
+      server = null;
+      running.shutdown();
+      drain(running);
+    }
+  }
+
+  /**
+   * Stops the server without waiting: new calls are refused at once, and {@code callback} runs on
+   * another thread when the calls in flight have ended or the grace period has run out.
+   */
+  @Override
+  public void stop(Runnable callback) {
+    Server running = server;
     if (running == null) {
+      callback.run();
       return;
     }
+    server = null;
     running.shutdown();
+    Thread drainer =
+        new Thread(
+            () -> {
+              try {
+                drain(running);
+              } finally {
+                callback.run();
+              }
+            },
+            "proxy-server-drain");
+    drainer.setDaemon(true);
+    drainer.start();
+  }
+
+  /** Waits for the calls of a server that is shutting down, and cancels them past the grace. */
+  private void drain(Server stopping) {
     try {
-      if (!running.awaitTermination(
+      if (!stopping.awaitTermination(
           properties.getShutdownGracePeriod().toMillis(), TimeUnit.MILLISECONDS)) {
-        running.shutdownNow();
+        stopping.shutdownNow();
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      running.shutdownNow();
+      stopping.shutdownNow();
     }
-    server = null;
   }
 
   @Override
@@ -93,6 +133,6 @@ final class ProxyServer implements SmartLifecycle {
 
   @Override
   public int getPhase() {
-    return SmartLifecycle.DEFAULT_PHASE - 1024;
+    return WebServerGracefulShutdownLifecycle.SMART_LIFECYCLE_PHASE;
   }
 }
