@@ -1,5 +1,6 @@
 package io.github.hesmar.grpcproxy.sample;
 
+import io.grpc.BindableService;
 import io.grpc.Context;
 import io.grpc.Contexts;
 import io.grpc.Deadline;
@@ -15,6 +16,7 @@ import io.grpc.ServerInterceptors;
 import io.grpc.Status;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionService;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
@@ -30,13 +32,13 @@ import java.util.concurrent.atomic.AtomicReference;
 import org.jspecify.annotations.Nullable;
 
 /**
- * A demo gRPC backend on loopback: the health service, server reflection, and {@code
- * grpc.testing.SimpleService} with all four call kinds. Every response carries the header {@code
- * x-backend: <name>} and the trailer {@code x-served-by: <name>}; the header {@code x-echo} is
- * echoed back. {@code ServerStreamingRpc} sends as many responses as the request header {@code
- * x-count} says (default 3), respecting flow control; a {@code UnaryRpc} request message {@code
- * fail:<CODE>} fails the call with that status code, and a request message {@code size:<bytes>}
- * asks for a response message of that many bytes.
+ * A demo gRPC backend on loopback: the health service, server reflection (v1, and v1alpha for tools
+ * that speak only that, such as grpcurl before 1.9), and {@code grpc.testing.SimpleService} with
+ * all four call kinds. Every response carries the header {@code x-backend: <name>} and the trailer
+ * {@code x-served-by: <name>}; the header {@code x-echo} is echoed back. {@code ServerStreamingRpc}
+ * sends as many responses as the request header {@code x-count} says (default 3), respecting flow
+ * control; a {@code UnaryRpc} request message {@code fail:<CODE>} fails the call with that status
+ * code, and a request message {@code size:<bytes>} asks for a response message of that many bytes.
  */
 public final class DemoBackend implements AutoCloseable {
 
@@ -69,8 +71,15 @@ public final class DemoBackend implements AutoCloseable {
                 InsecureServerCredentials.create())
             .addService(health.getHealthService())
             .addService(ProtoReflectionServiceV1.newInstance())
+            .addService(reflectionV1Alpha())
             .addService(ServerInterceptors.intercept(new SimpleService(), new Headers()))
             .build();
+  }
+
+  // grpc-java deprecates v1alpha in favour of v1, served too; v1alpha is what older tools speak.
+  @SuppressWarnings("deprecation")
+  private static BindableService reflectionV1Alpha() {
+    return ProtoReflectionService.newInstance();
   }
 
   /**

@@ -577,6 +577,50 @@ class ReverseProxyTest {
     assertThat(services).contains("grpc.testing.SimpleService", "grpc.health.v1.Health");
   }
 
+  @Test
+  @SuppressWarnings("deprecation") // v1alpha, which older tools such as grpcurl 1.8 speak
+  void serverReflectionV1AlphaIsForwardedToo() throws Exception {
+    List<String> services = new CopyOnWriteArrayList<>();
+    CompletableFuture<Status> done = new CompletableFuture<>();
+    StreamObserver<io.grpc.reflection.v1alpha.ServerReflectionRequest> requests =
+        io.grpc.reflection.v1alpha.ServerReflectionGrpc.newStub(
+                ClientInterceptors.intercept(
+                    client, MetadataUtils.newAttachHeadersInterceptor(headers("alpha"))))
+            .withDeadlineAfter(10, TimeUnit.SECONDS)
+            .serverReflectionInfo(
+                new StreamObserver<>() {
+                  @Override
+                  public void onNext(io.grpc.reflection.v1alpha.ServerReflectionResponse response) {
+                    response
+                        .getListServicesResponse()
+                        .getServiceList()
+                        .forEach(service -> services.add(service.getName()));
+                  }
+
+                  @Override
+                  public void onError(Throwable t) {
+                    done.complete(Status.fromThrowable(t));
+                  }
+
+                  @Override
+                  public void onCompleted() {
+                    done.complete(Status.OK);
+                  }
+                });
+    requests.onNext(
+        io.grpc.reflection.v1alpha.ServerReflectionRequest.newBuilder()
+            .setListServices("")
+            .build());
+    requests.onCompleted();
+
+    assertThat(done.get(10, TimeUnit.SECONDS)).isEqualTo(Status.OK);
+    assertThat(services)
+        .contains(
+            "grpc.testing.SimpleService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1alpha.ServerReflection");
+  }
+
   /** Records a streaming call's headers, messages and end. */
   static final class Recorder implements ClientResponseObserver<SimpleRequest, SimpleResponse> {
     final List<String> messages = new CopyOnWriteArrayList<>();
