@@ -7,19 +7,26 @@ import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthGrpc;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
 import org.springframework.http.HttpStatus;
 import org.springframework.http.ResponseEntity;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PathVariable;
 import org.springframework.web.bind.annotation.RestController;
-import org.springframework.web.server.ResponseStatusException;
 
-/** {@code GET /probe/{route}}: a gRPC health check of a route's backend, through the connector. */
+/**
+ * {@code GET /probe/{route}}: a gRPC health check of a route's backend, through the connector. An
+ * unknown route answers 404 with {@code status} {@code UNKNOWN_ROUTE}, its name cut to {@value
+ * #MAX_ECHO} characters.
+ */
 @RestController
 class ProbeController {
 
-  /** The probe's answer. */
-  record Probe(String route, String target, String status) {}
+  /** Most characters of a caller's route name echoed back. */
+  static final int MAX_ECHO = 64;
+
+  /** The probe's answer; no target for an unknown route. */
+  record Probe(String route, @Nullable String target, String status) {}
 
   private final CachingConnector connector;
   private final ReverseProxy proxy;
@@ -33,8 +40,8 @@ class ProbeController {
   ResponseEntity<Probe> probe(@PathVariable String route) {
     String target = proxy.routes().get(route);
     if (target == null) {
-      throw new ResponseStatusException(
-          HttpStatus.NOT_FOUND, "Unknown route '" + route + "'; known: " + proxy.routes().keySet());
+      return ResponseEntity.status(HttpStatus.NOT_FOUND)
+          .body(new Probe(echo(route), null, "UNKNOWN_ROUTE"));
     }
     try (LeasedChannel channel = connector.dial(target, Duration.ofSeconds(5))) {
       String status =
@@ -48,5 +55,10 @@ class ProbeController {
       return ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
           .body(new Probe(route, target, e.getStatus().getCode().name()));
     }
+  }
+
+  /** A caller's route name, cut so that an answer never echoes much of what it was sent. */
+  static String echo(String route) {
+    return route.length() <= MAX_ECHO ? route : route.substring(0, MAX_ECHO - 3) + "...";
   }
 }

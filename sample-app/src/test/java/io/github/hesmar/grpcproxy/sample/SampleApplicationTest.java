@@ -184,7 +184,27 @@ class SampleApplicationTest {
           .containsEntry("route", "alpha")
           .containsEntry("target", backends.get("alpha").target())
           .containsEntry("status", "SERVING");
-      assertThat(get("/probe/gamma").getStatusCode().value()).isEqualTo(404);
+    }
+
+    @Test
+    void probeOfAnUnknownRouteAnswers404WithTheControllersJson() {
+      ResponseEntity<Map<String, Object>> probe = get("/probe/gamma");
+
+      assertThat(probe.getStatusCode().value()).isEqualTo(404);
+      assertThat(probe.getBody())
+          .containsEntry("route", "gamma")
+          .containsEntry("target", null)
+          .containsEntry("status", "UNKNOWN_ROUTE");
+    }
+
+    @Test
+    void probeEchoesAtMost64CharactersOfAnUnknownRoute() {
+      String route = "r".repeat(1000);
+
+      ResponseEntity<Map<String, Object>> probe = get("/probe/" + route);
+
+      assertThat(probe.getStatusCode().value()).isEqualTo(404);
+      assertThat(probe.getBody()).containsEntry("route", "r".repeat(61) + "...");
     }
 
     @Test
