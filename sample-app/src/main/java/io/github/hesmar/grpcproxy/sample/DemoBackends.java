@@ -2,6 +2,7 @@ package io.github.hesmar.grpcproxy.sample;
 
 import java.io.IOException;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import org.jspecify.annotations.Nullable;
 
@@ -34,6 +35,11 @@ public final class DemoBackends implements AutoCloseable {
   /** Returns the backend named {@code name}, or null. */
   public @Nullable DemoBackend get(String name) {
     return backends.get(name);
+  }
+
+  /** Returns the backends, in the order they were started. */
+  public List<DemoBackend> list() {
+    return List.copyOf(backends.values());
   }
 
   @Override

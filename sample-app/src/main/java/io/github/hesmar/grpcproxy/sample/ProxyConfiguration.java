@@ -12,7 +12,7 @@ import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.core.env.Environment;
 
-/** Wires the demo backends, the route table and the proxy server. */
+/** Wires the demo backends, the route table, the proxy server and its startup summary. */
 @Configuration(proxyBeanMethods = false)
 class ProxyConfiguration {
 
@@ -82,6 +82,11 @@ class ProxyConfiguration {
               + "B");
     }
     return (int) bytes;
+  }
+
+  @Bean
+  StartupSummary startupSummary(ProxyServer server, ReverseProxy proxy, DemoBackends backends) {
+    return new StartupSummary(server, proxy, backends);
   }
 
   /** Replaces {@code embedded:<name>} targets with the address of that demo backend. */
