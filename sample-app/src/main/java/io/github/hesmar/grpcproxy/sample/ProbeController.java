@@ -17,13 +17,10 @@ import org.springframework.web.bind.annotation.RestController;
 /**
  * {@code GET /probe/{route}}: a gRPC health check of a route's backend, through the connector. An
  * unknown route answers 404 with {@code status} {@code UNKNOWN_ROUTE}, its name cut to {@value
- * #MAX_ECHO} characters.
+ * ReverseProxy#MAX_ROUTE_ECHO} characters as the proxy's errors cut it.
  */
 @RestController
 class ProbeController {
-
-  /** Most characters of a caller's route name echoed back. */
-  static final int MAX_ECHO = 64;
 
   /** The probe's answer; no target for an unknown route. */
   record Probe(String route, @Nullable String target, String status) {}
@@ -41,7 +38,7 @@ class ProbeController {
     String target = proxy.routes().get(route);
     if (target == null) {
       return ResponseEntity.status(HttpStatus.NOT_FOUND)
-          .body(new Probe(echo(route), null, "UNKNOWN_ROUTE"));
+          .body(new Probe(ReverseProxy.echo(route), null, "UNKNOWN_ROUTE"));
     }
     try (LeasedChannel channel = connector.dial(target, Duration.ofSeconds(5))) {
       String status =
@@ -55,10 +52,5 @@ class ProbeController {
       return ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
           .body(new Probe(route, target, e.getStatus().getCode().name()));
     }
-  }
-
-  /** A caller's route name, cut so that an answer never echoes much of what it was sent. */
-  static String echo(String route) {
-    return route.length() <= MAX_ECHO ? route : route.substring(0, MAX_ECHO - 3) + "...";
   }
 }

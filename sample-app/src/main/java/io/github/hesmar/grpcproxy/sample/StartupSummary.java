@@ -65,8 +65,9 @@ final class StartupSummary implements ApplicationListener<ApplicationReadyEvent>
           .append(demos.stream().map(b -> b.name() + " at " + b.target()).collect(joining(", ")))
           .append('\n');
     }
-    String http = webBase(environment, "server.address", "local.server.port");
-    String management =
+    // No web server (a test's mock environment, or spring.main.web-application-type=none): no curl.
+    @Nullable String http = webBase(environment, "server.address", "local.server.port");
+    @Nullable String management =
         environment.containsProperty("local.management.port")
             ? webBase(environment, "management.server.address", "local.management.port")
             : http;
@@ -78,10 +79,12 @@ final class StartupSummary implements ApplicationListener<ApplicationReadyEvent>
         route == null
             ? "  Try:"
             : "  Try (the gRPC call needs python3 with grpcio: pip install grpcio, or python3-grpcio):");
-    if (route != null) {
+    if (http != null && route != null) {
       block.append("\n    curl -s ").append(http).append("/probe/").append(route);
     }
-    block.append("\n    curl -s ").append(management).append(actuator).append("/grpcconnections");
+    if (management != null) {
+      block.append("\n    curl -s ").append(management).append(actuator).append("/grpcconnections");
+    }
     if (route != null) {
       // SimpleRequest{requestMessage: "hi"} as bytes; the answer's message follows its 2-byte tag.
       block
@@ -95,8 +98,15 @@ final class StartupSummary implements ApplicationListener<ApplicationReadyEvent>
     return block.toString();
   }
 
-  /** Returns {@code http://host:port} of a web server, with a host a local client can reach. */
-  private static String webBase(Environment environment, String addressKey, String portKey) {
+  /**
+   * Returns {@code http://host:port} of a web server, with a host a local client can reach, or null
+   * without that server.
+   */
+  private static @Nullable String webBase(
+      Environment environment, String addressKey, String portKey) {
+    if (!environment.containsProperty(portKey)) {
+      return null;
+    }
     @Nullable String address = environment.getProperty(addressKey);
     if (address == null && !addressKey.equals("server.address")) {
       address = environment.getProperty("server.address");

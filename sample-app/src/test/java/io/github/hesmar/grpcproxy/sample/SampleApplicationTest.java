@@ -204,7 +204,7 @@ class SampleApplicationTest {
       ResponseEntity<Map<String, Object>> probe = get("/probe/" + route);
 
       assertThat(probe.getStatusCode().value()).isEqualTo(404);
-      assertThat(probe.getBody()).containsEntry("route", "r".repeat(61) + "...");
+      assertThat(probe.getBody()).containsEntry("route", "r".repeat(64) + "... (1000 characters)");
     }
 
     @Test
