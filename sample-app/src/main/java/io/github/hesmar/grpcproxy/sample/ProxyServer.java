@@ -8,15 +8,15 @@ import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
 import org.jspecify.annotations.Nullable;
-import org.springframework.boot.web.server.context.WebServerGracefulShutdownLifecycle;
+import org.springframework.boot.web.server.context.WebServerApplicationContext;
 import org.springframework.context.SmartLifecycle;
 
 /**
  * The proxy's gRPC server, started and stopped with the application context.
  *
  * <p>It stops in the phase of the web server's graceful shutdown ({@link
- * WebServerGracefulShutdownLifecycle#SMART_LIFECYCLE_PHASE}), and {@link #stop(Runnable)} returns
- * at once: the gRPC server refuses new calls and drains the calls in flight (up to {@code
+ * WebServerApplicationContext#GRACEFUL_SHUTDOWN_PHASE}), and {@link #stop(Runnable)} returns at
+ * once: the gRPC server refuses new calls and drains the calls in flight (up to {@code
  * sample.proxy.shutdown-grace-period}, then cancels them) on a thread of its own, while the web
  * server drains its requests, so the two take one grace period, not two. Spring waits for the
  * callback of every lifecycle in the phase (up to {@code
@@ -133,6 +133,6 @@ final class ProxyServer implements SmartLifecycle {
 
   @Override
   public int getPhase() {
-    return WebServerGracefulShutdownLifecycle.SMART_LIFECYCLE_PHASE;
+    return WebServerApplicationContext.GRACEFUL_SHUTDOWN_PHASE;
   }
 }
