@@ -3,6 +3,8 @@ package io.github.hesmar.grpcproxy.sample;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
@@ -11,14 +13,11 @@ import io.grpc.Status;
 import io.grpc.stub.MetadataUtils;
 import io.grpc.stub.StreamObserver;
 import io.grpc.testing.protobuf.SimpleRequest;
-import io.grpc.testing.protobuf.SimpleResponse;
 import io.grpc.testing.protobuf.SimpleServiceGrpc;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.springframework.boot.builder.SpringApplicationBuilder;
@@ -41,13 +40,15 @@ class SampleShutdownTest {
                 "--spring.lifecycle.timeout-per-shutdown-phase=90s");
     int httpPort = context.getEnvironment().getRequiredProperty("local.server.port", Integer.class);
     SmartLifecycle webShutdown = context.getBean("webServerGracefulShutdown", SmartLifecycle.class);
+    SmartLifecycle webStartStop = context.getBean("webServerStartStop", SmartLifecycle.class);
+    CachingConnector connector = context.getBean(CachingConnector.class);
     ManagedChannel client =
         Grpc.newChannelBuilderForAddress(
                 "127.0.0.1",
                 context.getBean(ProxyServer.class).port(),
                 InsecureChannelCredentials.create())
             .build();
-    Responses responses = new Responses();
+    BidiResponses responses = new BidiResponses();
     CompletableFuture<Void> closed = null;
     StreamObserver<SimpleRequest> requests = null;
     try {
@@ -72,11 +73,15 @@ class SampleShutdownTest {
       assertThat(responses.next()).isEqualTo("alpha: during");
       assertThat(responses.end).isNotDone();
       assertThat(closed).isNotDone();
+      // The phases below the proxy's wait for its calls: the web server is not stopped yet, and
+      // the connector has not begun to close the call's channel.
+      assertThat(webStartStop.isRunning()).isTrue();
+      assertThat(connector.connections()).isNotEmpty().noneMatch(ConnectionInfo::closing);
 
       requests.onCompleted();
       requests = null;
       await().atMost(10, TimeUnit.SECONDS).until(responses.end::isDone);
-      assertThat(responses.end).isCompletedWithValue("OK");
+      assertThat(responses.end).isCompletedWithValue(Status.Code.OK);
       await().atMost(30, TimeUnit.SECONDS).until(closed::isDone);
       assertThat(closed).isCompleted();
       assertThat(context.isActive()).isFalse();
@@ -103,34 +108,6 @@ class SampleShutdownTest {
       return true;
     } catch (IOException refused) {
       return false;
-    }
-  }
-
-  /** The responses of one bidi call: messages as they come, and the call's final status code. */
-  private static final class Responses implements StreamObserver<SimpleResponse> {
-
-    final BlockingQueue<String> messages = new LinkedBlockingQueue<>();
-    final CompletableFuture<String> end = new CompletableFuture<>();
-
-    String next() throws InterruptedException {
-      String message = messages.poll(10, TimeUnit.SECONDS);
-      assertThat(message).as("a response within 10 s").isNotNull();
-      return message;
-    }
-
-    @Override
-    public void onNext(SimpleResponse response) {
-      messages.add(response.getResponseMessage());
-    }
-
-    @Override
-    public void onError(Throwable t) {
-      end.complete(Status.fromThrowable(t).getCode().name());
-    }
-
-    @Override
-    public void onCompleted() {
-      end.complete("OK");
     }
   }
 }
