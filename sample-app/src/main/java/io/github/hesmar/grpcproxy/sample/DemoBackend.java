@@ -96,6 +96,42 @@ public final class DemoBackend implements AutoCloseable {
     return backend;
   }
 
+  /**
+   * Runs one demo backend in its own JVM until it is stopped (SIGTERM or Ctrl-C), for load tests
+   * that keep the backend out of the proxy's process. Prints {@code DemoBackend <name> listening on
+   * <target>} once it serves, and the number of SimpleService calls it received when it stops. From
+   * the sample's jar:
+   *
+   * <pre>
+   * java -cp sample-app/target/sample-app-0.1.0-SNAPSHOT.jar \
+   *     -Dloader.main=io.github.hesmar.grpcproxy.sample.DemoBackend \
+   *     org.springframework.boot.loader.launch.PropertiesLauncher [port] [name]
+   * </pre>
+   *
+   * @param args the port (default 0: any free one) and the name (default {@code bench})
+   * @throws IOException if the port cannot be bound
+   * @throws InterruptedException if interrupted while serving
+   */
+  public static void main(String[] args) throws IOException, InterruptedException {
+    int port = args.length > 0 ? Integer.parseInt(args[0]) : 0;
+    String name = args.length > 1 ? args[1] : "bench";
+    DemoBackend backend = start(name, port);
+    Runtime.getRuntime()
+        .addShutdownHook(
+            new Thread(
+                () -> {
+                  try {
+                    backend.close();
+                  } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                  }
+                  System.out.println(
+                      "DemoBackend " + name + " stopped after " + backend.calls() + " calls");
+                }));
+    System.out.println("DemoBackend " + name + " listening on " + backend.target());
+    backend.server.awaitTermination();
+  }
+
   /** Returns the backend's name. */
   public String name() {
     return name;
