@@ -70,6 +70,17 @@ class ProxyConfiguration {
     return (address, builder) -> builder.maxInboundMessageSize(maxMessageSize);
   }
 
+  /**
+   * Runs the backend channels' callbacks on their transport threads instead of handing each to a
+   * thread pool: the proxy's callbacks only hand data to the other side of the call and never
+   * block, so a hop per callback would buy nothing (the health probe's blocking stub waits on its
+   * own executor).
+   */
+  @Bean
+  ChannelBuilderCustomizer proxyDirectExecutor() {
+    return (address, builder) -> builder.directExecutor();
+  }
+
   /** Returns {@code sample.proxy.max-message-size} in bytes, or fails naming the bad value. */
   static int maxMessageSize(SampleProperties.Proxy proxy) {
     long bytes = proxy.getMaxMessageSize().toBytes();
