@@ -60,7 +60,10 @@ final class ProxyServer implements SmartLifecycle {
       }
       NettyServerBuilder builder =
           NettyServerBuilder.forAddress(address, InsecureServerCredentials.create())
-              .maxInboundMessageSize(ProxyConfiguration.maxMessageSize(properties));
+              .maxInboundMessageSize(ProxyConfiguration.maxMessageSize(properties))
+              // The proxy never blocks (see ReverseProxy): its callbacks run on the transport
+              // threads, without a hand-off to a thread pool for each.
+              .directExecutor();
       proxy.registerWith(builder);
       server = builder.build().start();
     } catch (IOException e) {

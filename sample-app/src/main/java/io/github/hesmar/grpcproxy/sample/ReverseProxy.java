@@ -7,7 +7,9 @@ import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.Context;
+import io.grpc.Drainable;
 import io.grpc.HandlerRegistry;
+import io.grpc.KnownLength;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerBuilder;
@@ -19,11 +21,20 @@ import io.grpc.StatusRuntimeException;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -48,6 +59,12 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Install it with {@link #registerWith(ServerBuilder)}, which also adds the stream tracer the
  * proxy needs to stop writing to a call the transport has ended (see {@link CallGuard}).
+ *
+ * <p>Threads: the proxy never blocks the thread that calls it, so a server (and backend channels)
+ * with a direct executor may run it on their transport threads, which saves a hand-off to a thread
+ * pool for every callback. The one wait, for a backend channel that is not cached yet (a miss, or a
+ * dial in flight), happens on a pool of its own; a call whose channel is cached starts on the
+ * calling thread.
  */
 public final class ReverseProxy extends HandlerRegistry {
 
@@ -73,8 +90,16 @@ public final class ReverseProxy extends HandlerRegistry {
 
   private static final MethodDescriptor.Marshaller<byte[]> BYTES = new ByteMarshaller();
 
+  /** A context that is cancelled already: a dial in it waits for nothing (see leaseIfCached). */
+  private static final Context NO_WAIT = cancelled();
+
+  /** How many methods' definitions {@link #lookupMethod} keeps. */
+  static final int MAX_CACHED_METHODS = 1024;
+
   private final CachingConnector connector;
   private final Map<String, String> routes;
+  private final ConcurrentMap<String, ServerMethodDefinition<byte[], byte[]>> methods =
+      new ConcurrentHashMap<>();
   private final Duration dialTimeout;
 
   /**
@@ -102,6 +127,11 @@ public final class ReverseProxy extends HandlerRegistry {
     return server.fallbackHandlerRegistry(this).addStreamTracerFactory(CallGuard.FACTORY);
   }
 
+  /** Returns how many methods' definitions are cached; for tests. */
+  int cachedMethods() {
+    return methods.size();
+  }
+
   /** Returns the routes, sorted by name. */
   public Map<String, String> routes() {
     return new TreeMap<>(routes);
@@ -109,12 +139,20 @@ public final class ReverseProxy extends HandlerRegistry {
 
   @Override
   public ServerMethodDefinition<?, ?> lookupMethod(String methodName, @Nullable String authority) {
-    MethodDescriptor<byte[], byte[]> method =
-        MethodDescriptor.newBuilder(BYTES, BYTES)
-            .setFullMethodName(methodName)
-            .setType(MethodDescriptor.MethodType.UNKNOWN)
-            .build();
-    return ServerMethodDefinition.create(method, this::startCall);
+    ServerMethodDefinition<byte[], byte[]> definition = methods.get(methodName);
+    if (definition == null) {
+      MethodDescriptor<byte[], byte[]> method =
+          MethodDescriptor.newBuilder(BYTES, BYTES)
+              .setFullMethodName(methodName)
+              .setType(MethodDescriptor.MethodType.UNKNOWN)
+              .build();
+      definition = ServerMethodDefinition.create(method, this::startCall);
+      // Callers choose method names: once the cache is full, other methods are built per call.
+      if (methods.size() < MAX_CACHED_METHODS) {
+        methods.putIfAbsent(methodName, definition);
+      }
+    }
+    return definition;
   }
 
   private ServerCall.Listener<byte[]> startCall(
@@ -137,6 +175,46 @@ public final class ReverseProxy extends HandlerRegistry {
     if (guard.ended()) {
       return NOTHING; // The transport ended the call already (e.g. an oversized first message).
     }
+    LeasedChannel lease = leaseIfCached(target);
+    if (lease != null) {
+      return relay(guard, serverCall, headers, lease, route, target);
+    }
+    // A miss, or a dial in flight: wait for it on the dial executor, in the call's context (its
+    // deadline and cancellation bound the wait), not on this thread, which may be a transport's.
+    DialingCall dialing = new DialingCall(guard, serverCall, headers, route, target);
+    try {
+      DialExecutor.INSTANCE.execute(Context.current().wrap(dialing::dial));
+    } catch (RejectedExecutionException e) {
+      return refuse(
+          guard, serverCall, Status.UNAVAILABLE.withDescription("Proxy is shutting down"));
+    }
+    return dialing;
+  }
+
+  /**
+   * Leases the cached channel of {@code target} if the connector can hand one out at once, else
+   * returns null (a miss, whose dial this starts, or a dial in flight): the dial runs in an already
+   * cancelled context, and the connector waits for no dial beyond a cancelled context. So this
+   * never blocks, and may run on a transport thread.
+   */
+  private @Nullable LeasedChannel leaseIfCached(String target) {
+    Context previous = NO_WAIT.attach();
+    try {
+      return connector.dial(target, dialTimeout);
+    } catch (StatusRuntimeException | IllegalStateException e) {
+      return null; // The dial without the shortcut reports it, if it happens again.
+    } finally {
+      NO_WAIT.detach(previous);
+    }
+  }
+
+  /** Dials {@code target}, waiting for the dial, and relays the call over the lease. */
+  private ServerCall.Listener<byte[]> dialAndRelay(
+      CallGuard guard,
+      ServerCall<byte[], byte[]> serverCall,
+      Metadata headers,
+      String route,
+      String target) {
     LeasedChannel lease;
     try {
       lease = connector.dial(target, dialTimeout);
@@ -146,6 +224,23 @@ public final class ReverseProxy extends HandlerRegistry {
       return refuse(
           guard, serverCall, Status.UNAVAILABLE.withDescription("Proxy is shutting down"));
     }
+    synchronized (guard) {
+      if (guard.ended) {
+        lease.close(); // Cancelled while dialing.
+        return NOTHING;
+      }
+      return relay(guard, serverCall, headers, lease, route, target);
+    }
+  }
+
+  /** Starts relaying the call over {@code lease}; releases the lease if that fails. */
+  private static ServerCall.Listener<byte[]> relay(
+      CallGuard guard,
+      ServerCall<byte[], byte[]> serverCall,
+      Metadata headers,
+      LeasedChannel lease,
+      String route,
+      String target) {
     for (Metadata.Key<String> key : HOP_HEADERS) {
       headers.discardAll(key);
     }
@@ -162,6 +257,108 @@ public final class ReverseProxy extends HandlerRegistry {
     }
   }
 
+  /**
+   * A call whose backend channel is being dialed on the {@link DialExecutor}: the server call's
+   * listener until the relay starts, then a pass-through to the relay's. Before the relay starts,
+   * the server call has not been asked for a message, so only its half-close (a call without
+   * messages), cancellation and readiness can arrive: a half-close is replayed to the relay, a
+   * cancellation ends the call ({@code guard.ended}), which the dial sees. The relay is started,
+   * and {@link #next} set, under the guard, which every callback here takes: a callback waits for
+   * the relay to be in place, so none is lost.
+   */
+  private final class DialingCall extends ServerCall.Listener<byte[]> {
+
+    private final CallGuard guard;
+    private final ServerCall<byte[], byte[]> serverCall;
+    private final Metadata headers;
+    private final String route;
+    private final String target;
+    private ServerCall.@Nullable Listener<byte[]> next; // guarded by guard
+    private boolean halfClosed; // guarded by guard: a half-close that came before the relay
+
+    DialingCall(
+        CallGuard guard,
+        ServerCall<byte[], byte[]> serverCall,
+        Metadata headers,
+        String route,
+        String target) {
+      this.guard = guard;
+      this.serverCall = serverCall;
+      this.headers = headers;
+      this.route = route;
+      this.target = target;
+    }
+
+    /** Runs on the dial executor, in the server call's context. */
+    void dial() {
+      ServerCall.Listener<byte[]> relay = dialAndRelay(guard, serverCall, headers, route, target);
+      synchronized (guard) {
+        next = relay;
+        if (halfClosed) {
+          relay.onHalfClose();
+        }
+      }
+    }
+
+    @Override
+    public void onMessage(byte[] message) {
+      synchronized (guard) {
+        if (next != null) {
+          next.onMessage(message);
+        }
+      }
+    }
+
+    @Override
+    public void onHalfClose() {
+      synchronized (guard) {
+        if (next != null) {
+          next.onHalfClose();
+        } else {
+          halfClosed = true;
+        }
+      }
+    }
+
+    @Override
+    public void onCancel() {
+      synchronized (guard) {
+        guard.ended = true; // The dial, if still running, releases its lease.
+        if (next != null) {
+          next.onCancel();
+        }
+      }
+    }
+
+    @Override
+    public void onReady() {
+      synchronized (guard) {
+        if (next != null) {
+          next.onReady();
+        }
+      }
+    }
+  }
+
+  /**
+   * The threads that wait for dials, so that the server's transport threads never do: daemon
+   * threads, created on demand and ended after a minute idle, so the pool needs no shutdown.
+   */
+  private static final class DialExecutor {
+    static final Executor INSTANCE =
+        new ThreadPoolExecutor(
+            0,
+            Integer.MAX_VALUE,
+            60,
+            TimeUnit.SECONDS,
+            new SynchronousQueue<>(),
+            runnable -> {
+              Thread thread = new Thread(runnable, "reverse-proxy-dial");
+              thread.setDaemon(true);
+              return thread;
+            });
+  }
+
   private static final ServerCall.Listener<byte[]> NOTHING = new ServerCall.Listener<>() {};
 
   private static ServerCall.Listener<byte[]> refuse(
@@ -172,6 +369,12 @@ public final class ReverseProxy extends HandlerRegistry {
       }
     }
     return NOTHING;
+  }
+
+  private static Context cancelled() {
+    Context.CancellableContext context = Context.ROOT.withCancellation();
+    context.cancel(null);
+    return context;
   }
 
   /** A caller's route, cut to {@value #MAX_ROUTE_ECHO} characters. */
@@ -434,20 +637,48 @@ public final class ReverseProxy extends HandlerRegistry {
     }
   }
 
-  /** Passes messages through as bytes. */
+  /**
+   * Passes messages through as bytes, with one copy each way: from the received frame into an array
+   * of the message's exact size (grpc-java's streams know their length), and from the array into
+   * the outgoing frame ({@link Drainable}: no intermediate buffer). The array is kept, not the
+   * received stream, because the channel may replay a message (a transparent retry) after the
+   * received frame is released.
+   */
   private static final class ByteMarshaller implements MethodDescriptor.Marshaller<byte[]> {
     @Override
     public InputStream stream(byte[] value) {
-      return new ByteArrayInputStream(value);
+      return new MessageStream(value);
     }
 
     @Override
     public byte[] parse(InputStream stream) {
       try {
+        if (stream instanceof KnownLength) {
+          byte[] message = new byte[stream.available()];
+          int read = stream.readNBytes(message, 0, message.length);
+          return read == message.length ? message : Arrays.copyOf(message, read);
+        }
         return stream.readAllBytes();
       } catch (IOException e) {
         throw new UncheckedIOException(e);
       }
+    }
+  }
+
+  /** A message's bytes, written straight into the transport's buffer. */
+  private static final class MessageStream extends ByteArrayInputStream
+      implements KnownLength, Drainable {
+
+    MessageStream(byte[] message) {
+      super(message);
+    }
+
+    @Override
+    public synchronized int drainTo(OutputStream target) throws IOException {
+      int length = count - pos;
+      target.write(buf, pos, length);
+      pos = count;
+      return length;
     }
   }
 }
