@@ -9,12 +9,17 @@
 #
 # Uses h2load (Debian/Ubuntu: apt-get install nghttp2-client) when installed, else the Java load
 # generator in the sample's jar. Settings (environment variables):
+#   JVM_WARMUP=30                  seconds of load through each Java target (backend, proxies)
+#                                  before any row is measured: the proxy's JIT needs it
 #   WARMUP=5 DURATION=15           seconds of warm-up and of measurement, per target and load
 #   LOADS="4x10 50x100"            connections x streams per connection
 #   TARGETS="direct proxy nginx"   what to measure, in this order
 #   LOAD_TOOL=h2load|java          force a load generator
-#   PROXY_PORT=19090 PROXY_HTTP_PORT=18080 NGINX_PORT=19091   fixed loopback ports
+#   PROXY_PORT=19090 PROXY_HTTP_PORT=18080 PROXY_MANAGEMENT_PORT=18081 NGINX_PORT=19091
+#                                  fixed loopback ports (the baseline: 19092, 18082, 18083)
 #   PROXY_JAVA_OPTS="..."          extra JVM options of the proxy (e.g. -XX:StartFlightRecording=...)
+#   PROXY_ARGS="..."               extra arguments of the proxy (not the baseline), such as
+#                                  --grpc.connector.observation.enabled=false
 #   BACKEND_JAVA_OPTS="..."        extra JVM options of the backend
 #   BASELINE_JAR=path              also measure the proxy from another build of the jar, as the
 #                                  target "baseline" (add it to TARGETS), for before/after runs
@@ -23,16 +28,20 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 JAR=sample-app/target/sample-app-0.1.0-SNAPSHOT.jar
+JVM_WARMUP=${JVM_WARMUP:-30}
 WARMUP=${WARMUP:-5}
 DURATION=${DURATION:-15}
 LOADS=${LOADS:-"4x10 50x100"}
 TARGETS=${TARGETS:-"direct proxy nginx"}
 PROXY_PORT=${PROXY_PORT:-19090}
 PROXY_HTTP_PORT=${PROXY_HTTP_PORT:-18080}
+PROXY_MANAGEMENT_PORT=${PROXY_MANAGEMENT_PORT:-18081}
 BASELINE_PORT=${BASELINE_PORT:-19092}
 BASELINE_HTTP_PORT=${BASELINE_HTTP_PORT:-18082}
+BASELINE_MANAGEMENT_PORT=${BASELINE_MANAGEMENT_PORT:-18083}
 NGINX_PORT=${NGINX_PORT:-19091}
 PROXY_JAVA_OPTS=${PROXY_JAVA_OPTS:-}
+PROXY_ARGS=${PROXY_ARGS:-}
 BACKEND_JAVA_OPTS=${BACKEND_JAVA_OPTS:-}
 LAUNCHER=org.springframework.boot.loader.launch.PropertiesLauncher
 METHOD=grpc.testing.SimpleService/UnaryRpc
@@ -40,7 +49,6 @@ METHOD=grpc.testing.SimpleService/UnaryRpc
 die() { echo "proxy-load: $*" >&2; exit 1; }
 
 command -v java >/dev/null || die "java not found: install a JDK 17+ (e.g. apt-get install openjdk-17-jdk)"
-command -v curl >/dev/null || die "curl not found: install it (e.g. apt-get install curl)"
 if [[ -z ${LOAD_TOOL:-} ]]; then
   if command -v h2load >/dev/null; then LOAD_TOOL=h2load; else
     LOAD_TOOL=java
@@ -107,23 +115,23 @@ echo "proxy-load: backend on $BACKEND"
 
 # 2. The proxy (and the baseline proxy), routing "bench" to it; alpha and beta too, since the
 # default routes name the embedded backends, which are off here.
-start_proxy() { # name, jar, grpc port, http port
-  local name=$1 jar=$2 port=$3 http=$4
+start_proxy() { # name, jar, grpc port, http port, management port, extra arguments
+  local name=$1 jar=$2 port=$3 http=$4 management=$5 extra=$6
   port_open "$port" && die "port $port (for $name) is in use; set PROXY_PORT / BASELINE_PORT"
   # shellcheck disable=SC2086
   java $PROXY_JAVA_OPTS -jar "$jar" --sample.backends.embedded=false \
     --sample.routes.bench="$BACKEND" --sample.routes.alpha="$BACKEND" \
     --sample.routes.beta="$BACKEND" --sample.proxy.port="$port" --server.port="$http" \
-    >"$TMP/$name.log" 2>&1 &
+    --management.server.port="$management" $extra >"$TMP/$name.log" 2>&1 &
   PIDS+=($!)
-  wait_for "the $name" "$TMP/$name.log" "${PIDS[-1]}" \
-    curl -sf -o /dev/null "http://127.0.0.1:$http/actuator/health"
   wait_for "the $name" "$TMP/$name.log" "${PIDS[-1]}" port_open "$port"
-  echo "proxy-load: $name on 127.0.0.1:$port (JVM options: ${PROXY_JAVA_OPTS:-none})"
+  echo "proxy-load: $name on 127.0.0.1:$port (JVM options: ${PROXY_JAVA_OPTS:-none}; arguments: ${extra:-none})"
 }
-[[ " $TARGETS " == *" proxy "* ]] && start_proxy proxy "$JAR" "$PROXY_PORT" "$PROXY_HTTP_PORT"
+[[ " $TARGETS " == *" proxy "* ]] && start_proxy proxy "$JAR" "$PROXY_PORT" "$PROXY_HTTP_PORT" \
+  "$PROXY_MANAGEMENT_PORT" "$PROXY_ARGS"
 [[ " $TARGETS " == *" baseline "* ]] \
-  && start_proxy baseline "$BASELINE_JAR" "$BASELINE_PORT" "$BASELINE_HTTP_PORT"
+  && start_proxy baseline "$BASELINE_JAR" "$BASELINE_PORT" "$BASELINE_HTTP_PORT" \
+    "$BASELINE_MANAGEMENT_PORT" ""
 
 # 3. nginx grpc_pass to the same backend.
 if [[ " $TARGETS " == *" nginx "* ]]; then
@@ -205,6 +213,22 @@ run_load() { # target, connections, streams -> "calls/s p50_ms p99_ms errors"
   p99=$(awk -v n="$count" 'NR == int((n * 99 + 99) / 100) { printf "%.2f", $1 / 1000 }' "$TMP/latencies")
   echo "$rate ${p50:--} ${p99:--} $errors"
 }
+
+# The JIT of each JVM warms up once, through every Java target (the proxies' load also reaches the
+# backend); nginx needs none.
+if ((JVM_WARMUP > 0)); then
+  for target in $TARGETS; do
+    [[ $target == nginx ]] && continue
+    echo "proxy-load: warming up $target (${JVM_WARMUP}s at 4x10, not measured)"
+    if [[ $LOAD_TOOL == java ]]; then
+      java_main io.github.hesmar.grpcproxy.sample.bench.LoadGenerator "$(address_of "$target")" bench \
+        4 10 0 "$JVM_WARMUP" >/dev/null 2>&1 || true
+    else
+      h2load -c 4 -m 10 -D "$JVM_WARMUP" "${H2LOAD_ARGS[@]}" "http://$(address_of "$target")/$METHOD" \
+        >/dev/null 2>&1 || true
+    fi
+  done
+fi
 
 echo "proxy-load: $LOAD_TOOL, warm-up ${WARMUP}s, measured ${DURATION}s per row; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 [[ $LOAD_TOOL == h2load ]] && echo "proxy-load: errors = HTTP failures + calls without a response message in a check run of max(1000, c*m) calls right after"
