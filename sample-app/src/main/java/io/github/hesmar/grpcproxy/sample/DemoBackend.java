@@ -38,7 +38,8 @@ import org.jspecify.annotations.Nullable;
  * {@code x-served-by: <name>}; the header {@code x-echo} is echoed back. {@code ServerStreamingRpc}
  * sends as many responses as the request header {@code x-count} says (default 3), respecting flow
  * control; a {@code UnaryRpc} request message {@code fail:<CODE>} fails the call with that status
- * code, and a request message {@code size:<bytes>} asks for a response message of that many bytes.
+ * code, and a request message {@code size:<bytes>} asks for a response message of that many bytes
+ * (at most 64 MiB).
  */
 public final class DemoBackend implements AutoCloseable {
 
@@ -53,6 +54,9 @@ public final class DemoBackend implements AutoCloseable {
   static final Metadata.Key<String> ERROR_DETAIL =
       Metadata.Key.of("x-error-detail", Metadata.ASCII_STRING_MARSHALLER);
   private static final Context.Key<Integer> RESPONSES = Context.key("x-count");
+
+  /** The largest response a {@code size:<bytes>} request gets: 64 MiB. */
+  static final int MAX_RESPONSE_SIZE = 64 * 1024 * 1024;
 
   private final String name;
   private final Server server;
@@ -261,12 +265,16 @@ public final class DemoBackend implements AutoCloseable {
         try {
           size = Integer.parseInt(message.substring("size:".length()).trim());
         } catch (NumberFormatException e) {
+          size = -1;
+        }
+        if (size < 0 || size > MAX_RESPONSE_SIZE) {
           responses.onError(
-              Status.INVALID_ARGUMENT.withDescription("size:<bytes> wants a number").asException());
+              Status.INVALID_ARGUMENT
+                  .withDescription("size:<bytes> wants a number from 0 to " + MAX_RESPONSE_SIZE)
+                  .asException());
           return;
         }
-        responses.onNext(
-            SimpleResponse.newBuilder().setResponseMessage("x".repeat(Math.max(0, size))).build());
+        responses.onNext(SimpleResponse.newBuilder().setResponseMessage("x".repeat(size)).build());
         responses.onCompleted();
         return;
       }

@@ -7,6 +7,7 @@ import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.Context;
+import io.grpc.Deadline;
 import io.grpc.Drainable;
 import io.grpc.HandlerRegistry;
 import io.grpc.KnownLength;
@@ -31,10 +32,11 @@ import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.Executor;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.SynchronousQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -186,7 +188,9 @@ public final class ReverseProxy extends HandlerRegistry {
       DialExecutor.INSTANCE.execute(Context.current().wrap(dialing::dial));
     } catch (RejectedExecutionException e) {
       return refuse(
-          guard, serverCall, Status.UNAVAILABLE.withDescription("Proxy is shutting down"));
+          guard,
+          serverCall,
+          Status.UNAVAILABLE.withDescription("Proxy overloaded: too many calls wait for dials"));
     }
     return dialing;
   }
@@ -205,31 +209,6 @@ public final class ReverseProxy extends HandlerRegistry {
       return null; // The dial without the shortcut reports it, if it happens again.
     } finally {
       NO_WAIT.detach(previous);
-    }
-  }
-
-  /** Dials {@code target}, waiting for the dial, and relays the call over the lease. */
-  private ServerCall.Listener<byte[]> dialAndRelay(
-      CallGuard guard,
-      ServerCall<byte[], byte[]> serverCall,
-      Metadata headers,
-      String route,
-      String target) {
-    LeasedChannel lease;
-    try {
-      lease = connector.dial(target, dialTimeout);
-    } catch (StatusRuntimeException e) {
-      return refuse(guard, serverCall, backendUnavailable(e.getStatus(), route, target));
-    } catch (IllegalStateException e) {
-      return refuse(
-          guard, serverCall, Status.UNAVAILABLE.withDescription("Proxy is shutting down"));
-    }
-    synchronized (guard) {
-      if (guard.ended) {
-        lease.close(); // Cancelled while dialing.
-        return NOTHING;
-      }
-      return relay(guard, serverCall, headers, lease, route, target);
     }
   }
 
@@ -289,14 +268,44 @@ public final class ReverseProxy extends HandlerRegistry {
       this.target = target;
     }
 
-    /** Runs on the dial executor, in the server call's context. */
+    /**
+     * Runs on the dial executor, in the server call's context. The wait for the dial happens
+     * outside the guard; the relay is then started and {@link #next} set in one block under it, so
+     * a callback that the relay's first {@code request(1)} triggers on another thread finds the
+     * relay in place.
+     */
     void dial() {
-      ServerCall.Listener<byte[]> relay = dialAndRelay(guard, serverCall, headers, route, target);
+      LeasedChannel lease;
+      try {
+        lease = connector.dial(target, dialTimeout);
+      } catch (StatusRuntimeException e) {
+        end(backendUnavailable(e.getStatus(), route, target));
+        return;
+      } catch (IllegalStateException e) {
+        end(Status.UNAVAILABLE.withDescription("Proxy is shutting down"));
+        return;
+      } catch (RuntimeException e) {
+        logger.warn("Dialing route {} ({}) failed", route, target, e);
+        end(Status.INTERNAL.withDescription("Proxy failed"));
+        return;
+      }
       synchronized (guard) {
+        if (guard.ended) {
+          lease.close(); // Cancelled while dialing.
+          next = NOTHING;
+          return;
+        }
+        ServerCall.Listener<byte[]> relay = relay(guard, serverCall, headers, lease, route, target);
         next = relay;
         if (halfClosed) {
           relay.onHalfClose();
         }
+      }
+    }
+
+    private void end(Status status) {
+      synchronized (guard) {
+        next = refuse(guard, serverCall, status);
       }
     }
 
@@ -341,22 +350,33 @@ public final class ReverseProxy extends HandlerRegistry {
   }
 
   /**
-   * The threads that wait for dials, so that the server's transport threads never do: daemon
-   * threads, created on demand and ended after a minute idle, so the pool needs no shutdown.
+   * The threads that wait for dials, so that the server's transport threads never do: at most
+   * {@value #THREADS} daemon threads, ended after a minute idle (the pool needs no shutdown), and
+   * at most {@value #WAITING} calls queued for one; past that a call is refused with UNAVAILABLE
+   * rather than a thread or a queue entry being added per waiting call (a cold start under load, a
+   * hung dialer). A queued call whose channel got cached meanwhile is leased at once.
    */
   private static final class DialExecutor {
-    static final Executor INSTANCE =
-        new ThreadPoolExecutor(
-            0,
-            Integer.MAX_VALUE,
-            60,
-            TimeUnit.SECONDS,
-            new SynchronousQueue<>(),
-            runnable -> {
-              Thread thread = new Thread(runnable, "reverse-proxy-dial");
-              thread.setDaemon(true);
-              return thread;
-            });
+    static final int THREADS = 64;
+    static final int WAITING = 10_000;
+    static final Executor INSTANCE = create();
+
+    private static Executor create() {
+      ThreadPoolExecutor pool =
+          new ThreadPoolExecutor(
+              THREADS,
+              THREADS,
+              60,
+              TimeUnit.SECONDS,
+              new LinkedBlockingQueue<>(WAITING),
+              runnable -> {
+                Thread thread = new Thread(runnable, "reverse-proxy-dial");
+                thread.setDaemon(true);
+                return thread;
+              });
+      pool.allowCoreThreadTimeOut(true);
+      return pool;
+    }
   }
 
   private static final ServerCall.Listener<byte[]> NOTHING = new ServerCall.Listener<>() {};
@@ -385,15 +405,17 @@ public final class ReverseProxy extends HandlerRegistry {
   }
 
   /**
-   * The status a caller gets when the backend of {@code route} cannot be reached: the code kept
-   * (UNAVAILABLE, or DEADLINE_EXCEEDED when the caller's deadline passed while dialing), the
-   * description naming the route only; the cause is logged.
+   * The status a caller gets when the backend of {@code route} cannot be reached: UNAVAILABLE, or
+   * DEADLINE_EXCEEDED when the caller's own deadline has passed; the description names the route
+   * only. The cause is logged: one WARN line per route at most every {@value #LOG_INTERVAL_SECONDS}
+   * seconds, with the count of failures since (a backend outage at thousands of calls a second
+   * would otherwise flood the log from the transport threads); every failure, with its stack trace,
+   * at DEBUG.
    */
   private static Status backendUnavailable(Status cause, String route, String target) {
     if (cause.getCode() == Status.Code.CANCELLED) {
       return cause; // The caller cancelled: nobody reads this status.
     }
-    // One line per failed call; the cause's stack trace at DEBUG.
     String description =
         cause.getCode()
             + (cause.getDescription() != null ? ": " + cause.getDescription() : "")
@@ -402,13 +424,45 @@ public final class ReverseProxy extends HandlerRegistry {
       logger.debug(
           "Backend of route {} ({}) unavailable: {}", route, target, description, cause.getCause());
     } else {
-      logger.warn("Backend of route {} ({}) unavailable: {}", route, target, description);
+      long failures = LOG_THROTTLES.computeIfAbsent(route, r -> new LogThrottle()).failed();
+      if (failures > 0) {
+        logger.warn(
+            "Backend of route {} ({}) unavailable: {}{}",
+            route,
+            target,
+            description,
+            failures > 1 ? " (" + failures + " failed calls since the last such line)" : "");
+      }
     }
+    Deadline deadline = Context.current().getDeadline();
     Status.Code code =
-        cause.getCode() == Status.Code.DEADLINE_EXCEEDED
+        deadline != null && deadline.isExpired()
             ? Status.Code.DEADLINE_EXCEEDED
             : Status.Code.UNAVAILABLE;
     return code.toStatus().withDescription("backend " + route + " unavailable");
+  }
+
+  static final long LOG_INTERVAL_SECONDS = 10;
+
+  /** Per route name (configured, so a bounded set), when its next WARN line may be written. */
+  private static final ConcurrentMap<String, LogThrottle> LOG_THROTTLES = new ConcurrentHashMap<>();
+
+  private static final class LogThrottle {
+    private final AtomicLong nextLineNanos = new AtomicLong(System.nanoTime());
+    private final AtomicLong failures = new AtomicLong();
+
+    /** Counts a failure; returns the failures to report in a line now, or 0 for no line. */
+    long failed() {
+      failures.incrementAndGet();
+      long now = System.nanoTime();
+      long next = nextLineNanos.get();
+      if (now - next >= 0
+          && nextLineNanos.compareAndSet(
+              next, now + TimeUnit.SECONDS.toNanos(LOG_INTERVAL_SECONDS))) {
+        return failures.getAndSet(0);
+      }
+      return 0;
+    }
   }
 
   /**
@@ -625,12 +679,15 @@ public final class ReverseProxy extends HandlerRegistry {
     }
 
     /**
-     * The backend's status as the caller sees it: a failure of the backend's transport (a status
-     * made locally, with a cause, such as a refused connection or a TLS failure) becomes {@code
-     * UNAVAILABLE: backend <route> unavailable}; a status the backend sent passes unchanged.
+     * The backend's status as the caller sees it: a failure of the backend's transport, that is a
+     * status made locally with a cause (a refused connection, a TLS or HTTP/2 failure, a closed
+     * connection), becomes {@code UNAVAILABLE: backend <route> unavailable}; a status the backend
+     * sent (it has no cause), a cancellation and a deadline pass unchanged.
      */
     private Status relayed(Status status) {
-      if (status.getCode() == Status.Code.UNAVAILABLE && status.getCause() != null) {
+      if (status.getCause() != null
+          && status.getCode() != Status.Code.CANCELLED
+          && status.getCode() != Status.Code.DEADLINE_EXCEEDED) {
         return backendUnavailable(status, route, target);
       }
       return status;
