@@ -395,6 +395,46 @@ class ReverseProxyTest {
     }
   }
 
+  @Test
+  @org.junit.jupiter.api.extension.ExtendWith(
+      org.springframework.boot.test.system.OutputCaptureExtension.class)
+  void failuresOfOneBackendAreLoggedOnceAnInterval(
+      org.springframework.boot.test.system.CapturedOutput output) throws Exception {
+    // A route name of its own: the throttle is per route, and other tests fail route "down".
+    String route = "down-" + System.nanoTime();
+    Server server =
+        new ReverseProxy(connector, Map.of(route, closedPort()), Duration.ofSeconds(10))
+            .registerWith(Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create()))
+            .build()
+            .start();
+    ManagedChannel channel =
+        Grpc.newChannelBuilderForAddress(
+                "127.0.0.1", server.getPort(), InsecureChannelCredentials.create())
+            .build();
+    try {
+      for (int i = 0; i < 3; i++) {
+        assertThatThrownBy(
+                () ->
+                    SimpleServiceGrpc.newBlockingStub(channel)
+                        .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers(route)))
+                        .withDeadlineAfter(10, TimeUnit.SECONDS)
+                        .unaryRpc(request("x")))
+            .isInstanceOfSatisfying(
+                StatusRuntimeException.class,
+                e ->
+                    assertThat(e.getStatus().getDescription())
+                        .isEqualTo("backend " + route + " unavailable"));
+      }
+      // Three failures well within the interval: one line, for the first.
+      assertThat(output.getAll().lines().filter(l -> l.contains("route " + route + " (")))
+          .hasSize(1)
+          .allSatisfy(l -> assertThat(l).contains("WARN", "Connection refused"));
+    } finally {
+      channel.shutdownNow();
+      server.shutdownNow();
+    }
+  }
+
   /** An address where nothing listens (a port bound, then released). */
   static String closedPort() throws java.io.IOException {
     try (java.net.ServerSocket socket =
