@@ -17,6 +17,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -174,7 +175,13 @@ public final class LoadGenerator {
                 errors.incrementAndGet();
               }
             }
-            call(channel, idle);
+            if (status.isOk()) {
+              call(channel, idle);
+            } else {
+              // A call that fails at once (a target down) may end inside start(), on this
+              // thread: starting the next one here would recurse until the stack overflows.
+              ForkJoinPool.commonPool().execute(() -> call(channel, idle));
+            }
           }
         },
         headers());
