@@ -72,15 +72,22 @@ class ReverseProxyTest {
             connector,
             Map.of("alpha", alpha.target(), "beta", beta.target(), "down", closedPort()),
             Duration.ofSeconds(10));
-    proxyServer =
-        proxy
-            .registerWith(Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create()))
-            .build()
-            .start();
-    client =
-        Grpc.newChannelBuilderForAddress(
-                "127.0.0.1", proxyServer.getPort(), InsecureChannelCredentials.create())
-            .build();
+    proxyServer = serve(proxy);
+    client = channelTo(proxyServer);
+  }
+
+  /** Starts a plaintext server on a free port that forwards every call through {@code proxy}. */
+  static Server serve(ReverseProxy proxy) throws java.io.IOException {
+    return proxy
+        .registerWith(Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create()))
+        .build()
+        .start();
+  }
+
+  static ManagedChannel channelTo(Server server) {
+    return Grpc.newChannelBuilderForAddress(
+            "127.0.0.1", server.getPort(), InsecureChannelCredentials.create())
+        .build();
   }
 
   @AfterEach
@@ -290,14 +297,8 @@ class ReverseProxyTest {
                 })
             .build()) {
       Server server =
-          new ReverseProxy(failing, Map.of("alpha", alpha.target()), Duration.ofSeconds(10))
-              .registerWith(Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create()))
-              .build()
-              .start();
-      ManagedChannel channel =
-          Grpc.newChannelBuilderForAddress(
-                  "127.0.0.1", server.getPort(), InsecureChannelCredentials.create())
-              .build();
+          serve(new ReverseProxy(failing, Map.of("alpha", alpha.target()), Duration.ofSeconds(10)));
+      ManagedChannel channel = channelTo(server);
       try {
         assertThatThrownBy(
                 () ->
@@ -360,10 +361,7 @@ class ReverseProxyTest {
                     .maxInboundMessageSize(limit))
             .build()
             .start();
-    ManagedChannel channel =
-        Grpc.newChannelBuilderForAddress(
-                "127.0.0.1", limited.getPort(), InsecureChannelCredentials.create())
-            .build();
+    ManagedChannel channel = channelTo(limited);
     try {
       SimpleServiceGrpc.SimpleServiceStub stub =
           SimpleServiceGrpc.newStub(
@@ -403,14 +401,8 @@ class ReverseProxyTest {
     // A route name of its own: the throttle is per route, and other tests fail route "down".
     String route = "down-" + System.nanoTime();
     Server server =
-        new ReverseProxy(connector, Map.of(route, closedPort()), Duration.ofSeconds(10))
-            .registerWith(Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create()))
-            .build()
-            .start();
-    ManagedChannel channel =
-        Grpc.newChannelBuilderForAddress(
-                "127.0.0.1", server.getPort(), InsecureChannelCredentials.create())
-            .build();
+        serve(new ReverseProxy(connector, Map.of(route, closedPort()), Duration.ofSeconds(10)));
+    ManagedChannel channel = channelTo(server);
     try {
       for (int i = 0; i < 3; i++) {
         assertThatThrownBy(

@@ -8,7 +8,6 @@ import io.github.hesmar.grpcproxy.connector.Dialer;
 import io.grpc.ClientInterceptors;
 import io.grpc.Context;
 import io.grpc.Grpc;
-import io.grpc.InsecureChannelCredentials;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
@@ -73,10 +72,7 @@ class ReverseProxyThreadsTest {
                     .directExecutor())
             .build()
             .start();
-    client =
-        Grpc.newChannelBuilderForAddress(
-                "127.0.0.1", proxyServer.getPort(), InsecureChannelCredentials.create())
-            .build();
+    client = ReverseProxyTest.channelTo(proxyServer);
   }
 
   @AfterEach
