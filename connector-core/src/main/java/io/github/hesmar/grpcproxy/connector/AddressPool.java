@@ -1,9 +1,5 @@
 package io.github.hesmar.grpcproxy.connector;
 
-import static io.github.hesmar.grpcproxy.connector.Entry.CLOSED;
-import static io.github.hesmar.grpcproxy.connector.Entry.DETACHED;
-import static io.github.hesmar.grpcproxy.connector.Entry.PENDING;
-
 import java.util.Arrays;
 import org.jspecify.annotations.Nullable;
 
@@ -79,7 +75,7 @@ final class AddressPool {
   @Nullable Entry choose(Entry primary) {
     Entry best = null;
     long bestCalls = Long.MAX_VALUE;
-    if (leasable(primary)) {
+    if (primary.isLeasable()) {
       best = primary;
       bestCalls = primary.calls();
     }
@@ -89,7 +85,7 @@ final class AddressPool {
         if (bestCalls < maxCalls) {
           break; // the first with room
         }
-        if (leasable(sibling)) {
+        if (sibling.isLeasable()) {
           long calls = sibling.calls();
           if (calls < bestCalls) {
             best = sibling;
@@ -101,10 +97,6 @@ final class AddressPool {
     return best;
   }
 
-  private static boolean leasable(Entry entry) {
-    return (entry.state & (PENDING | DETACHED | CLOSED)) == 0;
-  }
-
   /** The sibling of {@code primary} whose dial is in flight, if any. */
   static @Nullable Entry growing(Entry primary) {
     Entry[] siblings = primary.siblings;
@@ -113,7 +105,7 @@ final class AddressPool {
 
   private static @Nullable Entry growing(Entry[] siblings) {
     for (Entry sibling : siblings) {
-      if ((sibling.state & PENDING) != 0) {
+      if (sibling.isPending()) {
         return sibling;
       }
     }
@@ -140,7 +132,7 @@ final class AddressPool {
       }
       Entry[] next = current == null ? new Entry[1] : Arrays.copyOf(current, count + 1);
       next[count] = sibling;
-      if (Entry.SIBLINGS.compareAndSet(primary, current, next)) {
+      if (primary.casSiblings(current, next)) {
         return true;
       }
     }
@@ -166,7 +158,7 @@ final class AddressPool {
         System.arraycopy(current, 0, next, 0, index);
         System.arraycopy(current, index + 1, next, index, current.length - index - 1);
       }
-      if (Entry.SIBLINGS.compareAndSet(primary, current, next)) {
+      if (primary.casSiblings(current, next)) {
         return;
       }
     }

@@ -1,17 +1,8 @@
 package io.github.hesmar.grpcproxy.connector;
 
-import static io.github.hesmar.grpcproxy.connector.Entry.BASE;
-import static io.github.hesmar.grpcproxy.connector.Entry.CLOSED;
-import static io.github.hesmar.grpcproxy.connector.Entry.CLOSING;
-import static io.github.hesmar.grpcproxy.connector.Entry.DETACHED;
-import static io.github.hesmar.grpcproxy.connector.Entry.DIALED;
-import static io.github.hesmar.grpcproxy.connector.Entry.LEASES;
-import static io.github.hesmar.grpcproxy.connector.Entry.PENDING;
-import static io.github.hesmar.grpcproxy.connector.Entry.USED;
 import static java.util.Objects.requireNonNull;
 
 import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
-import io.grpc.ConnectivityState;
 import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.ManagedChannel;
@@ -19,7 +10,6 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.lang.System.Logger.Level;
 import java.time.Duration;
-import java.time.Instant;
 import java.time.InstantSource;
 import java.util.ArrayList;
 import java.util.List;
@@ -36,7 +26,6 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import java.util.function.IntConsumer;
@@ -416,12 +405,11 @@ public final class CachingConnector implements AutoCloseable {
         }
       }
       // Null if pending, closing or closed: then as with one channel per address.
-      LeasedChannel lease =
-          (entry.state & PENDING) == 0 ? leaseFromPool(entry, call) : tryLease(entry);
+      LeasedChannel lease = entry.isPending() ? tryLease(entry) : leaseFromPool(entry, call);
       if (lease != null) {
         return lease;
       }
-      PendingDial pending = (entry.state & PENDING) != 0 ? entry.pending : null;
+      PendingDial pending = entry.pendingDial();
       if (pending != null) {
         if (pending.dialThread == Thread.currentThread()) {
           throw new IllegalStateException(
@@ -466,7 +454,7 @@ public final class CachingConnector implements AutoCloseable {
       }
       Entry growing = AddressPool.growing(primary);
       if (growing != null) {
-        PendingDial pending = growing.pending;
+        PendingDial pending = growing.pendingDial();
         if (pending == null) {
           continue; // published meanwhile
         }
@@ -498,7 +486,7 @@ public final class CachingConnector implements AutoCloseable {
         continue; // another dial added one meanwhile: wait for it, or lease it
       }
       call.grew = true;
-      if (!isAttached(primary)) {
+      if (!primary.isAttached()) {
         // Detached or closed since it was read (see AddressPool): the sibling was never dialed.
         failPending(sibling, pending, new IllegalStateException("detached"));
         return null;
@@ -511,17 +499,6 @@ public final class CachingConnector implements AutoCloseable {
         }
         settle = true; // the new channel failed or is late: the full ones still serve
       }
-    }
-  }
-
-  /** Whether {@code primary} is neither detached nor closed, once no close is summing it. */
-  private static boolean isAttached(Entry primary) {
-    for (int spins = 0; ; spins++) {
-      long state = primary.state;
-      if ((state & CLOSING) == 0) {
-        return (state & (DETACHED | CLOSED)) == 0;
-      }
-      Entry.spin(spins);
     }
   }
 
@@ -570,52 +547,16 @@ public final class CachingConnector implements AutoCloseable {
    * looks the address up again). Drops an entry whose channel someone else shut down.
    */
   private @Nullable LeasedChannel tryLease(Entry entry) {
-    for (int spins = 0; ; spins++) {
-      long state = entry.state;
-      if ((state & PENDING) != 0) {
-        return null;
-      }
-      if ((state & (DETACHED | CLOSED)) != 0) {
+    int slot = entry.lease(clock);
+    if (slot < Entry.BASE) {
+      if (slot == Entry.GONE) {
         unlink(entry); // help a concurrent close or detach
-        return null;
-      }
-      if ((state & CLOSING) != 0) {
-        Entry.spin(spins); // an expiry pass is summing the cells: a few loads
-        continue;
-      }
-      if (entry.channel().isShutdown()) {
+      } else if (slot == Entry.STALE) {
         detachAndReport(entry, CloseCause.STALE);
-        return null;
       }
-      AtomicLongArray cells = entry.cells;
-      int slot;
-      if (cells == null) {
-        if (!Entry.STATE.compareAndSet(entry, state, (state + 1) | USED)) {
-          if ((entry.state & ~LEASES) == (state & ~LEASES)) {
-            entry.stripe(); // lost to another lease of this entry: count leases in cells
-          }
-          continue;
-        }
-        slot = BASE;
-      } else {
-        // Dekker with Entry.closeIfIdle(): add to a cell, then read the flags; a close sets
-        // CLOSING, then sums the cells. One of the two sees the other.
-        slot = Entry.addToCell(cells);
-        long now = entry.state;
-        if ((now & (PENDING | DETACHED | CLOSED | CLOSING)) != 0) {
-          cells.getAndDecrement(slot);
-          continue;
-        }
-        if ((now & USED) != USED) {
-          Entry.STATE.getAndBitwiseOr(entry, USED);
-        }
-        state = now;
-      }
-      if ((state & DIALED) == 0) {
-        entry.lastDialedMillis = clock.millis();
-      }
-      return new LeasedChannel(this, entry, slot, watchForLeak(entry));
+      return null;
     }
+    return new LeasedChannel(this, entry, slot, watchForLeak(entry));
   }
 
   private LeakDetector.@Nullable Watch watchForLeak(Entry entry) {
@@ -634,18 +575,13 @@ public final class CachingConnector implements AutoCloseable {
       startDial(entry, pending);
       awaitDial(entry, pending, bound);
     } catch (RuntimeException | Error e) {
-      // Still pending: drop the reservation, so the channel is cached with no lease. Published
-      // meanwhile: it holds our lease, given back here. Failed: the state is CLOSED, no lease.
-      if (!Entry.STATE.compareAndSet(entry, PENDING | 1L, PENDING) && (entry.state & LEASES) != 0) {
-        Entry.STATE.getAndAdd(entry, -1L);
-      }
+      entry.dropReservation();
       throw e;
     }
-    long state = entry.state;
-    if ((state & CLOSED) != 0 || entry.channel().isShutdown()) {
+    if (entry.isClosed() || entry.channel().isShutdown()) {
       // Closed by close() (nothing else closes an entry with a lease), or shut down by someone
       // else in the moment since it was published: never handed out, and not dialed again.
-      Entry.STATE.getAndAdd(entry, -1L);
+      entry.release(Entry.BASE);
       checkOpen();
       detachAndReport(entry, CloseCause.STALE);
       throw Status.UNAVAILABLE
@@ -653,7 +589,7 @@ public final class CachingConnector implements AutoCloseable {
               "The channel dialed for " + entry.address + " was shut down before it was leased")
           .asRuntimeException();
     }
-    return new LeasedChannel(this, entry, BASE, watchForLeak(entry));
+    return new LeasedChannel(this, entry, Entry.BASE, watchForLeak(entry));
   }
 
   /** Starts the dial of a pending entry this thread just put in the map. */
@@ -695,7 +631,7 @@ public final class CachingConnector implements AutoCloseable {
     pending.dialThread = Thread.currentThread();
     try {
       listener.onCacheMiss(address);
-      if ((entry.state & CLOSED) != 0) {
+      if (entry.isClosed()) {
         return; // failed meanwhile (closed, or timed out): the dialer is not called
       }
       if (bound != null) {
@@ -703,7 +639,7 @@ public final class CachingConnector implements AutoCloseable {
         // Dekker with failPending(): this writes, then reads the state; it sets the state, then
         // takes the place. Either way a failed dial's place is given back, exactly once.
         pending.holdPlace();
-        if ((entry.state & CLOSED) != 0) {
+        if (entry.isClosed()) {
           givePlaceBack(pending);
           return; // failed while it evicted: the dialer is not called
         }
@@ -738,12 +674,8 @@ public final class CachingConnector implements AutoCloseable {
       }
       return;
     }
-    long now = clock.millis();
-    entry.createdMillis = now;
-    entry.lastDialedMillis = now;
-    entry.setChannel(channel);
-    openChannels.incrementAndGet();
-    if (!publish(entry)) {
+    openChannels.incrementAndGet(); // before it can be closed: the count never undercounts
+    if (!entry.publish(channel, clock.millis())) {
       // Failed while the dialer ran (dial timeout or close()): nobody will use this channel.
       openChannels.decrementAndGet();
       Drainer.discard(channel);
@@ -755,9 +687,6 @@ public final class CachingConnector implements AutoCloseable {
       }
       return;
     }
-    // Only waiters need the PendingDial: it is not kept for the entry's life. A waiter that reads
-    // the state after this finds the entry published and leases.
-    entry.pending = null;
     if (bound != null) {
       bound.add(entry); // the place is the channel's now, given back when it is closed
     }
@@ -778,32 +707,12 @@ public final class CachingConnector implements AutoCloseable {
         reportClosed(entry.address, CloseCause.SHUTDOWN);
       }
       Entry primary = entry.primary;
-      if (primary != null && (primary.state & (DETACHED | CLOSED)) != 0) {
+      if (primary != null && primary.isDetachedOrClosed()) {
         // An extra channel whose address was detached while it was dialed (see AddressPool).
-        detachAndReport(entry, detachCause(primary));
+        detachAndReport(entry, primary.detachCause());
       }
     }
     listener.onDialComplete(address, took, null);
-  }
-
-  /**
-   * Publishes the channel of a pending entry: leases can be taken from here on, and the lease
-   * reserved for the caller that started the dial, if it still waits, is its lease. Only that
-   * caller (dropping its reservation) and a failure change the state of a pending entry. DIALED
-   * makes the first expiry pass count as idle pass 1. RECENT stays clear: a channel leased only by
-   * the dial that created it is the first to be evicted (see ChannelBound). Returns false if the
-   * entry failed first.
-   */
-  private static boolean publish(Entry entry) {
-    for (; ; ) {
-      long state = entry.state;
-      if ((state & PENDING) == 0) {
-        return false; // CLOSED: failed by the dial timeout or close()
-      }
-      if (Entry.STATE.compareAndSet(entry, state, state ^ (PENDING | DIALED))) {
-        return true;
-      }
-    }
   }
 
   /**
@@ -811,14 +720,8 @@ public final class CachingConnector implements AutoCloseable {
    * {@code cause}; returns false if it was published or failed already.
    */
   private boolean failPending(Entry entry, PendingDial pending, Throwable cause) {
-    for (; ; ) {
-      long state = entry.state;
-      if ((state & PENDING) == 0) {
-        return false;
-      }
-      if (Entry.STATE.compareAndSet(entry, state, CLOSED)) {
-        break;
-      }
+    if (!entry.fail()) {
+      return false;
     }
     unlink(entry);
     givePlaceBack(pending); // a dial abandoned while its dialer hangs holds no place
@@ -837,7 +740,7 @@ public final class CachingConnector implements AutoCloseable {
   /** The dial in flight for {@code address}, if any; for tests. */
   @Nullable PendingDial pendingDial(String address) {
     Entry entry = entries.get(address);
-    return entry == null || (entry.state & PENDING) == 0 ? null : entry.pending;
+    return entry == null ? null : entry.pendingDial();
   }
 
   private boolean isOverdue(PendingDial pending) {
@@ -980,12 +883,7 @@ public final class CachingConnector implements AutoCloseable {
     if (!lease.markReleased()) {
       return;
     }
-    Entry entry = lease.entry;
-    if (lease.slot == BASE) {
-      Entry.STATE.getAndAdd(entry, -1L);
-    } else {
-      requireNonNull(entry.cells, "cells of a striped entry").getAndDecrement(lease.slot);
-    }
+    lease.entry.release(lease.slot);
     LeakDetector.Watch watch = lease.leakWatch;
     if (watch != null) {
       requireNonNull(leakDetector, "leakDetector").released(watch);
@@ -1023,10 +921,10 @@ public final class CachingConnector implements AutoCloseable {
         for (Entry sibling : AddressPool.siblings(entry)) {
           expireAttached(sibling, now, closes); // pending when its primary was detached
         }
-        if ((entry.state & CLOSED) != 0) {
+        if (entry.isClosed()) {
           detached.remove(entry); // a concurrent set: removal while iterating is safe
         } else if (closeEntry(entry, /* force= */ false)) {
-          closes.add(new Closed(entry.address, requireNonNull(entry.detachCause)));
+          closes.add(new Closed(entry.address, entry.detachCause()));
         }
       }
       if (bound != null) {
@@ -1048,65 +946,31 @@ public final class CachingConnector implements AutoCloseable {
    * {@code closes}. Under expireLock.
    */
   private void expireAttached(Entry entry, long now, List<Closed> closes) {
-    for (; ; ) {
-      long state = entry.state;
-      if ((state & PENDING) != 0) {
-        PendingDial pending = entry.pending;
-        if (pending != null && isOverdue(pending)) {
-          abandonDial(entry, pending);
-        }
-        return;
+    PendingDial pending = entry.pendingDial();
+    if (pending != null) {
+      if (isOverdue(pending)) {
+        abandonDial(entry, pending);
       }
-      if ((state & (DETACHED | CLOSED | CLOSING)) != 0) {
-        return;
+      return;
+    }
+    if (!entry.isLive()) {
+      return;
+    }
+    if (entry.channel().isShutdown()) {
+      detach(entry, CloseCause.STALE, closes);
+      if (closeEntry(entry, /* force= */ false)) {
+        closes.add(new Closed(entry.address, CloseCause.STALE));
       }
-      if (entry.channel().isShutdown()) {
-        detach(entry, CloseCause.STALE, closes);
-        if (closeEntry(entry, /* force= */ false)) {
-          closes.add(new Closed(entry.address, CloseCause.STALE));
-        }
-        return;
-      }
-      if (maxChannelAgeMillis != 0 && now - retireAt(entry) >= 0) {
-        retire(entry, closes);
-        return;
-      }
-      if ((state & DIALED) != 0) {
-        if (Entry.STATE.compareAndSet(entry, state, state & ~DIALED)) {
-          // Read after the CAS: a striped lease that saw DIALED set (and so did not set it) added
-          // to its cell before, and is counted here if it is still held.
-          long inUse = entry.leases(entry.state) + entry.calls();
-          entry.idlePasses = inUse == 0 ? 1 : 0;
-          return;
-        }
-        continue;
-      }
-      long inUse = entry.leases(state) + entry.calls();
-      if (inUse != 0) {
-        entry.idlePasses = 0;
-        return;
-      } else if (entry.idlePasses < 1) {
-        entry.idlePasses = 1;
-        return;
-      } else {
-        switch (entry.closeIfIdle(state)) {
-          case CLOSED_NOW -> {
-            entry.idlePasses = 2;
-            unlink(entry);
-            shutdownChannel(entry);
-            closes.add(new Closed(entry.address, CloseCause.EXPIRED));
-            return;
-          }
-          case IN_USE -> {
-            // In use, or a first channel with siblings: it stays, idle, while they are open.
-            if (entry.calls() != 0 || entry.leases() != 0) {
-              entry.idlePasses = 0;
-            }
-            return;
-          }
-          case CHANGED -> {} // look again
-        }
-      }
+      return;
+    }
+    if (maxChannelAgeMillis != 0 && now - retireAt(entry) >= 0) {
+      retire(entry, closes);
+      return;
+    }
+    if (entry.passAndCloseIfIdle()) {
+      unlink(entry);
+      shutdownChannel(entry);
+      closes.add(new Closed(entry.address, CloseCause.EXPIRED));
     }
   }
 
@@ -1155,8 +1019,8 @@ public final class CachingConnector implements AutoCloseable {
     }
     countClosed();
     CloseCause cause;
-    if ((entry.state & DETACHED) != 0) {
-      cause = detachCause(entry);
+    if (entry.isDetached()) {
+      cause = entry.detachCause();
     } else {
       cause = stale ? CloseCause.STALE : CloseCause.EVICTED;
     }
@@ -1183,8 +1047,8 @@ public final class CachingConnector implements AutoCloseable {
       if (entry == null) {
         return false;
       }
-      if ((entry.state & PENDING) != 0) {
-        PendingDial pending = entry.pending;
+      if (entry.isPending()) {
+        PendingDial pending = entry.pendingDial();
         if (pending != null && isOverdue(pending)) {
           abandonDial(entry, pending);
         }
@@ -1214,49 +1078,21 @@ public final class CachingConnector implements AutoCloseable {
    * {@code closes} for the caller to report.
    */
   private boolean detach(Entry entry, CloseCause cause, List<Closed> closes) {
-    for (int spins = 0; ; spins++) {
-      long state = entry.state;
-      if ((state & (PENDING | DETACHED | CLOSED)) != 0) {
-        return false;
-      }
-      if ((state & CLOSING) != 0) {
-        Entry.spin(spins);
-        continue;
-      }
-      if (Entry.STATE.compareAndSet(entry, state, state | DETACHED)) {
-        entry.detachCause = cause; // by the winner only; read by expire() once in `detached`
-        unlink(entry);
-        detached.add(entry);
-        if (isClosed() && closeEntry(entry, /* force= */ true)) {
-          closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
-        }
-        if (entry.primary == null) {
-          // Read after DETACHED is set: a sibling pending now detaches itself once published.
-          for (Entry sibling : AddressPool.siblings(entry)) {
-            detach(sibling, cause, closes);
-          }
-        }
-        return true;
+    if (!entry.detach(cause)) {
+      return false;
+    }
+    unlink(entry);
+    detached.add(entry);
+    if (isClosed() && closeEntry(entry, /* force= */ true)) {
+      closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
+    }
+    if (entry.primary == null) {
+      // Read after DETACHED is set: a sibling pending now detaches itself once published.
+      for (Entry sibling : AddressPool.siblings(entry)) {
+        detach(sibling, cause, closes);
       }
     }
-  }
-
-  /**
-   * Why {@code entry}, detached, was detached: its winner writes the cause just after the
-   * compare-and-set, so a reader may wait a few steps for it. SHUTDOWN if it was closed by close()
-   * instead.
-   */
-  private static CloseCause detachCause(Entry entry) {
-    for (int spins = 0; ; spins++) {
-      CloseCause cause = entry.detachCause;
-      if (cause != null) {
-        return cause;
-      }
-      if ((entry.state & DETACHED) == 0) {
-        return CloseCause.SHUTDOWN;
-      }
-      Entry.spin(spins);
-    }
+    return true;
   }
 
   /**
@@ -1276,34 +1112,15 @@ public final class CachingConnector implements AutoCloseable {
    * no call. Returns whether this call closed it; the caller reports it.
    */
   private boolean closeEntry(Entry entry, boolean force) {
-    for (int spins = 0; ; spins++) {
-      long state = entry.state;
-      if ((state & (PENDING | CLOSED)) != 0) {
-        return false;
-      }
-      if ((state & CLOSING) != 0) {
-        Entry.spin(spins);
-        continue;
-      }
-      boolean closedNow;
-      if (force) {
-        closedNow = Entry.STATE.compareAndSet(entry, state, state | CLOSED);
-      } else {
-        Entry.CloseAttempt attempt = entry.closeIfIdle(state);
-        if (attempt == Entry.CloseAttempt.IN_USE) {
-          return false;
-        }
-        closedNow = attempt == Entry.CloseAttempt.CLOSED_NOW;
-      }
-      if (closedNow) {
-        unlink(entry);
-        if ((state & DETACHED) != 0) {
-          detached.remove(entry); // (one added just after this remove goes at the next pass)
-        }
-        shutdownChannel(entry);
-        return true;
-      }
+    if (!entry.close(force)) {
+      return false;
     }
+    unlink(entry);
+    if (entry.isDetached()) {
+      detached.remove(entry); // (one added just after this remove goes at the next pass)
+    }
+    shutdownChannel(entry);
+    return true;
   }
 
   /**
@@ -1388,28 +1205,11 @@ public final class CachingConnector implements AutoCloseable {
     return byAddress != 0 ? byAddress : Long.compare(a.id(), b.id());
   }
 
-  private void addInfo(Entry entry, List<ConnectionInfo> infos) {
-    long state = entry.state;
-    if ((state & (PENDING | CLOSED)) != 0) {
-      return;
+  private static void addInfo(Entry entry, List<ConnectionInfo> infos) {
+    ConnectionInfo info = entry.info();
+    if (info != null) {
+      infos.add(info);
     }
-    ConnectivityState connectivity;
-    try {
-      connectivity = entry.channel().getState(/* requestConnection= */ false);
-    } catch (UnsupportedOperationException e) {
-      connectivity = null;
-    }
-    infos.add(
-        new ConnectionInfo(
-            entry.id,
-            entry.address,
-            (int) Math.min(Integer.MAX_VALUE, entry.leases(state)),
-            (int) Math.min(Integer.MAX_VALUE, entry.calls()),
-            (state & DIALED) != 0 ? 0 : entry.idlePasses,
-            connectivity,
-            (state & DETACHED) != 0,
-            Instant.ofEpochMilli(entry.createdMillis),
-            Instant.ofEpochMilli(entry.lastDialedMillis)));
   }
 
   /**
@@ -1530,11 +1330,11 @@ public final class CachingConnector implements AutoCloseable {
   /** Fails {@code entry} if its dial is in flight, else forces it closed; returns if it closed. */
   private boolean closeOnShutdown(Entry entry) {
     for (; ; ) {
-      if ((entry.state & PENDING) == 0) {
+      PendingDial pending = entry.pendingDial();
+      if (pending == null) {
         return closeEntry(entry, /* force= */ true);
       }
-      PendingDial pending = entry.pending;
-      if (pending != null && failPending(entry, pending, closedException())) {
+      if (failPending(entry, pending, closedException())) {
         return false; // nothing was open
       }
     }

@@ -1,9 +1,5 @@
 package io.github.hesmar.grpcproxy.connector;
 
-import static io.github.hesmar.grpcproxy.connector.Entry.CLOSED;
-import static io.github.hesmar.grpcproxy.connector.Entry.DETACHED;
-import static io.github.hesmar.grpcproxy.connector.Entry.RECENT;
-
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Predicate;
@@ -98,16 +94,14 @@ final class ChannelBound {
         return;
       }
       examined++;
-      long state = entry.state;
-      if ((state & CLOSED) != 0) {
+      if (entry.isClosed()) {
         continue; // closed elsewhere: dropped
       }
-      if ((state & (RECENT | DETACHED)) == RECENT) {
-        Entry.STATE.getAndBitwiseAnd(entry, ~RECENT); // its second chance
+      if (entry.takeSecondChance()) {
         ring.offer(entry);
         continue;
       }
-      if (!closeIdle.test(entry) && (entry.state & CLOSED) == 0) {
+      if (!closeIdle.test(entry) && !entry.isClosed()) {
         ring.offer(entry); // in use
         if (firstInUse == null) {
           firstInUse = entry;
@@ -128,6 +122,6 @@ final class ChannelBound {
 
   /** Drops the closed channels from the ring; by each expiry pass. */
   void sweep() {
-    ring.removeIf(entry -> (entry.state & CLOSED) != 0);
+    ring.removeIf(Entry::isClosed);
   }
 }

@@ -3,18 +3,22 @@ package io.github.hesmar.grpcproxy.connector;
 import static java.util.Objects.requireNonNull;
 
 import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
+import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.time.Instant;
+import java.time.InstantSource;
 import java.util.concurrent.atomic.AtomicLongArray;
 import org.jspecify.annotations.Nullable;
 
 /**
  * One channel of one address, from the claim to dial it until it is closed: its state word, its
- * lease cells and its count of calls in flight. Thread-safe; see the design comment of {@link
- * CachingConnector} for how the state word changes.
+ * lease cells and its count of calls in flight. Thread-safe, lock-free.
  *
- * <p>The state word (64 bits, changed by CAS, atomic add and atomic bit operations only):
+ * <p>Every change of state is a method of this class; no other class reads or writes the state
+ * word's bits (docs/design.md, "The state word"). The word (64 bits, changed by compare-and-set,
+ * atomic add and atomic bit operations only):
  *
  * <pre>
  *   bits 0-31  LEASES    outstanding leases counted in the word; while PENDING, 1 if the caller
@@ -25,43 +29,43 @@ import org.jspecify.annotations.Nullable;
  *   bit  35    CLOSED    terminal: whoever sets it shuts the channel down, exactly once
  *   bit  36    CLOSING   transient: a close is summing the cells and the calls
  *   bit  37    RECENT    a lease was taken since the eviction hand last passed this channel
- *                        (the reference bit of {@link ChannelBound}'s clock; set with DIALED)
  * </pre>
  *
- * <p>Calls and the close. A call is counted in {@link #calls} from its start to its end. A call
- * starts on a held lease (or, rarely, on a call object made before its lease was released), and
- * {@link #startCall()} adds to {@link #calls} <em>before</em> it reads the state word, while a
- * non-forced close ({@link #closeIfIdle}) sets CLOSING <em>before</em> it reads {@link #calls}.
- * Both are volatile, so at least one sees the other: either the close sees the call and gives up,
- * or the call sees CLOSING, waits for its outcome and, if CLOSED, takes its count back and fails at
- * once with UNAVAILABLE without starting on the channel (whose shutdown() may be still to come).
- * While the lease that starts a call is held, the close cannot succeed anyway: the lease is
- * counted. So a close never wins against a call that started on a held lease.
+ * <p>A close that is not forced sets CLOSING, then reads the lease cells, the calls and the extra
+ * channels; a lease adds to its cell and a call to {@link #calls} before they read the word. Both
+ * sides write before they read, so at least one sees the other: a close never wins against a lease
+ * or a call (docs/design.md, "Leases and striping" and "Calls and the close"). Everyone else who
+ * meets CLOSING waits for it to settle ({@link #settledState()}), which takes a few loads.
  */
 final class Entry {
 
-  static final long LEASES = 0xFFFF_FFFFL;
-  static final long DIALED = 1L << 32;
-  static final long PENDING = 1L << 33;
-  static final long DETACHED = 1L << 34;
-  static final long CLOSED = 1L << 35;
-
-  /** Transient: a close is summing the lease cells and the calls; it ends CLOSED or cleared. */
-  static final long CLOSING = 1L << 36;
-
-  /** A lease was taken since {@link ChannelBound} last cleared it: the channel is not evicted. */
-  static final long RECENT = 1L << 37;
+  private static final long LEASES = 0xFFFF_FFFFL;
+  private static final long DIALED = 1L << 32;
+  private static final long PENDING = 1L << 33;
+  private static final long DETACHED = 1L << 34;
+  private static final long CLOSED = 1L << 35;
+  private static final long CLOSING = 1L << 36;
+  private static final long RECENT = 1L << 37;
 
   /** What every lease sets: the marks of use for expiry and for eviction. */
-  static final long USED = DIALED | RECENT;
+  private static final long USED = DIALED | RECENT;
 
-  /** {@link LeasedChannel#slot} of a lease counted in the state word, not in a cell. */
+  /** A lease slot: the lease is counted in the state word, not in a cell. */
   static final int BASE = -1;
 
-  static final VarHandle STATE;
+  /** {@link #lease} found the entry pending (its dial in flight) or closing for good. */
+  static final int NOT_LEASABLE = -2;
+
+  /** {@link #lease} found the entry detached or closed: it should leave where it is found. */
+  static final int GONE = -3;
+
+  /** {@link #lease} found the channel shut down by someone else. */
+  static final int STALE = -4;
+
+  private static final VarHandle STATE;
   private static final VarHandle CELLS;
   private static final VarHandle CALLS;
-  static final VarHandle SIBLINGS;
+  private static final VarHandle SIBLINGS;
 
   static {
     try {
@@ -95,26 +99,26 @@ final class Entry {
   volatile Entry @Nullable [] siblings;
 
   /** The dial in flight; null once the dial succeeded (kept after a failure, for its waiters). */
-  volatile @Nullable PendingDial pending;
+  private volatile @Nullable PendingDial pending;
 
   /** Set before PENDING is cleared, read only after reading a state without PENDING. */
   private @Nullable ManagedChannel channel;
 
-  /** See the class comment. Starts pending, with the lease reserved for the caller that dials. */
-  volatile long state = PENDING | 1L;
+  /** Starts pending, with the lease reserved for the caller that dials. */
+  private volatile long state = PENDING | 1L;
 
-  /** Calls in flight on this channel (started and not yet closed); see the class comment. */
+  /** Calls in flight on this channel (started and not yet closed). */
   @SuppressWarnings("unused") // changed through CALLS
   private volatile long calls;
 
-  /** Consecutive idle passes; written only under the connector's expireLock. */
-  volatile int idlePasses;
+  /** Consecutive idle passes; written only by expiry passes, which run one at a time. */
+  private volatile int idlePasses;
 
   volatile long createdMillis;
   volatile long lastDialedMillis;
 
-  /** Why the entry was detached; written before DETACHED is set. */
-  volatile @Nullable CloseCause detachCause;
+  /** Why the entry was detached; written by the detach's winner just after it set DETACHED. */
+  private volatile @Nullable CloseCause detachCause;
 
   /**
    * Lease counters, one per thread slot, each on its own cache line; null until two leases of this
@@ -141,9 +145,119 @@ final class Entry {
     return requireNonNull(channel, "channel of a pending entry");
   }
 
-  /** Sets the channel of a pending entry, before the dial publishes it. */
-  void setChannel(ManagedChannel channel) {
-    this.channel = channel;
+  // ---- the state, read -------------------------------------------------------------------------
+
+  /** Whether the dial of this entry is in flight. */
+  boolean isPending() {
+    return (state & PENDING) != 0;
+  }
+
+  /** The dial in flight, or null if this entry is not pending. */
+  @Nullable PendingDial pendingDial() {
+    return isPending() ? pending : null;
+  }
+
+  /** Whether this entry is closed: its channel shut down, or its dial failed. Terminal. */
+  boolean isClosed() {
+    return (state & CLOSED) != 0;
+  }
+
+  /** Whether this entry was detached (it may be closed since). */
+  boolean isDetached() {
+    return (state & DETACHED) != 0;
+  }
+
+  /** Whether this entry was detached or closed: no lease will be taken on it again. */
+  boolean isDetachedOrClosed() {
+    return (state & (DETACHED | CLOSED)) != 0;
+  }
+
+  /** Whether a lease could be taken now: published, neither detached nor closed. */
+  boolean isLeasable() {
+    return (state & (PENDING | DETACHED | CLOSED)) == 0;
+  }
+
+  /** Whether this published entry is neither detached nor closed, once no close is summing it. */
+  boolean isAttached() {
+    return (settledState() & (DETACHED | CLOSED)) == 0;
+  }
+
+  /**
+   * The state word once no close is summing this entry: a close that set CLOSING clears it or turns
+   * it into CLOSED within a few loads. Spins briefly, then yields, so that a descheduled closer is
+   * never waited for by a busy core.
+   */
+  private long settledState() {
+    for (int spins = 0; ; spins++) {
+      long now = state;
+      if ((now & CLOSING) == 0) {
+        return now;
+      }
+      if (spins < 64) {
+        Thread.onSpinWait();
+      } else {
+        Thread.yield();
+      }
+    }
+  }
+
+  // ---- leases ----------------------------------------------------------------------------------
+
+  /**
+   * Takes a lease: returns its slot ({@link #BASE} or a cell), or {@link #NOT_LEASABLE}, {@link
+   * #GONE} or {@link #STALE}. Sets DIALED and RECENT, and records the time of the first lease since
+   * the last expiry pass on {@code clock}. A lease that collides with another on the state word
+   * stripes this entry.
+   */
+  int lease(InstantSource clock) {
+    for (; ; ) {
+      long state = settledState();
+      if ((state & PENDING) != 0) {
+        return NOT_LEASABLE;
+      }
+      if ((state & (DETACHED | CLOSED)) != 0) {
+        return GONE;
+      }
+      if (channel().isShutdown()) {
+        return STALE;
+      }
+      AtomicLongArray striped = cells;
+      int slot;
+      if (striped == null) {
+        if (!STATE.compareAndSet(this, state, (state + 1) | USED)) {
+          if ((this.state & ~LEASES) == (state & ~LEASES)) {
+            stripe(); // lost to another lease of this entry: count leases in cells
+          }
+          continue;
+        }
+        slot = BASE;
+      } else {
+        // Add to a cell, then read the flags; a close sets CLOSING, then sums the cells.
+        slot = addToCell(striped);
+        long now = this.state;
+        if ((now & (PENDING | DETACHED | CLOSED | CLOSING)) != 0) {
+          striped.getAndDecrement(slot);
+          continue;
+        }
+        if ((now & USED) != USED) {
+          STATE.getAndBitwiseOr(this, USED);
+        }
+        state = now;
+      }
+      if ((state & DIALED) == 0) {
+        lastDialedMillis = clock.millis();
+      }
+      return slot;
+    }
+  }
+
+  /** Gives back a lease taken in {@code slot}. */
+  void release(int slot) {
+    if (slot == BASE) {
+      STATE.getAndAdd(this, -1L);
+    } else {
+      requireNonNull(cells, "cells of a striped entry").getAndDecrement(slot);
+    }
   }
 
   /** Counts the leases of this entry in cells from now on. */
@@ -157,19 +271,17 @@ final class Entry {
   /**
    * Adds a lease to the calling thread's cell and returns the cell. A thread's cell comes from its
    * id, which the JVM hands out in turn: threads started one after the other get different cells.
-   * (From the thread's identity hash, two threads shared a cell by chance, in one run of four on
-   * two cores, and paid 2-3x.) No per-thread state: a virtual thread per request costs nothing
-   * more.
+   * No per-thread state: a virtual thread per request costs nothing more.
    */
   @SuppressWarnings("deprecation") // Thread.getId(): threadId() is JDK 19+, the baseline is 17
-  static int addToCell(AtomicLongArray cells) {
+  private static int addToCell(AtomicLongArray cells) {
     int count = cells.length() / CELL_STRIDE - 1;
     int slot = ((int) Thread.currentThread().getId() & (count - 1)) * CELL_STRIDE + CELL_STRIDE;
     cells.getAndIncrement(slot);
     return slot;
   }
 
-  static long sum(AtomicLongArray cells) {
+  private static long sum(AtomicLongArray cells) {
     long sum = 0;
     for (int slot = CELL_STRIDE; slot < cells.length(); slot += CELL_STRIDE) {
       sum += cells.get(slot);
@@ -178,15 +290,18 @@ final class Entry {
   }
 
   /** The leases of this entry, given a state of it read before: state word plus cells. */
-  long leases(long state) {
+  private long leases(long state) {
     AtomicLongArray striped = cells;
     return (state & LEASES) + (striped == null ? 0 : sum(striped));
   }
 
+  /** Outstanding leases; 0 while pending or once closed. */
   long leases() {
     long state = this.state;
     return (state & (PENDING | CLOSED)) != 0 ? 0 : leases(state);
   }
+
+  // ---- calls -----------------------------------------------------------------------------------
 
   /** Calls in flight on this channel. */
   long calls() {
@@ -195,21 +310,15 @@ final class Entry {
 
   /**
    * Counts a call starting on this channel; returns whether it is counted (false if the channel is
-   * closed: the call must then fail without starting). See the class comment.
+   * closed: the call must then fail without starting).
    */
   boolean startCall() {
     CALLS.getAndAdd(this, 1L);
-    for (int spins = 0; ; spins++) {
-      long now = state;
-      if ((now & CLOSED) != 0) {
-        CALLS.getAndAdd(this, -1L);
-        return false;
-      }
-      if ((now & CLOSING) == 0) {
-        return true;
-      }
-      spin(spins); // a close is summing: it ends CLOSED or cleared in a few loads
+    if ((settledState() & CLOSED) != 0) {
+      CALLS.getAndAdd(this, -1L);
+      return false;
     }
+    return true;
   }
 
   /** Ends a call that {@link #startCall()} counted. */
@@ -217,8 +326,126 @@ final class Entry {
     CALLS.getAndAdd(this, -1L);
   }
 
+  // ---- the dial --------------------------------------------------------------------------------
+
+  /**
+   * Publishes the channel of this pending entry: leases can be taken from here on, and the lease
+   * reserved for the caller that started the dial, if it still waits, is its lease. DIALED makes
+   * the first expiry pass count as idle pass 1; RECENT stays clear, so that a channel leased only
+   * by the dial that created it is the first to be evicted. Returns false if the entry failed first
+   * (the dial timeout, or the connector's close).
+   */
+  boolean publish(ManagedChannel channel, long nowMillis) {
+    createdMillis = nowMillis;
+    lastDialedMillis = nowMillis;
+    this.channel = channel;
+    for (; ; ) {
+      long state = this.state;
+      if ((state & PENDING) == 0) {
+        return false;
+      }
+      if (STATE.compareAndSet(this, state, state ^ (PENDING | DIALED))) {
+        pending = null; // only waiters need it, and they hold it
+        return true;
+      }
+    }
+  }
+
+  /**
+   * Fails this pending entry: it becomes CLOSED, with nothing to shut down. Returns false if it was
+   * published or failed already.
+   */
+  boolean fail() {
+    for (; ; ) {
+      long state = this.state;
+      if ((state & PENDING) == 0) {
+        return false;
+      }
+      if (STATE.compareAndSet(this, state, CLOSED)) {
+        return true;
+      }
+    }
+  }
+
+  /**
+   * Gives back the lease reserved for the caller that started the dial, when it stops waiting:
+   * while pending, the reservation is dropped (a late channel is cached with no lease); once
+   * published, the reservation is a lease and is released; once failed, there is nothing to give.
+   */
+  void dropReservation() {
+    if (!STATE.compareAndSet(this, PENDING | 1L, PENDING) && (state & LEASES) != 0) {
+      STATE.getAndAdd(this, -1L);
+    }
+  }
+
+  // ---- detaching and closing -------------------------------------------------------------------
+
+  /**
+   * Detaches this published entry: no lease is taken on it again, and it closes once its leases and
+   * calls end. Returns whether this call detached it (false if it is pending, or was detached or
+   * closed already).
+   */
+  boolean detach(CloseCause cause) {
+    for (; ; ) {
+      long state = settledState();
+      if ((state & (PENDING | DETACHED | CLOSED)) != 0) {
+        return false;
+      }
+      if (STATE.compareAndSet(this, state, state | DETACHED)) {
+        detachCause = cause;
+        return true;
+      }
+    }
+  }
+
+  /**
+   * Why this entry, detached, was detached: its winner writes the cause just after the
+   * compare-and-set, so a reader may wait a few steps for it. SHUTDOWN if it was not detached but
+   * closed by the connector's close.
+   */
+  CloseCause detachCause() {
+    for (int spins = 0; ; spins++) {
+      CloseCause cause = detachCause;
+      if (cause != null) {
+        return cause;
+      }
+      if ((state & DETACHED) == 0) {
+        return CloseCause.SHUTDOWN;
+      }
+      if (spins < 64) {
+        Thread.onSpinWait();
+      } else {
+        Thread.yield();
+      }
+    }
+  }
+
+  /**
+   * Closes this published entry if no one else did: always if {@code force}, else only with no
+   * lease, no call and no extra channel. Returns whether this call closed it; the caller then shuts
+   * its channel down.
+   */
+  boolean close(boolean force) {
+    for (; ; ) {
+      long state = settledState();
+      if ((state & (PENDING | CLOSED)) != 0) {
+        return false;
+      }
+      if (force) {
+        if (STATE.compareAndSet(this, state, state | CLOSED)) {
+          return true;
+        }
+      } else {
+        CloseAttempt attempt = closeIfIdle(state);
+        if (attempt != CloseAttempt.CHANGED) {
+          return attempt == CloseAttempt.CLOSED_NOW;
+        }
+      }
+    }
+  }
+
   /** What {@link #closeIfIdle} did. */
-  enum CloseAttempt {
+  private enum CloseAttempt {
     CLOSED_NOW,
     IN_USE,
     CHANGED
@@ -226,11 +453,11 @@ final class Entry {
 
   /**
    * Sets CLOSED if this entry holds no lease and no call, and, if it is the first channel of its
-   * address, has no sibling, given {@code state}, a state without PENDING, CLOSED or CLOSING.
-   * Cells, calls and siblings are read under CLOSING, which holds new leases, starting calls and a
-   * sibling being added (see {@link AddressPool}) back until it ends.
+   * address, has no extra channel, given {@code state}, a state without PENDING, CLOSED or CLOSING.
+   * Cells, calls and extra channels are read under CLOSING, which holds new leases, starting calls
+   * and an extra channel being added back until it ends.
    */
-  CloseAttempt closeIfIdle(long state) {
+  private CloseAttempt closeIfIdle(long state) {
     if ((state & LEASES) != 0) {
       return CloseAttempt.IN_USE;
     }
@@ -249,15 +476,101 @@ final class Entry {
     return CloseAttempt.CLOSED_NOW;
   }
 
+  // ---- expiry and eviction ---------------------------------------------------------------------
+
+  /** Whether this entry is attached and published, with no close summing it: expiry looks at it. */
+  boolean isLive() {
+    return (state & (PENDING | DETACHED | CLOSED | CLOSING)) == 0;
+  }
+
   /**
-   * Waits a moment for another thread's few steps (a close summing the cells): spins briefly, then
-   * yields, so that a descheduled closer is never waited for by a busy core.
+   * One expiry pass over this live entry: counts the pass as idle if the entry had no lease, no
+   * call and no dial since the last one, and closes it at its second idle pass. Returns whether
+   * this call closed it (the caller shuts its channel down). Only one pass runs at a time.
    */
-  static void spin(int spins) {
-    if (spins < 64) {
-      Thread.onSpinWait();
-    } else {
-      Thread.yield();
+  boolean passAndCloseIfIdle() {
+    for (; ; ) {
+      long state = this.state;
+      if ((state & (PENDING | DETACHED | CLOSED | CLOSING)) != 0) {
+        return false;
+      }
+      if ((state & DIALED) != 0) {
+        if (STATE.compareAndSet(this, state, state & ~DIALED)) {
+          // Read after the CAS: a striped lease that saw DIALED set (and so did not set it) added
+          // to its cell before, and is counted here if it is still held.
+          long inUse = leases(this.state) + calls();
+          idlePasses = inUse == 0 ? 1 : 0;
+          return false;
+        }
+        continue;
+      }
+      if (leases(state) + calls() != 0) {
+        idlePasses = 0;
+        return false;
+      }
+      if (idlePasses < 1) {
+        idlePasses = 1;
+        return false;
+      }
+      switch (closeIfIdle(state)) {
+        case CLOSED_NOW -> {
+          idlePasses = 2;
+          return true;
+        }
+        case IN_USE -> {
+          // In use, or a first channel with extra channels: it stays, idle, while they are open.
+          if (calls() != 0 || leases() != 0) {
+            idlePasses = 0;
+          }
+          return false;
+        }
+        case CHANGED -> {} // look again
+      }
     }
+  }
+
+  /**
+   * The clock hand's look at this entry (see {@link ChannelBound}): if a lease was taken since the
+   * last look and the entry is attached, clears the mark and returns true (its second chance).
+   */
+  boolean takeSecondChance() {
+    if ((state & (RECENT | DETACHED)) == RECENT) {
+      STATE.getAndBitwiseAnd(this, ~RECENT);
+      return true;
+    }
+    return false;
+  }
+
+  // ---- the address's extra channels ------------------------------------------------------------
+
+  /** Replaces this first channel's extra channels, if they are still {@code expected}. */
+  boolean casSiblings(Entry @Nullable [] expected, Entry @Nullable [] next) {
+    return SIBLINGS.compareAndSet(this, expected, next);
+  }
+
+  // ---- the snapshot ----------------------------------------------------------------------------
+
+  /** This channel as {@link CachingConnector#connections()} lists it; null if pending or closed. */
+  @Nullable ConnectionInfo info() {
+    long state = this.state;
+    if ((state & (PENDING | CLOSED)) != 0) {
+      return null;
+    }
+    ConnectivityState connectivity;
+    try {
+      connectivity = channel().getState(/* requestConnection= */ false);
+    } catch (UnsupportedOperationException e) {
+      connectivity = null;
+    }
+    return new ConnectionInfo(
+        id,
+        address,
+        (int) Math.min(Integer.MAX_VALUE, leases(state)),
+        (int) Math.min(Integer.MAX_VALUE, calls()),
+        (state & DIALED) != 0 ? 0 : idlePasses,
+        connectivity,
+        (state & DETACHED) != 0,
+        Instant.ofEpochMilli(createdMillis),
+        Instant.ofEpochMilli(lastDialedMillis));
   }
 }

@@ -221,7 +221,7 @@ class PoolTest {
             () -> {
               Entry growing = AddressPool.growing(primary);
               assertThat(growing).isNotNull();
-              PendingDial pending = requireNonNull(growing).pending;
+              PendingDial pending = requireNonNull(growing).pendingDial();
               assertThat(pending).isNotNull();
               assertThat(requireNonNull(pending).waiterCount()).isEqualTo(1);
             });
@@ -248,7 +248,7 @@ class PoolTest {
       Entry growing = requireNonNull(AddressPool.growing(held.first().entry));
       await() // the opener and the waiter
           .untilAsserted(
-              () -> assertThat(requireNonNull(growing.pending).waiterCount()).isEqualTo(2));
+              () -> assertThat(requireNonNull(growing.pendingDial()).waiterCount()).isEqualTo(2));
 
       dialer.proceed.countDown();
 
