@@ -118,9 +118,9 @@ public final class CachingConnector implements AutoCloseable {
    *
    * Pools. An address may have several channels (rule 9; AddressPool, whose comment has the
    * argument): the entry in the map is its first channel, which lists the others in a copy-on-write
-   * array of siblings. Each sibling is an Entry with everything said here; the map only finds it
-   * through its primary, so every walk over the map (expire, close, the snapshots) walks the
-   * siblings too, and a primary neither expires while it has siblings nor is detached without them.
+   * array of extra channels. Each extra channel is an Entry with everything said here; the map only finds it
+   * through its first channel, so every walk over the map (expire, close, the snapshots) walks the
+   * extra channels too, and a first channel neither expires while it has extra channels nor is detached without them.
    *
    * Dialing. The caller that wins putIfAbsent does not lease afterwards: its lease is reserved in
    * the pending state, and the CAS that publishes the channel (flipping PENDING off and DIALED on)
@@ -155,7 +155,7 @@ public final class CachingConnector implements AutoCloseable {
    *
    * The bound (ChannelBound, whose comment has the argument). A dial thread takes a place for its
    * channel just before it calls the dialer, closing idle channels while the bound is reached; the
-   * close is the non-forced close of expiry (CLOSING, then read leases, calls and siblings), so
+   * close is the non-forced close of expiry (CLOSING, then read leases, calls and extra channels), so
    * eviction races leases, calls and expiry exactly as expiry does, and whoever sets CLOSED shuts
    * the channel down. A place is given back in countClosed, after the shutdown (so the count never
    * undercounts what is open), or when the dial fails: its PendingDial records the place held,
@@ -431,19 +431,20 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
-   * Leases a channel of the address whose first channel, {@code primary}, is published: the first
-   * with room, or a new one if all are full (see {@link AddressPool}). Returns null if the primary
-   * is detached or closed with no other channel to lease (the caller looks the address up again).
+   * Leases a channel of the address whose first channel, {@code first}, is published: the first
+   * with room, or a new one if all are full (see {@link AddressPool}). Returns null if the first
+   * channel is detached or closed with no other channel to lease (the caller looks the address up
+   * again).
    */
-  private @Nullable LeasedChannel leaseFromPool(Entry primary, DialCall call) {
+  private @Nullable LeasedChannel leaseFromPool(Entry first, DialCall call) {
     if (pool.maxChannels == 1) {
-      return tryLease(primary);
+      return tryLease(first);
     }
     boolean settle = false; // lease the least-loaded channel even if it is full
     for (; ; ) {
-      Entry best = pool.choose(primary);
+      Entry best = pool.choose(first);
       if (best == null) {
-        return tryLease(primary); // detached or closed: helps unlink it, and returns null
+        return tryLease(first); // detached or closed: helps unlink it, and returns null
       }
       if (settle || !pool.isFull(best)) {
         LeasedChannel lease = tryLease(best);
@@ -452,7 +453,7 @@ public final class CachingConnector implements AutoCloseable {
         }
         continue; // detached, closed or found shut down meanwhile: choose again
       }
-      Entry growing = AddressPool.growing(primary);
+      Entry growing = AddressPool.growing(first);
       if (growing != null) {
         PendingDial pending = growing.pendingDial();
         if (pending == null) {
@@ -467,8 +468,8 @@ public final class CachingConnector implements AutoCloseable {
         }
         continue;
       }
-      if (!pool.hasRoom(primary)) {
-        if (AddressPool.growing(primary) == null) {
+      if (!pool.hasRoom(first)) {
+        if (AddressPool.growing(first) == null) {
           // All the channels the address may have are open and full: a full one queues the call.
           // (One added since `growing` was read is waited for or leased in the next round: a dial
           // does not settle on a full channel while the address is getting a new one.)
@@ -481,18 +482,19 @@ public final class CachingConnector implements AutoCloseable {
         continue;
       }
       PendingDial pending = new PendingDial(System.nanoTime());
-      Entry sibling = new Entry(primary.address, channelIds.incrementAndGet(), primary, pending);
-      if (!pool.add(primary, sibling)) {
+      Entry extra = new Entry(first.address, channelIds.incrementAndGet(), first, pending);
+      if (!pool.add(first, extra)) {
         continue; // another dial added one meanwhile: wait for it, or lease it
       }
       call.grew = true;
-      if (!primary.isAttached()) {
-        // Detached or closed since it was read (see AddressPool): the sibling was never dialed.
-        failPending(sibling, pending, new IllegalStateException("detached"));
+      if (!first.isAttached()) {
+        // Detached or closed since it was read (see AddressPool): the extra channel was never
+        // dialed.
+        failPending(extra, pending, new IllegalStateException("detached"));
         return null;
       }
       try {
-        return dialOwn(sibling, pending, call.bound());
+        return dialOwn(extra, pending, call.bound());
       } catch (StatusRuntimeException e) {
         if (e.getStatus().getCode() == Status.Code.CANCELLED) {
           throw e;
@@ -507,7 +509,7 @@ public final class CachingConnector implements AutoCloseable {
    * timeout; returns false if the caller's bound passed (it then leases a full channel), true if
    * the caller should choose again (the dial ended or was abandoned).
    */
-  private boolean awaitGrowth(Entry sibling, PendingDial pending, DialCall call) {
+  private boolean awaitGrowth(Entry extra, PendingDial pending, DialCall call) {
     PendingDial.WaitBound bound = call.bound();
     long dialDeadline = deadlineAfter(pending.startNanos, dialTimeoutNanos);
     boolean dialBound = isEarlier(dialDeadline, bound.deadlineNanos());
@@ -518,17 +520,17 @@ public final class CachingConnector implements AutoCloseable {
       return true;
     }
     switch (interruption) {
-      case INTERRUPTED -> throw interrupted(sibling);
+      case INTERRUPTED -> throw interrupted(extra);
       case CANCELLED -> {
         Deadline deadline = context.getDeadline();
         if (deadline == null || !deadline.isExpired()) {
-          throw cancelled(sibling, context);
+          throw cancelled(extra, context);
         }
         return false;
       }
       case TIMED_OUT -> {
         if (dialBound) {
-          abandonDial(sibling, pending);
+          abandonDial(extra, pending);
           return true;
         }
         return false;
@@ -706,10 +708,10 @@ public final class CachingConnector implements AutoCloseable {
       if (closedHere) {
         reportClosed(entry.address, CloseCause.SHUTDOWN);
       }
-      Entry primary = entry.primary;
-      if (primary != null && primary.isDetachedOrClosed()) {
+      Entry first = entry.firstChannel;
+      if (first != null && first.isDetachedOrClosed()) {
         // An extra channel whose address was detached while it was dialed (see AddressPool).
-        detachAndReport(entry, primary.detachCause());
+        detachAndReport(entry, first.detachCause());
       }
     }
     listener.onDialComplete(address, took, null);
@@ -912,14 +914,14 @@ public final class CachingConnector implements AutoCloseable {
     try {
       long now = clock.millis();
       for (Entry entry : entries.values()) {
-        for (Entry sibling : AddressPool.siblings(entry)) {
-          expireAttached(sibling, now, closes);
+        for (Entry extra : AddressPool.extras(entry)) {
+          expireAttached(extra, now, closes);
         }
-        expireAttached(entry, now, closes); // a first channel outlives its siblings
+        expireAttached(entry, now, closes); // a first channel outlives its extra channels
       }
       for (Entry entry : detached) {
-        for (Entry sibling : AddressPool.siblings(entry)) {
-          expireAttached(sibling, now, closes); // pending when its primary was detached
+        for (Entry extra : AddressPool.extras(entry)) {
+          expireAttached(extra, now, closes); // pending when its first channel was detached
         }
         if (entry.isClosed()) {
           detached.remove(entry); // a concurrent set: removal while iterating is safe
@@ -1008,9 +1010,9 @@ public final class CachingConnector implements AutoCloseable {
 
   /**
    * Closes {@code entry} to make a place under the bound (see ChannelBound) if it holds no lease,
-   * no call and no sibling, counts the close and adds it to {@code evicted}, for the dial to report
-   * once its outcome is published: EVICTED, or the cause it was detached for (STALE if someone else
-   * had shut it down). Returns whether this call closed it.
+   * no call and no extra channel, counts the close and adds it to {@code evicted}, for the dial to
+   * report once its outcome is published: EVICTED, or the cause it was detached for (STALE if
+   * someone else had shut it down). Returns whether this call closed it.
    */
   private boolean evict(Entry entry, List<Closed> evicted) {
     boolean stale = entry.channel().isShutdown();
@@ -1072,10 +1074,10 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
-   * Moves a ready entry from the map (or its primary's siblings) to the detached set, and, if it is
-   * an address's first channel, the siblings it has then (see AddressPool); says whether this call
-   * detached {@code entry}. If the connector is closed, it closes what it detached and adds it to
-   * {@code closes} for the caller to report.
+   * Moves a ready entry from the map (or its first channel's extra channels) to the detached set,
+   * and, if it is an address's first channel, the extra channels it has then (see AddressPool);
+   * says whether this call detached {@code entry}. If the connector is closed, it closes what it
+   * detached and adds it to {@code closes} for the caller to report.
    */
   private boolean detach(Entry entry, CloseCause cause, List<Closed> closes) {
     if (!entry.detach(cause)) {
@@ -1086,21 +1088,21 @@ public final class CachingConnector implements AutoCloseable {
     if (isClosed() && closeEntry(entry, /* force= */ true)) {
       closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
     }
-    if (entry.primary == null) {
-      // Read after DETACHED is set: a sibling pending now detaches itself once published.
-      for (Entry sibling : AddressPool.siblings(entry)) {
-        detach(sibling, cause, closes);
+    if (entry.firstChannel == null) {
+      // Read after DETACHED is set: an extra channel pending now detaches itself once published.
+      for (Entry extra : AddressPool.extras(entry)) {
+        detach(extra, cause, closes);
       }
     }
     return true;
   }
 
   /**
-   * Takes an entry out of where attached entries are found: the map for a first channel, its
-   * primary's siblings for an extra one.
+   * Takes an entry out of where attached entries are found: the map for a first channel, its first
+   * channel's extra channels for an extra one.
    */
   private void unlink(Entry entry) {
-    if (entry.primary == null) {
+    if (entry.firstChannel == null) {
       entries.remove(entry.address, entry);
     } else {
       AddressPool.remove(entry);
@@ -1249,12 +1251,12 @@ public final class CachingConnector implements AutoCloseable {
     return (int) Math.min(Integer.MAX_VALUE, calls[0]);
   }
 
-  /** Every entry: attached (first channels and their siblings), then detached. */
+  /** Every entry: attached (first channels and their extra channels), then detached. */
   private void forEachEntry(Consumer<Entry> action) {
     for (Entry entry : entries.values()) {
       action.accept(entry);
-      for (Entry sibling : AddressPool.siblings(entry)) {
-        action.accept(sibling);
+      for (Entry extra : AddressPool.extras(entry)) {
+        action.accept(extra);
       }
     }
     detached.forEach(action);
@@ -1280,10 +1282,10 @@ public final class CachingConnector implements AutoCloseable {
     boolean selfInterrupted = false;
     try {
       for (Entry entry : entries.values()) {
-        // Siblings first: one added later sees `closed` before it dials (see AddressPool).
-        for (Entry sibling : AddressPool.siblings(entry)) {
-          if (closeOnShutdown(sibling)) {
-            closes.add(new Closed(sibling.address, CloseCause.SHUTDOWN));
+        // Extra channels first: one added later sees `closed` before it dials (see AddressPool).
+        for (Entry extra : AddressPool.extras(entry)) {
+          if (closeOnShutdown(extra)) {
+            closes.add(new Closed(extra.address, CloseCause.SHUTDOWN));
           }
         }
         if (closeOnShutdown(entry)) {
@@ -1292,9 +1294,9 @@ public final class CachingConnector implements AutoCloseable {
         entries.remove(entry.address, entry);
       }
       for (Entry entry : detached) {
-        for (Entry sibling : AddressPool.siblings(entry)) {
-          if (closeOnShutdown(sibling)) { // pending when its primary was detached
-            closes.add(new Closed(sibling.address, CloseCause.SHUTDOWN));
+        for (Entry extra : AddressPool.extras(entry)) {
+          if (closeOnShutdown(extra)) { // pending when its first channel was detached
+            closes.add(new Closed(extra.address, CloseCause.SHUTDOWN));
           }
         }
         if (closeEntry(entry, /* force= */ true)) {

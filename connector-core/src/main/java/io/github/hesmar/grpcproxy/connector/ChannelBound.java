@@ -30,8 +30,8 @@ import java.util.function.Predicate;
  * and a hot address is not pushed out by a scan. A dial that needs a place takes channels from the
  * head of the ring: a closed one is dropped; one with RECENT set gets its bit cleared and goes to
  * the tail (its second chance); any other is closed if idle ({@code closeIdle}: no lease, no call,
- * no sibling, under the same CLOSING protocol as expiry, so a lease or a call racing the close
- * either is seen or sees the channel closed and looks again), else it goes to the tail. So a
+ * no extra channel, under the same CLOSING protocol as expiry, so a lease or a call racing the
+ * close either is seen or sees the channel closed and looks again), else it goes to the tail. So a
  * channel is closed only if no lease was taken since the hand last passed it, and channels leased
  * often stay. A dial examines at most {@link #SCAN_LIMIT} channels, and stops early when it meets
  * again the first channel it found in use (a lap with nothing to close): no dial walks the whole

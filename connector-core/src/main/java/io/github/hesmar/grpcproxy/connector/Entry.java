@@ -65,7 +65,7 @@ final class Entry {
   private static final VarHandle STATE;
   private static final VarHandle CELLS;
   private static final VarHandle CALLS;
-  private static final VarHandle SIBLINGS;
+  private static final VarHandle EXTRAS;
 
   static {
     try {
@@ -73,7 +73,7 @@ final class Entry {
       STATE = lookup.findVarHandle(Entry.class, "state", long.class);
       CELLS = lookup.findVarHandle(Entry.class, "cells", AtomicLongArray.class);
       CALLS = lookup.findVarHandle(Entry.class, "calls", long.class);
-      SIBLINGS = lookup.findVarHandle(Entry.class, "siblings", Entry[].class);
+      EXTRAS = lookup.findVarHandle(Entry.class, "extras", Entry[].class);
     } catch (ReflectiveOperationException e) {
       throw new ExceptionInInitializerError(e);
     }
@@ -85,18 +85,18 @@ final class Entry {
   final long id;
 
   /**
-   * The address's first channel, whose {@link #siblings} list this one, if this is an extra channel
+   * The address's first channel, whose {@link #extras} list this one, if this is an extra channel
    * of its address (see {@link AddressPool}); null if this is the first channel, the one in the
    * connector's map.
    */
-  final @Nullable Entry primary;
+  final @Nullable Entry firstChannel;
 
   /**
    * The extra channels of this address (published or one pending), if this is the first channel and
    * the address has any; null otherwise. Replaced whole, by compare-and-set (see {@link
    * AddressPool}).
    */
-  volatile Entry @Nullable [] siblings;
+  volatile Entry @Nullable [] extras;
 
   /** The dial in flight; null once the dial succeeded (kept after a failure, for its waiters). */
   private volatile @Nullable PendingDial pending;
@@ -134,10 +134,10 @@ final class Entry {
       Math.min(
           16, Integer.highestOneBit(Math.max(1, Runtime.getRuntime().availableProcessors())) * 2);
 
-  Entry(String address, long id, @Nullable Entry primary, PendingDial pending) {
+  Entry(String address, long id, @Nullable Entry firstChannel, PendingDial pending) {
     this.address = address;
     this.id = id;
-    this.primary = primary;
+    this.firstChannel = firstChannel;
     this.pending = pending;
   }
 
@@ -465,7 +465,7 @@ final class Entry {
       return CloseAttempt.CHANGED;
     }
     AtomicLongArray striped = cells; // read after CLOSING is set
-    if (calls() != 0 || (striped != null && sum(striped) != 0) || siblings != null) {
+    if (calls() != 0 || (striped != null && sum(striped) != 0) || extras != null) {
       STATE.getAndBitwiseAnd(this, ~CLOSING);
       return CloseAttempt.IN_USE;
     }
@@ -544,8 +544,8 @@ final class Entry {
   // ---- the address's extra channels ------------------------------------------------------------
 
   /** Replaces this first channel's extra channels, if they are still {@code expected}. */
-  boolean casSiblings(Entry @Nullable [] expected, Entry @Nullable [] next) {
-    return SIBLINGS.compareAndSet(this, expected, next);
+  boolean casExtras(Entry @Nullable [] expected, Entry @Nullable [] next) {
+    return EXTRAS.compareAndSet(this, expected, next);
   }
 
   // ---- the snapshot ----------------------------------------------------------------------------

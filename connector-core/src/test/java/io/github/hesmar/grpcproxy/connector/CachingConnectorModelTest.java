@@ -331,7 +331,7 @@ class CachingConnectorModelTest {
       }
       harness.step(Op.expire());
       harness.step(Op.expire());
-      assertThat(harness.lastExpired).hasSize(3); // the siblings, then the first, in one pass
+      assertThat(harness.lastExpired).hasSize(3); // the extra channels, then the first, in one pass
       assertThat(harness.connector.connectionCount()).isZero();
     }
   }

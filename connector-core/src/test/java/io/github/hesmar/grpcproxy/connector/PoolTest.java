@@ -212,14 +212,14 @@ class PoolTest {
     CachingConnector connector = oneCallPerChannel(dialer).build();
     LeasedChannel first = connector.dial(ADDRESS);
     FakeCall<?, ?> call = FakeCall.startOn(first);
-    Entry primary = first.entry;
+    Entry firstChannel = first.entry;
     hangUninterruptibly(dialer);
     Future<LeasedChannel> waiter =
         callers.submit(() -> connector.dial(ADDRESS, Duration.ofHours(1)));
     await()
         .untilAsserted(
             () -> {
-              Entry growing = AddressPool.growing(primary);
+              Entry growing = AddressPool.growing(firstChannel);
               assertThat(growing).isNotNull();
               PendingDial pending = requireNonNull(growing).pendingDial();
               assertThat(pending).isNotNull();
