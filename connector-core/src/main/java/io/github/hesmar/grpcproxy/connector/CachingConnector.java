@@ -2,6 +2,7 @@ package io.github.hesmar.grpcproxy.connector;
 
 import static java.util.Objects.requireNonNull;
 
+import io.github.hesmar.grpcproxy.connector.ChannelCount.Closed;
 import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
 import io.grpc.Context;
 import io.grpc.Deadline;
@@ -234,11 +235,9 @@ public final class CachingConnector implements AutoCloseable {
 
   private final ReentrantLock expireLock = new ReentrantLock();
   private final AtomicBoolean closed = new AtomicBoolean();
-  private final AtomicInteger openChannels = new AtomicInteger();
-  private final AtomicBoolean deliveringCount = new AtomicBoolean();
 
-  /** Written only by the holder of {@link #deliveringCount}. */
-  private volatile int deliveredCount;
+  /** The open channels, and the reports of their closes. */
+  private final ChannelCount count;
 
   private CachingConnector(Builder builder) {
     this.dialer = builder.dialer;
@@ -254,6 +253,7 @@ public final class CachingConnector implements AutoCloseable {
         builder.maximumChannels == Integer.MAX_VALUE
             ? null
             : new ChannelBound(builder.maximumChannels);
+    this.count = new ChannelCount(listener, bound);
     Duration maxAge = builder.maxChannelAge;
     this.maxChannelAgeMillis = maxAge == null ? 0 : Math.max(1, saturatedNanos(maxAge) / 1_000_000);
     if (builder.dialExecutor != null) {
@@ -620,7 +620,7 @@ public final class CachingConnector implements AutoCloseable {
     try {
       dialAndPublish(entry, pending, evicted);
     } finally {
-      reportAll(evicted, /* counted= */ true);
+      count.reportAll(evicted, /* counted= */ true);
     }
   }
 
@@ -676,14 +676,14 @@ public final class CachingConnector implements AutoCloseable {
       }
       return;
     }
-    openChannels.incrementAndGet(); // before it can be closed: the count never undercounts
+    count.opened(); // before it can be closed: the count never undercounts
     if (!entry.publish(channel, clock.millis())) {
       // Failed while the dialer ran (dial timeout or close()): nobody will use this channel.
-      openChannels.decrementAndGet();
+      count.unopened();
       Drainer.discard(channel);
       givePlaceBack(pending); // if the failure did not already
       try {
-        deliverConnectionCount();
+        count.deliver();
       } finally {
         listener.onDialComplete(address, took, null);
       }
@@ -700,13 +700,13 @@ public final class CachingConnector implements AutoCloseable {
       try {
         // Before waking the waiters, so that a caller whose dial returned has seen its channel
         // counted; in a finally, so that nothing the listener throws can keep them waiting.
-        deliverConnectionCount();
+        count.deliver();
       } finally {
         pending.complete(PendingDial.SUCCEEDED);
       }
     } finally {
       if (closedHere) {
-        reportClosed(entry.address, CloseCause.SHUTDOWN);
+        count.reportClosed(entry.address, CloseCause.SHUTDOWN);
       }
       Entry first = entry.firstChannel;
       if (first != null && first.isDetachedOrClosed()) {
@@ -892,9 +892,6 @@ public final class CachingConnector implements AutoCloseable {
     }
   }
 
-  /** A channel closed by this connector, to report once the change is complete. */
-  private record Closed(String address, CloseCause cause) {}
-
   /**
    * Runs one expiry pass: closes every channel that had no lease, no call in flight and no dial at
    * this pass and the one before, and every channel detached by {@link #closeOnRelease(String)} (or
@@ -934,7 +931,9 @@ public final class CachingConnector implements AutoCloseable {
       }
     } finally {
       expireLock.unlock();
-      reportAll(closes); // also if the pass failed half-way: what it closed is counted
+      count.reportAll(
+          closes,
+          /* counted= */ false); // also if the pass failed half-way: what it closed is counted
     }
     List<String> expired = new ArrayList<>(closes.size());
     for (Closed close : closes) {
@@ -1019,7 +1018,7 @@ public final class CachingConnector implements AutoCloseable {
     if (!closeEntry(entry, /* force= */ false)) {
       return false;
     }
-    countClosed();
+    count.closed();
     CloseCause cause;
     if (entry.isDetached()) {
       cause = entry.detachCause();
@@ -1069,7 +1068,7 @@ public final class CachingConnector implements AutoCloseable {
     try {
       return detach(entry, cause, closes);
     } finally {
-      reportAll(closes);
+      count.reportAll(closes, /* counted= */ false);
     }
   }
 
@@ -1135,60 +1134,6 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
-   * Counts a channel shut down by {@link #shutdownChannel} as closed, then tells the listeners of
-   * the close and of the new count. Exactly one call per channel closed.
-   */
-  private void reportClosed(String address, CloseCause cause) {
-    countClosed();
-    notifyClosed(address, cause);
-  }
-
-  /** Takes a channel shut down by {@link #shutdownChannel} off the count and the bound. */
-  private void countClosed() {
-    openChannels.decrementAndGet();
-    if (bound != null) {
-      bound.unclaim();
-    }
-  }
-
-  /** Tells the listeners of a close counted by {@link #countClosed}, and of the new count. */
-  private void notifyClosed(String address, CloseCause cause) {
-    try {
-      listener.onClose(address, cause);
-    } finally {
-      deliverConnectionCount();
-    }
-  }
-
-  /**
-   * Reports each close in turn; a {@link VirtualMachineError} from a listener (the only throwable
-   * that gets through) does not keep the others from being counted.
-   */
-  private void reportAll(List<Closed> closes) {
-    reportAll(closes, /* counted= */ false);
-  }
-
-  /** {@link #reportAll(List)}, of closes already counted ({@link #countClosed}) if counted. */
-  private void reportAll(List<Closed> closes, boolean counted) {
-    VirtualMachineError failure = null;
-    for (Closed close : closes) {
-      try {
-        if (!counted) {
-          countClosed();
-        }
-        notifyClosed(close.address(), close.cause());
-      } catch (VirtualMachineError e) {
-        if (failure == null) {
-          failure = e;
-        }
-      }
-    }
-    if (failure != null) {
-      throw failure;
-    }
-  }
-
-  /**
    * Returns a snapshot of the cached channels, detached ones included, sorted by address, then id.
    * Not atomic: it reads one channel after the other, so while other operations run it may miss a
    * change or list a channel that is being detached twice; it is exact when nothing else runs.
@@ -1220,7 +1165,7 @@ public final class CachingConnector implements AutoCloseable {
    * @return the number of channels created and not yet closed
    */
   public int connectionCount() {
-    return openChannels.get();
+    return count.get();
   }
 
   /**
@@ -1316,7 +1261,7 @@ public final class CachingConnector implements AutoCloseable {
         if (detector != null) {
           detector.stop();
         }
-        reportAll(closes);
+        count.reportAll(closes, /* counted= */ false);
       } finally {
         try {
           endDraining();
@@ -1376,24 +1321,6 @@ public final class CachingConnector implements AutoCloseable {
 
   private static IllegalStateException closedException() {
     return new IllegalStateException("CachingConnector is closed");
-  }
-
-  /** Delivers the connection count to the listener; see the design comment on ordering. */
-  private void deliverConnectionCount() {
-    do {
-      if (!deliveringCount.compareAndSet(false, true)) {
-        return;
-      }
-      try {
-        int count = openChannels.get();
-        if (count != deliveredCount) {
-          deliveredCount = count;
-          listener.onConnectionCountUpdate(count);
-        }
-      } finally {
-        deliveringCount.set(false);
-      }
-    } while (openChannels.get() != deliveredCount);
   }
 
   /**
