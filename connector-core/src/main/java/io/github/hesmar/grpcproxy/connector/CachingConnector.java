@@ -14,8 +14,6 @@ import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -24,9 +22,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.ThreadLocalRandom;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import java.util.function.IntConsumer;
@@ -193,8 +189,8 @@ public final class CachingConnector implements AutoCloseable {
   /** Longest address accepted by {@link #dial(String)}. */
   static final int MAX_ADDRESS_LENGTH = AddressCheck.MAX_LENGTH;
 
-  private final ConcurrentHashMap<String, Entry> entries = new ConcurrentHashMap<>();
-  private final Set<Entry> detached = ConcurrentHashMap.newKeySet();
+  /** The first channels, the detached ones, and whether this connector is closed. */
+  private final ChannelTable table;
 
   /** Closes channels gracefully; {@link #close()} waits for them. */
   private final Drainer drainer;
@@ -230,11 +226,7 @@ public final class CachingConnector implements AutoCloseable {
   /** Mixed with a channel's id to draw its jitter: connectors do not retire channels in step. */
   private final long jitterSeed = ThreadLocalRandom.current().nextLong();
 
-  /** The last channel id given out; see {@link ConnectionInfo#id()}. */
-  private final AtomicLong channelIds = new AtomicLong();
-
   private final ReentrantLock expireLock = new ReentrantLock();
-  private final AtomicBoolean closed = new AtomicBoolean();
 
   /** The open channels, and the reports of their closes. */
   private final ChannelCount count;
@@ -275,6 +267,7 @@ public final class CachingConnector implements AutoCloseable {
       this.ownsScheduler = true;
     }
     this.drainer = new Drainer(shutdownGracePeriod, scheduler);
+    this.table = new ChannelTable(drainer, count);
     Duration threshold = builder.leakDetectionThreshold;
     if (threshold == null) {
       this.leakDetector = null;
@@ -344,8 +337,8 @@ public final class CachingConnector implements AutoCloseable {
 
   private LeasedChannel dial(String address, long timeoutNanos, @Nullable Duration timeout) {
     requireNonNull(address, "address");
-    checkOpen();
-    Entry entry = entries.get(address);
+    table.checkOpen();
+    Entry entry = table.get(address);
     if (entry == null) {
       // Only on a miss: a cached address was checked when it was dialed.
       AddressCheck.check(address);
@@ -396,12 +389,11 @@ public final class CachingConnector implements AutoCloseable {
     DialCall call = new DialCall(timeoutNanos, timeout);
     for (; ; ) {
       if (entry == null) {
-        checkOpen();
-        PendingDial pending = new PendingDial(System.nanoTime());
-        Entry fresh = new Entry(address, channelIds.incrementAndGet(), null, pending);
-        entry = entries.putIfAbsent(address, fresh);
+        table.checkOpen();
+        Entry fresh = table.newEntry(address, null);
+        entry = table.putIfAbsent(fresh);
         if (entry == null) {
-          return dialOwn(fresh, pending, call.bound());
+          return dialOwn(fresh, requireNonNull(fresh.pendingDial()), call.bound());
         }
       }
       // Null if pending, closing or closed: then as with one channel per address.
@@ -424,9 +416,9 @@ public final class CachingConnector implements AutoCloseable {
           awaitDial(entry, pending, call.bound());
         }
       } else {
-        checkOpen();
+        table.checkOpen();
       }
-      entry = entries.get(address);
+      entry = table.get(address);
     }
   }
 
@@ -481,8 +473,8 @@ public final class CachingConnector implements AutoCloseable {
         settle = true; // one dial of its own per dial() call
         continue;
       }
-      PendingDial pending = new PendingDial(System.nanoTime());
-      Entry extra = new Entry(first.address, channelIds.incrementAndGet(), first, pending);
+      Entry extra = table.newEntry(first.address, first);
+      PendingDial pending = requireNonNull(extra.pendingDial());
       if (!pool.add(first, extra)) {
         continue; // another dial added one meanwhile: wait for it, or lease it
       }
@@ -516,7 +508,7 @@ public final class CachingConnector implements AutoCloseable {
     Context context = Context.current();
     Object outcome = pending.await(dialBound ? dialDeadline : bound.deadlineNanos(), context);
     if (!(outcome instanceof PendingDial.Interruption interruption)) {
-      checkOpen(); // failed by close(): this caller fails at once too
+      table.checkOpen(); // failed by close(): this caller fails at once too
       return true;
     }
     switch (interruption) {
@@ -552,9 +544,9 @@ public final class CachingConnector implements AutoCloseable {
     int slot = entry.lease(clock);
     if (slot < Entry.BASE) {
       if (slot == Entry.GONE) {
-        unlink(entry); // help a concurrent close or detach
+        table.unlink(entry); // help a concurrent close or detach
       } else if (slot == Entry.STALE) {
-        detachAndReport(entry, CloseCause.STALE);
+        table.detachAndReport(entry, CloseCause.STALE);
       }
       return null;
     }
@@ -584,8 +576,8 @@ public final class CachingConnector implements AutoCloseable {
       // Closed by close() (nothing else closes an entry with a lease), or shut down by someone
       // else in the moment since it was published: never handed out, and not dialed again.
       entry.release(Entry.BASE);
-      checkOpen();
-      detachAndReport(entry, CloseCause.STALE);
+      table.checkOpen();
+      table.detachAndReport(entry, CloseCause.STALE);
       throw Status.UNAVAILABLE
           .withDescription(
               "The channel dialed for " + entry.address + " was shut down before it was leased")
@@ -599,13 +591,13 @@ public final class CachingConnector implements AutoCloseable {
     try {
       dialExecutor.execute(() -> runDial(entry, pending));
     } catch (RejectedExecutionException e) {
-      failPending(entry, pending, isClosed() ? closedException() : e);
+      failPending(entry, pending, table.isClosed() ? ChannelTable.closedException() : e);
     } catch (RuntimeException | Error e) {
       failPending(entry, pending, e); // a broken executor, or what an inline dial rethrows
       throw e;
     }
-    if (isClosed()) {
-      failPending(entry, pending, closedException()); // Dekker with close()'s sweep
+    if (table.isClosed()) {
+      failPending(entry, pending, ChannelTable.closedException()); // Dekker with close()'s sweep
     }
   }
 
@@ -695,7 +687,7 @@ public final class CachingConnector implements AutoCloseable {
     // Dekker with close()'s sweep; before the waiters wake, so that a close() called after this
     // dial returned to its caller never races this thread for the channel (and returns before it
     // is shut down).
-    boolean closedHere = isClosed() && closeEntry(entry, /* force= */ true);
+    boolean closedHere = table.isClosed() && table.close(entry, /* force= */ true);
     try {
       try {
         // Before waking the waiters, so that a caller whose dial returned has seen its channel
@@ -711,7 +703,7 @@ public final class CachingConnector implements AutoCloseable {
       Entry first = entry.firstChannel;
       if (first != null && first.isDetachedOrClosed()) {
         // An extra channel whose address was detached while it was dialed (see AddressPool).
-        detachAndReport(entry, first.detachCause());
+        table.detachAndReport(entry, first.detachCause());
       }
     }
     listener.onDialComplete(address, took, null);
@@ -725,7 +717,7 @@ public final class CachingConnector implements AutoCloseable {
     if (!entry.fail()) {
       return false;
     }
-    unlink(entry);
+    table.unlink(entry);
     givePlaceBack(pending); // a dial abandoned while its dialer hangs holds no place
     pending.complete(cause);
     return true;
@@ -741,7 +733,7 @@ public final class CachingConnector implements AutoCloseable {
 
   /** The dial in flight for {@code address}, if any; for tests. */
   @Nullable PendingDial pendingDial(String address) {
-    Entry entry = entries.get(address);
+    Entry entry = table.get(address);
     return entry == null ? null : entry.pendingDial();
   }
 
@@ -836,8 +828,8 @@ public final class CachingConnector implements AutoCloseable {
     if (cause instanceof DialTimedOut timedOut) {
       return timedOut.getStatus().asRuntimeException(); // a fresh one for each waiter
     }
-    if (cause instanceof IllegalStateException && isClosed()) {
-      return closedException();
+    if (cause instanceof IllegalStateException && table.isClosed()) {
+      return ChannelTable.closedException();
     }
     if (cause instanceof InterruptedException && Thread.currentThread().isInterrupted()) {
       return Status.CANCELLED // an inline dialer interrupted on this thread; the flag stays set
@@ -910,19 +902,19 @@ public final class CachingConnector implements AutoCloseable {
     expireLock.lock();
     try {
       long now = clock.millis();
-      for (Entry entry : entries.values()) {
+      for (Entry entry : table.firstChannels()) {
         for (Entry extra : AddressPool.extras(entry)) {
           expireAttached(extra, now, closes);
         }
         expireAttached(entry, now, closes); // a first channel outlives its extra channels
       }
-      for (Entry entry : detached) {
+      for (Entry entry : table.detached()) {
         for (Entry extra : AddressPool.extras(entry)) {
           expireAttached(extra, now, closes); // pending when its first channel was detached
         }
         if (entry.isClosed()) {
-          detached.remove(entry); // a concurrent set: removal while iterating is safe
-        } else if (closeEntry(entry, /* force= */ false)) {
+          table.forget(entry); // a concurrent set: removal while iterating is safe
+        } else if (table.close(entry, /* force= */ false)) {
           closes.add(new Closed(entry.address, entry.detachCause()));
         }
       }
@@ -958,8 +950,8 @@ public final class CachingConnector implements AutoCloseable {
       return;
     }
     if (entry.channel().isShutdown()) {
-      detach(entry, CloseCause.STALE, closes);
-      if (closeEntry(entry, /* force= */ false)) {
+      table.detach(entry, CloseCause.STALE, closes);
+      if (table.close(entry, /* force= */ false)) {
         closes.add(new Closed(entry.address, CloseCause.STALE));
       }
       return;
@@ -969,8 +961,8 @@ public final class CachingConnector implements AutoCloseable {
       return;
     }
     if (entry.passAndCloseIfIdle()) {
-      unlink(entry);
-      shutdownChannel(entry);
+      table.unlink(entry);
+      drainer.shutdown(entry.channel());
       closes.add(new Closed(entry.address, CloseCause.EXPIRED));
     }
   }
@@ -999,10 +991,10 @@ public final class CachingConnector implements AutoCloseable {
    * its weakly consistent iteration sees them, else the next). Under expireLock.
    */
   private void retire(Entry entry, List<Closed> closes) {
-    if (!detach(entry, CloseCause.MAX_AGE, closes)) {
+    if (!table.detach(entry, CloseCause.MAX_AGE, closes)) {
       return;
     }
-    if (closeEntry(entry, /* force= */ false)) {
+    if (table.close(entry, /* force= */ false)) {
       closes.add(new Closed(entry.address, CloseCause.MAX_AGE));
     }
   }
@@ -1015,7 +1007,7 @@ public final class CachingConnector implements AutoCloseable {
    */
   private boolean evict(Entry entry, List<Closed> evicted) {
     boolean stale = entry.channel().isShutdown();
-    if (!closeEntry(entry, /* force= */ false)) {
+    if (!table.close(entry, /* force= */ false)) {
       return false;
     }
     count.closed();
@@ -1044,7 +1036,7 @@ public final class CachingConnector implements AutoCloseable {
   public boolean closeOnRelease(String address) {
     AddressCheck.check(address);
     for (; ; ) {
-      Entry entry = entries.get(address);
+      Entry entry = table.get(address);
       if (entry == null) {
         return false;
       }
@@ -1055,82 +1047,11 @@ public final class CachingConnector implements AutoCloseable {
         }
         return false; // a dial in flight: nothing cached yet
       }
-      if (detachAndReport(entry, CloseCause.RELEASED)) {
+      if (table.detachAndReport(entry, CloseCause.RELEASED)) {
         return true;
       }
-      entries.remove(address, entry);
+      table.unlink(entry);
     }
-  }
-
-  /** {@link #detach}, then reports what it closed (only if the connector is closed). */
-  private boolean detachAndReport(Entry entry, CloseCause cause) {
-    List<Closed> closes = new ArrayList<>(0);
-    try {
-      return detach(entry, cause, closes);
-    } finally {
-      count.reportAll(closes, /* counted= */ false);
-    }
-  }
-
-  /**
-   * Moves a ready entry from the map (or its first channel's extra channels) to the detached set,
-   * and, if it is an address's first channel, the extra channels it has then (see AddressPool);
-   * says whether this call detached {@code entry}. If the connector is closed, it closes what it
-   * detached and adds it to {@code closes} for the caller to report.
-   */
-  private boolean detach(Entry entry, CloseCause cause, List<Closed> closes) {
-    if (!entry.detach(cause)) {
-      return false;
-    }
-    unlink(entry);
-    detached.add(entry);
-    if (isClosed() && closeEntry(entry, /* force= */ true)) {
-      closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
-    }
-    if (entry.firstChannel == null) {
-      // Read after DETACHED is set: an extra channel pending now detaches itself once published.
-      for (Entry extra : AddressPool.extras(entry)) {
-        detach(extra, cause, closes);
-      }
-    }
-    return true;
-  }
-
-  /**
-   * Takes an entry out of where attached entries are found: the map for a first channel, its first
-   * channel's extra channels for an extra one.
-   */
-  private void unlink(Entry entry) {
-    if (entry.firstChannel == null) {
-      entries.remove(entry.address, entry);
-    } else {
-      AddressPool.remove(entry);
-    }
-  }
-
-  /**
-   * Closes {@code entry} if no one else did: always if {@code force}, else only with no lease and
-   * no call. Returns whether this call closed it; the caller reports it.
-   */
-  private boolean closeEntry(Entry entry, boolean force) {
-    if (!entry.close(force)) {
-      return false;
-    }
-    unlink(entry);
-    if (entry.isDetached()) {
-      detached.remove(entry); // (one added just after this remove goes at the next pass)
-    }
-    shutdownChannel(entry);
-    return true;
-  }
-
-  /**
-   * Shuts down the channel of an entry whose CLOSED bit this thread set. The caller reports the
-   * close ({@link #reportClosed}), which takes the channel off the count, once its own change is
-   * complete.
-   */
-  private void shutdownChannel(Entry entry) {
-    drainer.shutdown(entry.channel());
   }
 
   /**
@@ -1141,22 +1062,7 @@ public final class CachingConnector implements AutoCloseable {
    * @return one entry per open channel
    */
   public List<ConnectionInfo> connections() {
-    List<ConnectionInfo> infos = new ArrayList<>();
-    forEachEntry(entry -> addInfo(entry, infos));
-    infos.sort(CachingConnector::byAddressThenId);
-    return infos;
-  }
-
-  private static int byAddressThenId(ConnectionInfo a, ConnectionInfo b) {
-    int byAddress = a.address().compareTo(b.address());
-    return byAddress != 0 ? byAddress : Long.compare(a.id(), b.id());
-  }
-
-  private static void addInfo(Entry entry, List<ConnectionInfo> infos) {
-    ConnectionInfo info = entry.info();
-    if (info != null) {
-      infos.add(info);
-    }
+    return table.connections();
   }
 
   /**
@@ -1178,9 +1084,7 @@ public final class CachingConnector implements AutoCloseable {
    * @return the number of leases taken and not yet released
    */
   public int leaseCount() {
-    long[] leases = {0};
-    forEachEntry(entry -> leases[0] += entry.leases());
-    return (int) Math.min(Integer.MAX_VALUE, leases[0]);
+    return table.leaseCount();
   }
 
   /**
@@ -1191,20 +1095,7 @@ public final class CachingConnector implements AutoCloseable {
    * @return the number of calls started on leases and not yet ended
    */
   public int callCount() {
-    long[] calls = {0};
-    forEachEntry(entry -> calls[0] += entry.calls());
-    return (int) Math.min(Integer.MAX_VALUE, calls[0]);
-  }
-
-  /** Every entry: attached (first channels and their extra channels), then detached. */
-  private void forEachEntry(Consumer<Entry> action) {
-    for (Entry entry : entries.values()) {
-      action.accept(entry);
-      for (Entry extra : AddressPool.extras(entry)) {
-        action.accept(extra);
-      }
-    }
-    detached.forEach(action);
+    return table.callCount();
   }
 
   /**
@@ -1220,13 +1111,13 @@ public final class CachingConnector implements AutoCloseable {
    */
   @Override
   public void close() {
-    if (!closed.compareAndSet(false, true)) {
+    if (!table.markClosed()) {
       return;
     }
     List<Closed> closes = new ArrayList<>();
     boolean selfInterrupted = false;
     try {
-      for (Entry entry : entries.values()) {
+      for (Entry entry : table.firstChannels()) {
         // Extra channels first: one added later sees `closed` before it dials (see AddressPool).
         for (Entry extra : AddressPool.extras(entry)) {
           if (closeOnShutdown(extra)) {
@@ -1236,15 +1127,15 @@ public final class CachingConnector implements AutoCloseable {
         if (closeOnShutdown(entry)) {
           closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
         }
-        entries.remove(entry.address, entry);
+        table.unlink(entry);
       }
-      for (Entry entry : detached) {
+      for (Entry entry : table.detached()) {
         for (Entry extra : AddressPool.extras(entry)) {
           if (closeOnShutdown(extra)) { // pending when its first channel was detached
             closes.add(new Closed(extra.address, CloseCause.SHUTDOWN));
           }
         }
-        if (closeEntry(entry, /* force= */ true)) {
+        if (table.close(entry, /* force= */ true)) {
           closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
         }
       }
@@ -1279,9 +1170,9 @@ public final class CachingConnector implements AutoCloseable {
     for (; ; ) {
       PendingDial pending = entry.pendingDial();
       if (pending == null) {
-        return closeEntry(entry, /* force= */ true);
+        return table.close(entry, /* force= */ true);
       }
-      if (failPending(entry, pending, closedException())) {
+      if (failPending(entry, pending, ChannelTable.closedException())) {
         return false; // nothing was open
       }
     }
@@ -1307,20 +1198,6 @@ public final class CachingConnector implements AutoCloseable {
       // on an owned scheduler refuses the task and the channel is forced on the spot.
       drainer.forceAll();
     }
-  }
-
-  private boolean isClosed() {
-    return closed.get();
-  }
-
-  private void checkOpen() {
-    if (isClosed()) {
-      throw closedException();
-    }
-  }
-
-  private static IllegalStateException closedException() {
-    return new IllegalStateException("CachingConnector is closed");
   }
 
   /**
@@ -1355,7 +1232,7 @@ public final class CachingConnector implements AutoCloseable {
 
   @Override
   public String toString() {
-    return "CachingConnector{channels=" + connectionCount() + ", closed=" + isClosed() + "}";
+    return "CachingConnector{channels=" + connectionCount() + ", closed=" + table.isClosed() + "}";
   }
 
   /**

@@ -1,0 +1,206 @@
+package io.github.hesmar.grpcproxy.connector;
+
+import io.github.hesmar.grpcproxy.connector.ChannelCount.Closed;
+import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * Where a connector finds its channels: each address's first channel in a map, the detached
+ * channels in a set, and whether the connector is closed. Thread-safe, lock-free.
+ *
+ * <p>An entry is put in the map before its channel exists: winning {@link #putIfAbsent} is the
+ * claim to dial that address, so an address has at most one first dial in flight (docs/design.md,
+ * "1. Dial and lease"). Extra channels are found through their first channel ({@link AddressPool}),
+ * so every walk over the map walks them too. A detached entry (closeOnRelease, a channel found shut
+ * down, the maximum age) moves to {@link #detached}, where expiry closes it once its leases and
+ * calls end (docs/design.md, "4. Close on release").
+ *
+ * <p>Every path that adds an entry where the connector's close sweeps (a pending entry in the map,
+ * a detach) reads {@link #closed} afterwards, and the close sets it before it sweeps: at least one
+ * of the two sees the other, and the entry's CLOSED bit makes sure only one of them closes it
+ * (docs/design.md, "close() against publication").
+ */
+final class ChannelTable {
+
+  private final ConcurrentHashMap<String, Entry> firstChannels = new ConcurrentHashMap<>();
+  private final Set<Entry> detached = ConcurrentHashMap.newKeySet();
+  private final AtomicBoolean closed = new AtomicBoolean();
+
+  /** The last channel id given out; see {@link ConnectionInfo#id()}. */
+  private final AtomicLong channelIds = new AtomicLong();
+
+  private final Drainer drainer;
+  private final ChannelCount count;
+
+  ChannelTable(Drainer drainer, ChannelCount count) {
+    this.drainer = drainer;
+    this.count = count;
+  }
+
+  /** The first channel of {@code address}, pending or published, or null. */
+  @Nullable Entry get(String address) {
+    return firstChannels.get(address);
+  }
+
+  /** A new pending entry for {@code address}: its first channel if {@code first} is null. */
+  Entry newEntry(String address, @Nullable Entry first) {
+    return new Entry(
+        address, channelIds.incrementAndGet(), first, new PendingDial(System.nanoTime()));
+  }
+
+  /** Puts a pending first channel in the map; returns the entry already there, or null. */
+  @Nullable Entry putIfAbsent(Entry fresh) {
+    return firstChannels.putIfAbsent(fresh.address, fresh);
+  }
+
+  /** The first channels in the map, for a walk (weakly consistent). */
+  Collection<Entry> firstChannels() {
+    return firstChannels.values();
+  }
+
+  /** The detached channels not closed yet, for a walk (weakly consistent). */
+  Collection<Entry> detached() {
+    return detached;
+  }
+
+  /** Forgets a detached entry closed elsewhere. */
+  void forget(Entry entry) {
+    detached.remove(entry);
+  }
+
+  /**
+   * Takes an entry out of where attached entries are found: the map for a first channel, its first
+   * channel's extra channels for an extra one.
+   */
+  void unlink(Entry entry) {
+    if (entry.firstChannel == null) {
+      firstChannels.remove(entry.address, entry);
+    } else {
+      AddressPool.remove(entry);
+    }
+  }
+
+  /**
+   * Detaches a published entry: from the map (or its first channel's extra channels) to the
+   * detached set, with, if it is a first channel, the extra channels it has then; says whether this
+   * call detached {@code entry}. If the connector is closed, it closes what it detached and adds it
+   * to {@code closes} for the caller to report.
+   */
+  boolean detach(Entry entry, CloseCause cause, List<Closed> closes) {
+    if (!entry.detach(cause)) {
+      return false;
+    }
+    unlink(entry);
+    detached.add(entry);
+    if (isClosed() && close(entry, /* force= */ true)) {
+      closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
+    }
+    if (entry.firstChannel == null) {
+      // Read after DETACHED is set: an extra channel pending now detaches itself once published.
+      for (Entry extra : AddressPool.extras(entry)) {
+        detach(extra, cause, closes);
+      }
+    }
+    return true;
+  }
+
+  /** {@link #detach}, then reports what it closed (only if the connector is closed). */
+  boolean detachAndReport(Entry entry, CloseCause cause) {
+    List<Closed> closes = new ArrayList<>(0);
+    try {
+      return detach(entry, cause, closes);
+    } finally {
+      count.reportAll(closes, /* counted= */ false);
+    }
+  }
+
+  /**
+   * Closes a published entry if no one else did: always if {@code force}, else only with no lease,
+   * no call and no extra channel. Takes it out of the table and shuts its channel down gracefully.
+   * Returns whether this call closed it; the caller counts and reports the close once its own
+   * change is complete.
+   */
+  boolean close(Entry entry, boolean force) {
+    if (!entry.close(force)) {
+      return false;
+    }
+    unlink(entry);
+    if (entry.isDetached()) {
+      detached.remove(entry); // (one added just after this remove goes at the next pass)
+    }
+    drainer.shutdown(entry.channel());
+    return true;
+  }
+
+  /** Every entry: attached (first channels and their extra channels), then detached. */
+  void forEach(Consumer<Entry> action) {
+    for (Entry entry : firstChannels.values()) {
+      action.accept(entry);
+      for (Entry extra : AddressPool.extras(entry)) {
+        action.accept(extra);
+      }
+    }
+    detached.forEach(action);
+  }
+
+  /** See {@link CachingConnector#connections()}. */
+  List<ConnectionInfo> connections() {
+    List<ConnectionInfo> infos = new ArrayList<>();
+    forEach(
+        entry -> {
+          ConnectionInfo info = entry.info();
+          if (info != null) {
+            infos.add(info);
+          }
+        });
+    infos.sort(ChannelTable::byAddressThenId);
+    return infos;
+  }
+
+  private static int byAddressThenId(ConnectionInfo a, ConnectionInfo b) {
+    int byAddress = a.address().compareTo(b.address());
+    return byAddress != 0 ? byAddress : Long.compare(a.id(), b.id());
+  }
+
+  /** See {@link CachingConnector#leaseCount()}. */
+  int leaseCount() {
+    long[] leases = {0};
+    forEach(entry -> leases[0] += entry.leases());
+    return (int) Math.min(Integer.MAX_VALUE, leases[0]);
+  }
+
+  /** See {@link CachingConnector#callCount()}. */
+  int callCount() {
+    long[] calls = {0};
+    forEach(entry -> calls[0] += entry.calls());
+    return (int) Math.min(Integer.MAX_VALUE, calls[0]);
+  }
+
+  /** Marks the connector closed; returns false if it was already. */
+  boolean markClosed() {
+    return closed.compareAndSet(false, true);
+  }
+
+  boolean isClosed() {
+    return closed.get();
+  }
+
+  /** Throws {@link IllegalStateException} if the connector is closed. */
+  void checkOpen() {
+    if (isClosed()) {
+      throw closedException();
+    }
+  }
+
+  static IllegalStateException closedException() {
+    return new IllegalStateException("CachingConnector is closed");
+  }
+}
