@@ -9,7 +9,6 @@ import io.grpc.Deadline;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import java.lang.System.Logger.Level;
 import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayList;
@@ -17,7 +16,6 @@ import java.util.List;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
@@ -228,6 +226,9 @@ public final class CachingConnector implements AutoCloseable {
 
   private final ReentrantLock expireLock = new ReentrantLock();
 
+  /** Runs the dials. */
+  private final DialRunner runner;
+
   /** The open channels, and the reports of their closes. */
   private final ChannelCount count;
 
@@ -268,6 +269,9 @@ public final class CachingConnector implements AutoCloseable {
     }
     this.drainer = new Drainer(shutdownGracePeriod, scheduler);
     this.table = new ChannelTable(drainer, count);
+    this.runner =
+        new DialRunner(
+            table, count, bound, dialer, listener, clock, dialExecutor, builder.dialTimeout);
     Duration threshold = builder.leakDetectionThreshold;
     if (threshold == null) {
       this.leakDetector = null;
@@ -410,8 +414,8 @@ public final class CachingConnector implements AutoCloseable {
                   + "\") was called from the dial of that same address (its Dialer or an"
                   + " onCacheMiss listener), which would wait for itself");
         }
-        if (isOverdue(pending)) {
-          abandonDial(entry, pending); // a hung dialer: the next lookup starts a new dial
+        if (runner.isOverdue(pending)) {
+          runner.abandon(entry, pending); // a hung dialer: the next lookup starts a new dial
         } else {
           awaitDial(entry, pending, call.bound());
         }
@@ -453,8 +457,8 @@ public final class CachingConnector implements AutoCloseable {
         }
         if (pending.dialThread == Thread.currentThread()) {
           settle = true; // from the dial of that channel: it cannot wait for itself
-        } else if (isOverdue(pending)) {
-          abandonDial(growing, pending);
+        } else if (runner.isOverdue(pending)) {
+          runner.abandon(growing, pending);
         } else if (!awaitGrowth(growing, pending, call)) {
           settle = true; // this call's bound passed: a full channel queues its call
         }
@@ -482,7 +486,7 @@ public final class CachingConnector implements AutoCloseable {
       if (!first.isAttached()) {
         // Detached or closed since it was read (see AddressPool): the extra channel was never
         // dialed.
-        failPending(extra, pending, new IllegalStateException("detached"));
+        runner.fail(extra, pending, new IllegalStateException("detached"));
         return null;
       }
       try {
@@ -503,7 +507,7 @@ public final class CachingConnector implements AutoCloseable {
    */
   private boolean awaitGrowth(Entry extra, PendingDial pending, DialCall call) {
     PendingDial.WaitBound bound = call.bound();
-    long dialDeadline = deadlineAfter(pending.startNanos, dialTimeoutNanos);
+    long dialDeadline = runner.deadline(pending);
     boolean dialBound = isEarlier(dialDeadline, bound.deadlineNanos());
     Context context = Context.current();
     Object outcome = pending.await(dialBound ? dialDeadline : bound.deadlineNanos(), context);
@@ -522,7 +526,7 @@ public final class CachingConnector implements AutoCloseable {
       }
       case TIMED_OUT -> {
         if (dialBound) {
-          abandonDial(extra, pending);
+          runner.abandon(extra, pending);
           return true;
         }
         return false;
@@ -566,7 +570,7 @@ public final class CachingConnector implements AutoCloseable {
    */
   private LeasedChannel dialOwn(Entry entry, PendingDial pending, PendingDial.WaitBound bound) {
     try {
-      startDial(entry, pending);
+      runner.start(entry, pending);
       awaitDial(entry, pending, bound);
     } catch (RuntimeException | Error e) {
       entry.dropReservation();
@@ -586,193 +590,10 @@ public final class CachingConnector implements AutoCloseable {
     return new LeasedChannel(this, entry, Entry.BASE, watchForLeak(entry));
   }
 
-  /** Starts the dial of a pending entry this thread just put in the map. */
-  private void startDial(Entry entry, PendingDial pending) {
-    try {
-      dialExecutor.execute(() -> runDial(entry, pending));
-    } catch (RejectedExecutionException e) {
-      failPending(entry, pending, table.isClosed() ? ChannelTable.closedException() : e);
-    } catch (RuntimeException | Error e) {
-      failPending(entry, pending, e); // a broken executor, or what an inline dial rethrows
-      throw e;
-    }
-    if (table.isClosed()) {
-      failPending(entry, pending, ChannelTable.closedException()); // Dekker with close()'s sweep
-    }
-  }
-
-  /**
-   * Runs the dialer for {@code entry}, on the dial executor; then tells the listeners of the
-   * channels it evicted to make its place, once the dial's outcome is published: never inside the
-   * dial, where a listener that dials the address would wait for itself.
-   */
-  private void runDial(Entry entry, PendingDial pending) {
-    List<Closed> evicted =
-        bound == null ? List.of() : new ArrayList<>(1); // one per miss, as a rule
-    try {
-      dialAndPublish(entry, pending, evicted);
-    } finally {
-      count.reportAll(evicted, /* counted= */ true);
-    }
-  }
-
-  /** The dial itself; adds what it evicted to {@code evicted}, counted but not reported. */
-  private void dialAndPublish(Entry entry, PendingDial pending, List<Closed> evicted) {
-    String address = entry.address;
-    long start = System.nanoTime();
-    ManagedChannel channel = null;
-    Throwable failure = null;
-    pending.dialThread = Thread.currentThread();
-    try {
-      listener.onCacheMiss(address);
-      if (entry.isClosed()) {
-        return; // failed meanwhile (closed, or timed out): the dialer is not called
-      }
-      if (bound != null) {
-        bound.claim(candidate -> evict(candidate, evicted)); // while the bound is reached
-        // Dekker with failPending(): this writes, then reads the state; it sets the state, then
-        // takes the place. Either way a failed dial's place is given back, exactly once.
-        pending.holdPlace();
-        if (entry.isClosed()) {
-          givePlaceBack(pending);
-          return; // failed while it evicted: the dialer is not called
-        }
-      }
-      channel = dialer.dial(address);
-      if (channel == null) {
-        throw new NullPointerException("Dialer " + dialer + " returned null for " + address);
-      }
-      if (channel.isShutdown()) {
-        throw new IllegalStateException(
-            "Dialer " + dialer + " returned a channel that is shut down already: " + channel);
-      }
-    } catch (Throwable t) {
-      failure = t;
-      if (t instanceof InterruptedException) {
-        Thread.currentThread().interrupt(); // the dial thread's, or an inline dial's caller's
-      }
-    } finally {
-      pending.dialThread = null;
-    }
-    Duration took = Duration.ofNanos(System.nanoTime() - start);
-    if (failure != null || channel == null) {
-      Throwable cause = failure != null ? failure : new IllegalStateException("no channel");
-      failPending(entry, pending, cause);
-      givePlaceBack(pending); // if an abandonment did not already
-      if (channel != null) {
-        Drainer.discard(channel); // shut down already; made sure it terminates
-      }
-      listener.onDialComplete(address, took, cause);
-      if (cause instanceof VirtualMachineError error) {
-        throw error;
-      }
-      return;
-    }
-    count.opened(); // before it can be closed: the count never undercounts
-    if (!entry.publish(channel, clock.millis())) {
-      // Failed while the dialer ran (dial timeout or close()): nobody will use this channel.
-      count.unopened();
-      Drainer.discard(channel);
-      givePlaceBack(pending); // if the failure did not already
-      try {
-        count.deliver();
-      } finally {
-        listener.onDialComplete(address, took, null);
-      }
-      return;
-    }
-    if (bound != null) {
-      bound.add(entry); // the place is the channel's now, given back when it is closed
-    }
-    // Dekker with close()'s sweep; before the waiters wake, so that a close() called after this
-    // dial returned to its caller never races this thread for the channel (and returns before it
-    // is shut down).
-    boolean closedHere = table.isClosed() && table.close(entry, /* force= */ true);
-    try {
-      try {
-        // Before waking the waiters, so that a caller whose dial returned has seen its channel
-        // counted; in a finally, so that nothing the listener throws can keep them waiting.
-        count.deliver();
-      } finally {
-        pending.complete(PendingDial.SUCCEEDED);
-      }
-    } finally {
-      if (closedHere) {
-        count.reportClosed(entry.address, CloseCause.SHUTDOWN);
-      }
-      Entry first = entry.firstChannel;
-      if (first != null && first.isDetachedOrClosed()) {
-        // An extra channel whose address was detached while it was dialed (see AddressPool).
-        table.detachAndReport(entry, first.detachCause());
-      }
-    }
-    listener.onDialComplete(address, took, null);
-  }
-
-  /**
-   * Fails a pending entry (state := CLOSED), takes it out of the map and wakes its waiters with
-   * {@code cause}; returns false if it was published or failed already.
-   */
-  private boolean failPending(Entry entry, PendingDial pending, Throwable cause) {
-    if (!entry.fail()) {
-      return false;
-    }
-    table.unlink(entry);
-    givePlaceBack(pending); // a dial abandoned while its dialer hangs holds no place
-    pending.complete(cause);
-    return true;
-  }
-
-  /** Gives back the place under the bound that {@code pending}'s dial holds, if it still does. */
-  private void givePlaceBack(PendingDial pending) {
-    ChannelBound bounded = bound;
-    if (bounded != null && pending.takePlace()) {
-      bounded.unclaim();
-    }
-  }
-
   /** The dial in flight for {@code address}, if any; for tests. */
   @Nullable PendingDial pendingDial(String address) {
     Entry entry = table.get(address);
     return entry == null ? null : entry.pendingDial();
-  }
-
-  private boolean isOverdue(PendingDial pending) {
-    return dialTimeoutNanos != Long.MAX_VALUE
-        && System.nanoTime() - pending.startNanos >= dialTimeoutNanos;
-  }
-
-  /** Fails a dial whose dialer has not returned within the dial timeout. */
-  private void abandonDial(Entry entry, PendingDial pending) {
-    if (failPending(entry, pending, dialTimedOut(entry.address))) {
-      LOG.log(
-          Level.WARNING,
-          "The dialer did not return a channel for "
-              + entry.address
-              + " within the dial timeout of "
-              + dialTimeout
-              + "; the dial is abandoned, and a channel it returns later will be shut down");
-    }
-  }
-
-  private StatusRuntimeException dialTimedOut(String address) {
-    return new DialTimedOut(
-        Status.DEADLINE_EXCEEDED.withDescription(
-            "The dialer did not return a channel for "
-                + address
-                + " within the dial timeout of "
-                + dialTimeout
-                + "; the dial was abandoned"));
-  }
-
-  /** The connector's own failure of a dial past the dial timeout; nothing a dialer throws. */
-  private static final class DialTimedOut extends StatusRuntimeException {
-
-    private static final long serialVersionUID = 1L;
-
-    DialTimedOut(Status status) {
-      super(status);
-    }
   }
 
   /**
@@ -780,7 +601,7 @@ public final class CachingConnector implements AutoCloseable {
    * returns if it succeeded, else throws what the caller gets.
    */
   private void awaitDial(Entry entry, PendingDial pending, PendingDial.WaitBound bound) {
-    long dialDeadline = deadlineAfter(pending.startNanos, dialTimeoutNanos);
+    long dialDeadline = runner.deadline(pending);
     boolean dialBound = isEarlier(dialDeadline, bound.deadlineNanos());
     Context context = Context.current();
     Object outcome = pending.await(dialBound ? dialDeadline : bound.deadlineNanos(), context);
@@ -802,8 +623,8 @@ public final class CachingConnector implements AutoCloseable {
       }
       case TIMED_OUT -> {
         if (dialBound) {
-          abandonDial(entry, pending);
-          throw dialTimedOut(entry.address);
+          runner.abandon(entry, pending);
+          throw runner.timedOut(entry.address);
         }
         throw bound.exceeded(entry.address, bound.contextBound());
       }
@@ -825,7 +646,7 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   private RuntimeException dialFailure(Entry entry, Throwable cause) {
-    if (cause instanceof DialTimedOut timedOut) {
+    if (cause instanceof DialRunner.DialTimedOut timedOut) {
       return timedOut.getStatus().asRuntimeException(); // a fresh one for each waiter
     }
     if (cause instanceof IllegalStateException && table.isClosed()) {
@@ -941,8 +762,8 @@ public final class CachingConnector implements AutoCloseable {
   private void expireAttached(Entry entry, long now, List<Closed> closes) {
     PendingDial pending = entry.pendingDial();
     if (pending != null) {
-      if (isOverdue(pending)) {
-        abandonDial(entry, pending);
+      if (runner.isOverdue(pending)) {
+        runner.abandon(entry, pending);
       }
       return;
     }
@@ -1000,28 +821,6 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
-   * Closes {@code entry} to make a place under the bound (see ChannelBound) if it holds no lease,
-   * no call and no extra channel, counts the close and adds it to {@code evicted}, for the dial to
-   * report once its outcome is published: EVICTED, or the cause it was detached for (STALE if
-   * someone else had shut it down). Returns whether this call closed it.
-   */
-  private boolean evict(Entry entry, List<Closed> evicted) {
-    boolean stale = entry.channel().isShutdown();
-    if (!table.close(entry, /* force= */ false)) {
-      return false;
-    }
-    count.closed();
-    CloseCause cause;
-    if (entry.isDetached()) {
-      cause = entry.detachCause();
-    } else {
-      cause = stale ? CloseCause.STALE : CloseCause.EVICTED;
-    }
-    evicted.add(new Closed(entry.address, cause));
-    return true;
-  }
-
-  /**
    * Detaches the channels cached for {@code address}: the next {@link #dial(String)} of it creates
    * a new channel, and each old one closes at the first {@link #expire()} after its last lease is
    * released and its last call has ended.
@@ -1042,8 +841,8 @@ public final class CachingConnector implements AutoCloseable {
       }
       if (entry.isPending()) {
         PendingDial pending = entry.pendingDial();
-        if (pending != null && isOverdue(pending)) {
-          abandonDial(entry, pending);
+        if (pending != null && runner.isOverdue(pending)) {
+          runner.abandon(entry, pending);
         }
         return false; // a dial in flight: nothing cached yet
       }
@@ -1172,7 +971,7 @@ public final class CachingConnector implements AutoCloseable {
       if (pending == null) {
         return table.close(entry, /* force= */ true);
       }
-      if (failPending(entry, pending, ChannelTable.closedException())) {
+      if (runner.fail(entry, pending, ChannelTable.closedException())) {
         return false; // nothing was open
       }
     }
