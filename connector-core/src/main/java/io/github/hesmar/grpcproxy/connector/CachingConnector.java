@@ -226,6 +226,9 @@ public final class CachingConnector implements AutoCloseable {
 
   private final ReentrantLock expireLock = new ReentrantLock();
 
+  /** Runs the expiry passes. */
+  private final Expirer expirer;
+
   /** Runs the dials. */
   private final DialRunner runner;
 
@@ -272,6 +275,7 @@ public final class CachingConnector implements AutoCloseable {
     this.runner =
         new DialRunner(
             table, count, bound, dialer, listener, clock, dialExecutor, builder.dialTimeout);
+    this.expirer = new Expirer(table, count, runner, clock, bound, builder.maxChannelAge);
     Duration threshold = builder.leakDetectionThreshold;
     if (threshold == null) {
       this.leakDetector = null;
@@ -717,107 +721,13 @@ public final class CachingConnector implements AutoCloseable {
    *
    * @return the address of each channel closed by this pass
    */
-  @SuppressWarnings("ModifyCollectionInEnhancedForLoop") // the detached set is concurrent
   public List<String> expire() {
-    List<Closed> closes = new ArrayList<>();
-    expireLock.lock();
-    try {
-      long now = clock.millis();
-      for (Entry entry : table.firstChannels()) {
-        for (Entry extra : AddressPool.extras(entry)) {
-          expireAttached(extra, now, closes);
-        }
-        expireAttached(entry, now, closes); // a first channel outlives its extra channels
-      }
-      for (Entry entry : table.detached()) {
-        for (Entry extra : AddressPool.extras(entry)) {
-          expireAttached(extra, now, closes); // pending when its first channel was detached
-        }
-        if (entry.isClosed()) {
-          table.forget(entry); // a concurrent set: removal while iterating is safe
-        } else if (table.close(entry, /* force= */ false)) {
-          closes.add(new Closed(entry.address, entry.detachCause()));
-        }
-      }
-      if (bound != null) {
-        bound.sweep();
-      }
-    } finally {
-      expireLock.unlock();
-      count.reportAll(
-          closes,
-          /* counted= */ false); // also if the pass failed half-way: what it closed is counted
-    }
-    List<String> expired = new ArrayList<>(closes.size());
-    for (Closed close : closes) {
-      expired.add(close.address());
-    }
-    return expired;
+    return expirer.expire();
   }
 
-  /**
-   * One pass over one attached entry at {@code now} (the clock's millis); adds what it closed to
-   * {@code closes}. Under expireLock.
-   */
-  private void expireAttached(Entry entry, long now, List<Closed> closes) {
-    PendingDial pending = entry.pendingDial();
-    if (pending != null) {
-      if (runner.isOverdue(pending)) {
-        runner.abandon(entry, pending);
-      }
-      return;
-    }
-    if (!entry.isLive()) {
-      return;
-    }
-    if (entry.channel().isShutdown()) {
-      table.detach(entry, CloseCause.STALE, closes);
-      if (table.close(entry, /* force= */ false)) {
-        closes.add(new Closed(entry.address, CloseCause.STALE));
-      }
-      return;
-    }
-    if (maxChannelAgeMillis != 0 && now - retireAt(entry) >= 0) {
-      retire(entry, closes);
-      return;
-    }
-    if (entry.passAndCloseIfIdle()) {
-      table.unlink(entry);
-      drainer.shutdown(entry.channel());
-      closes.add(new Closed(entry.address, CloseCause.EXPIRED));
-    }
-  }
-
-  /**
-   * When a channel passes its maximum age (rule 11): its creation plus the maximum age, give or
-   * take 10 %, drawn from its id (so the same at every pass, and spread over a fifth of the age for
-   * channels created together). Saturates at {@link Long#MAX_VALUE}.
-   */
+  /** When {@code entry} passes its maximum age; for tests. */
   long retireAt(Entry entry) {
-    // SplittableRandom's mix: consecutive ids give unrelated fractions.
-    long z = entry.id ^ jitterSeed;
-    z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
-    z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
-    z ^= z >>> 31;
-    double fraction = (z >>> 11) * 0x1.0p-53; // uniform in [0, 1)
-    long age = (long) (maxChannelAgeMillis * (0.9 + 0.2 * fraction));
-    long created = entry.createdMillis;
-    return created > Long.MAX_VALUE - age ? Long.MAX_VALUE : created + age;
-  }
-
-  /**
-   * Detaches a channel past its maximum age (cause MAX_AGE), with its address's extra channels if
-   * it is the first (they hang off it, see AddressPool), and closes it if it is idle; the extra
-   * channels detached with it are closed by the pass's walk of the detached set (this pass's, if
-   * its weakly consistent iteration sees them, else the next). Under expireLock.
-   */
-  private void retire(Entry entry, List<Closed> closes) {
-    if (!table.detach(entry, CloseCause.MAX_AGE, closes)) {
-      return;
-    }
-    if (table.close(entry, /* force= */ false)) {
-      closes.add(new Closed(entry.address, CloseCause.MAX_AGE));
-    }
+    return expirer.retireAt(entry);
   }
 
   /**

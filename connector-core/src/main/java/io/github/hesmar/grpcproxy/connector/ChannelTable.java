@@ -140,6 +140,19 @@ final class ChannelTable {
     return true;
   }
 
+  /**
+   * Counts an expiry pass over a live entry, and closes it if this is its second idle pass (see
+   * {@link Entry#passAndCloseIfIdle()}). Returns whether this call closed it.
+   */
+  boolean closeIfSecondIdlePass(Entry entry) {
+    if (!entry.passAndCloseIfIdle()) {
+      return false;
+    }
+    unlink(entry);
+    drainer.shutdown(entry.channel());
+    return true;
+  }
+
   /** Every entry: attached (first channels and their extra channels), then detached. */
   void forEach(Consumer<Entry> action) {
     for (Entry entry : firstChannels.values()) {
