@@ -1,0 +1,312 @@
+package io.github.hesmar.grpcproxy.connector;
+
+import static java.util.Objects.requireNonNull;
+
+import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
+import io.grpc.Context;
+import io.grpc.Deadline;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.time.Duration;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * One {@code dial()} call past the hit path: a miss, a dial in flight, an address whose channels
+ * are all full, or an entry closing. Not thread-safe: one per call, on the caller's thread.
+ *
+ * <p>The loop looks the address up until it holds a lease: on a miss it puts a pending entry in the
+ * table and, if it wins, starts the dial and waits for it, with the lease reserved for it in the
+ * pending state (docs/design.md, "Publishing a dial"); on a dial in flight it waits within its
+ * bound; on an address whose channels are full it leases the first with room, or opens one more and
+ * waits for it, or settles on the least-loaded full channel (docs/design.md, "9. The pool of an
+ * address"). Its bound is fixed once, at its first wait: the earlier of its timeout and its
+ * Context's deadline ("Waiting for a dial"). It starts at most one dial of its own for an address
+ * it finds cached and one for an address it finds missing, so a dialer is never called in a loop.
+ */
+final class DialAttempt {
+
+  private final CachingConnector connector;
+  private final ChannelTable table;
+  private final AddressPool pool;
+  private final DialRunner runner;
+  private final String address;
+  private final long timeoutNanos;
+  private final @Nullable Duration timeout;
+
+  /** This call's bound, fixed at its first wait. */
+  private PendingDial.@Nullable WaitBound bound;
+
+  /** Whether this call added a channel to its address (one dial of its own per call). */
+  private boolean grew;
+
+  DialAttempt(
+      CachingConnector connector, String address, long timeoutNanos, @Nullable Duration timeout) {
+    this.connector = connector;
+    this.table = connector.table;
+    this.pool = connector.pool;
+    this.runner = connector.runner;
+    this.address = address;
+    this.timeoutNanos = timeoutNanos;
+    this.timeout = timeout;
+  }
+
+  private PendingDial.WaitBound bound() {
+    PendingDial.WaitBound fixed = bound;
+    if (fixed == null) {
+      fixed = PendingDial.WaitBound.of(timeoutNanos, timeout);
+      bound = fixed;
+    }
+    return fixed;
+  }
+
+  /**
+   * Leases a channel of the address: on a miss, a dial in flight, or an entry closing. {@code
+   * entry} is what the table held for the address when the hit path looked (null on a miss).
+   */
+  LeasedChannel lease(@Nullable Entry entry) {
+    for (; ; ) {
+      if (entry == null) {
+        table.checkOpen();
+        Entry fresh = table.newEntry(address, null);
+        entry = table.putIfAbsent(fresh);
+        if (entry == null) {
+          return dialOwn(fresh, requireNonNull(fresh.pendingDial()));
+        }
+      }
+      // Null if pending, closing or closed: then as with one channel per address.
+      LeasedChannel lease = entry.isPending() ? connector.tryLease(entry) : leaseFromPool(entry);
+      if (lease != null) {
+        return lease;
+      }
+      PendingDial pending = entry.pendingDial();
+      if (pending != null) {
+        if (pending.dialThread == Thread.currentThread()) {
+          throw new IllegalStateException(
+              "dial(\""
+                  + address
+                  + "\") was called from the dial of that same address (its Dialer or an"
+                  + " onCacheMiss listener), which would wait for itself");
+        }
+        if (runner.isOverdue(pending)) {
+          runner.abandon(entry, pending); // a hung dialer: the next lookup starts a new dial
+        } else {
+          awaitDial(entry, pending);
+        }
+      } else {
+        table.checkOpen();
+      }
+      entry = table.get(address);
+    }
+  }
+
+  /**
+   * Leases a channel of the address whose first channel, {@code first}, is published: the first
+   * with room, or a new one if all are full (see {@link AddressPool}). Returns null if the first
+   * channel is detached or closed with no other channel to lease (the caller looks the address up
+   * again).
+   */
+  private @Nullable LeasedChannel leaseFromPool(Entry first) {
+    if (pool.maxChannels == 1) {
+      return connector.tryLease(first);
+    }
+    boolean settle = false; // lease the least-loaded channel even if it is full
+    for (; ; ) {
+      Entry best = pool.choose(first);
+      if (best == null) {
+        return connector.tryLease(first); // detached or closed: helps unlink it, and returns null
+      }
+      if (settle || !pool.isFull(best)) {
+        LeasedChannel lease = connector.tryLease(best);
+        if (lease != null) {
+          return lease;
+        }
+        continue; // detached, closed or found shut down meanwhile: choose again
+      }
+      Entry growing = AddressPool.growing(first);
+      if (growing != null) {
+        PendingDial pending = growing.pendingDial();
+        if (pending == null) {
+          continue; // published meanwhile
+        }
+        if (pending.dialThread == Thread.currentThread()) {
+          settle = true; // from the dial of that channel: it cannot wait for itself
+        } else if (runner.isOverdue(pending)) {
+          runner.abandon(growing, pending);
+        } else if (!awaitGrowth(growing, pending)) {
+          settle = true; // this call's bound passed: a full channel queues its call
+        }
+        continue;
+      }
+      if (!pool.hasRoom(first)) {
+        if (AddressPool.growing(first) == null) {
+          // All the channels the address may have are open and full: a full one queues the call.
+          // (One added since `growing` was read is waited for or leased in the next round: a dial
+          // does not settle on a full channel while the address is getting a new one.)
+          settle = true;
+        }
+        continue;
+      }
+      if (grew) {
+        settle = true; // one dial of its own per dial() call
+        continue;
+      }
+      Entry extra = table.newEntry(first.address, first);
+      PendingDial pending = requireNonNull(extra.pendingDial());
+      if (!pool.add(first, extra)) {
+        continue; // another dial added one meanwhile: wait for it, or lease it
+      }
+      grew = true;
+      if (!first.isAttached()) {
+        // Detached or closed since it was read (see AddressPool): the extra channel was never
+        // dialed.
+        runner.fail(extra, pending, new IllegalStateException("detached"));
+        return null;
+      }
+      try {
+        return dialOwn(extra, pending);
+      } catch (StatusRuntimeException e) {
+        if (e.getStatus().getCode() == Status.Code.CANCELLED) {
+          throw e;
+        }
+        settle = true; // the new channel failed or is late: the full ones still serve
+      }
+    }
+  }
+
+  /**
+   * Waits for the dial of an address's extra channel within the caller's bound and the dial
+   * timeout; returns false if the caller's bound passed (it then leases a full channel), true if
+   * the caller should choose again (the dial ended or was abandoned).
+   */
+  private boolean awaitGrowth(Entry extra, PendingDial pending) {
+    PendingDial.WaitBound bound = bound();
+    long dialDeadline = runner.deadline(pending);
+    boolean dialBound = isEarlier(dialDeadline, bound.deadlineNanos());
+    Context context = Context.current();
+    Object outcome = pending.await(dialBound ? dialDeadline : bound.deadlineNanos(), context);
+    if (!(outcome instanceof PendingDial.Interruption interruption)) {
+      table.checkOpen(); // failed by close(): this caller fails at once too
+      return true;
+    }
+    switch (interruption) {
+      case INTERRUPTED -> throw interrupted(extra);
+      case CANCELLED -> {
+        Deadline deadline = context.getDeadline();
+        if (deadline == null || !deadline.isExpired()) {
+          throw cancelled(extra, context);
+        }
+        return false;
+      }
+      case TIMED_OUT -> {
+        if (dialBound) {
+          runner.abandon(extra, pending);
+          return true;
+        }
+        return false;
+      }
+    }
+    throw new AssertionError(outcome);
+  }
+
+  /** Whether the deadline {@code a} comes before {@code b} (either may be MAX_VALUE: none). */
+  private static boolean isEarlier(long a, long b) {
+    return a != Long.MAX_VALUE && (b == Long.MAX_VALUE || a - b < 0);
+  }
+
+  /**
+   * Starts the dial of {@code entry}, which this call put in the map, waits for it and returns the
+   * lease reserved for this call, which the dial's publication turned into a lease. Gives the
+   * reservation back if it stops waiting, or if starting the dial threw (after an inline dial that
+   * may have published the channel).
+   */
+  private LeasedChannel dialOwn(Entry entry, PendingDial pending) {
+    try {
+      runner.start(entry, pending);
+      awaitDial(entry, pending);
+    } catch (RuntimeException | Error e) {
+      entry.dropReservation();
+      throw e;
+    }
+    if (entry.isClosed() || entry.channel().isShutdown()) {
+      // Closed by close() (nothing else closes an entry with a lease), or shut down by someone
+      // else in the moment since it was published: never handed out, and not dialed again.
+      entry.release(Entry.BASE);
+      table.checkOpen();
+      table.detachAndReport(entry, CloseCause.STALE);
+      throw Status.UNAVAILABLE
+          .withDescription(
+              "The channel dialed for " + entry.address + " was shut down before it was leased")
+          .asRuntimeException();
+    }
+    return connector.newLease(entry, Entry.BASE);
+  }
+
+  /**
+   * Waits for the pending {@code entry}'s dial, within the caller's bound and the dial timeout;
+   * returns if it succeeded, else throws what the caller gets.
+   */
+  private void awaitDial(Entry entry, PendingDial pending) {
+    PendingDial.WaitBound bound = bound();
+    long dialDeadline = runner.deadline(pending);
+    boolean dialBound = isEarlier(dialDeadline, bound.deadlineNanos());
+    Context context = Context.current();
+    Object outcome = pending.await(dialBound ? dialDeadline : bound.deadlineNanos(), context);
+    if (outcome == PendingDial.SUCCEEDED) {
+      return;
+    }
+    if (outcome instanceof Throwable cause) {
+      throw dialFailure(entry, cause);
+    }
+    switch ((PendingDial.Interruption) outcome) {
+      case INTERRUPTED -> throw interrupted(entry);
+      case CANCELLED -> {
+        Deadline deadline = context.getDeadline();
+        if (deadline == null || !deadline.isExpired()) {
+          throw cancelled(entry, context);
+        }
+        // A Context is cancelled when its deadline passes: that is a deadline.
+        throw bound.exceeded(entry.address, /* contextBound= */ true);
+      }
+      case TIMED_OUT -> {
+        if (dialBound) {
+          runner.abandon(entry, pending);
+          throw runner.timedOut(entry.address);
+        }
+        throw bound.exceeded(entry.address, bound.contextBound());
+      }
+    }
+    throw new AssertionError(outcome);
+  }
+
+  private static StatusRuntimeException interrupted(Entry entry) {
+    return Status.CANCELLED
+        .withDescription("Interrupted while waiting for the dial of " + entry.address)
+        .asRuntimeException();
+  }
+
+  private static StatusRuntimeException cancelled(Entry entry, Context context) {
+    return Status.CANCELLED
+        .withDescription("Context cancelled while waiting for the dial of " + entry.address)
+        .withCause(context.cancellationCause())
+        .asRuntimeException();
+  }
+
+  private RuntimeException dialFailure(Entry entry, Throwable cause) {
+    if (cause instanceof DialRunner.DialTimedOut timedOut) {
+      return timedOut.getStatus().asRuntimeException(); // a fresh one for each waiter
+    }
+    if (cause instanceof IllegalStateException && table.isClosed()) {
+      return ChannelTable.closedException();
+    }
+    if (cause instanceof InterruptedException && Thread.currentThread().isInterrupted()) {
+      return Status.CANCELLED // an inline dialer interrupted on this thread; the flag stays set
+          .withDescription("Interrupted while dialing " + entry.address)
+          .withCause(cause)
+          .asRuntimeException();
+    }
+    return Status.UNAVAILABLE
+        .withDescription("Dial of " + entry.address + " failed: " + cause)
+        .withCause(cause)
+        .asRuntimeException();
+  }
+}
