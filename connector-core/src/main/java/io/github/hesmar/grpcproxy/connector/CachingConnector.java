@@ -17,9 +17,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import java.util.function.IntConsumer;
 import org.jspecify.annotations.Nullable;
@@ -52,210 +50,81 @@ import org.jspecify.annotations.Nullable;
 public final class CachingConnector implements AutoCloseable {
 
   /*
-   * Design
-   * ======
+   * Design (docs/design.md)
+   * =======================
    *
-   * Where each rule of DESIGN.md lives. This class is the façade: the map, dial (rules 1, 6),
-   * release (2), expire (3), closeOnRelease (4), the connection count (5), close (7), the maximum
-   * age (11), the dial timeout (12) and the snapshots, with the argument below. The mechanisms are
-   * package-private classes, each opening with its part of the argument: Entry, a channel's state
-   * word, lease cells and count of calls (rules 2, 3, 8); LeasedChannel, the lease and its counted
-   * calls (2, 8); AddressPool, several channels per address (9); ChannelBound, the bound on open
-   * channels and eviction (10); PendingDial, waiting for a dial and each caller's bound (1, 12);
-   * Drainer, graceful closing (3, 7); LeakDetector; SafeListener, callbacks that throw;
-   * AddressCheck, bad addresses.
+   * This class is the façade: the public API, the wiring, the hit path and close(). Each mechanism
+   * drives itself in a package-private class that opens with its part of the argument:
    *
-   * Two collections hold the channels this connector created and has not closed yet:
+   *   Entry          one channel: its state word, lease cells and calls; every state transition
+   *   ChannelTable   the first channel of each address, the detached channels, the closed mark,
+   *                  detaching and closing an entry, the snapshots
+   *   DialAttempt    one dial() call past the hit path: a miss, a wait, the pool's growth
+   *   DialRunner     one dial on the dial executor: its place under the bound, the dialer,
+   *                  publish or fail, the dial timeout
+   *   PendingDial    a dial in flight and its waiters, each caller's bound
+   *   AddressPool    the channels of one address ("9. The pool of an address")
+   *   ChannelBound   the bound on open channels and its clock hand ("10. The bound")
+   *   Expirer        the expiry pass: idle passes, detached channels, the maximum age
+   *   ChannelCount   the count of open channels and the reports of closes
+   *   Drainer        graceful closing; LeakDetector; SafeListener; AddressCheck
    *
-   *   entries:  ConcurrentHashMap<String, Entry>, the attached entry of each address. An entry is
-   *             put in the map (putIfAbsent) *before* its channel exists: winning putIfAbsent is
-   *             the claim to dial that address, so at most one dial per address is in flight, and
-   *             later callers find the pending entry and wait on its PendingDial (which the entry
-   *             drops once its channel is published).
-   *   detached: a concurrent set of entries taken out of the map by closeOnRelease (or found shut
-   *             down by someone else) that expire() closes once their leases and calls end.
-   *
-   * Each Entry has one 64-bit state word (LEASES, DIALED, PENDING, DETACHED, CLOSED, CLOSING,
-   * RECENT; see Entry), changed only by compare-and-set, atomic add and atomic bit operations.
-   *
-   * Leases. Leasing (the hot path) is map.get + one CAS that adds a lease and sets DIALED and
-   * RECENT (the marks of use for expiry and for eviction), and
-   * fails if PENDING, DETACHED or CLOSED is set; closing is a CAS that sets CLOSED and fails if a
-   * lease was taken meanwhile. So a lease and a close of the same entry are ordered by the state
-   * word: no dial ever returns a lease on a channel this connector has shut down, and no lock is
-   * needed. Releasing is an atomic decrement, guarded against double release by a flag on the
-   * lease.
-   *
-   * Striping. When two leases of one entry collide (a lease CAS fails while only the lease count
-   * changed), the entry gets lease cells: counters on separate cache lines, one per thread slot,
-   * so that threads leasing one hot address stop writing one word. A thread's slot comes from its
-   * thread id (Entry.addToCell), so threads started one after the other use different cells. A
-   * lease then adds 1 to its thread's cell and *then* reads the state: if a flag is set it takes
-   * the 1 back. A non-forced
-   * close sets CLOSING (only when the state word counts no lease), *then* reads the cells: if any
-   * counts a lease it clears CLOSING, else it flips CLOSING to CLOSED. Both sides write before
-   * they read (volatile), so at least one sees the other: no lease is ever granted on a channel
-   * that closes. While CLOSING, leases, starting calls, detaches and forced closes wait for the few
-   * loads of the sum (Entry.spin: spin briefly, then yield). Leases taken before striping stay in
-   * the state word; a lease remembers where it is counted.
-   *
-   * Calls. A call made on a lease (LeasedChannel.newCall) is counted in its entry's `calls` from
-   * its start() to its listener's onClose, and in its lease (for awaitTermination). A channel is
-   * idle only with no lease and no call: expire() counts an idle pass only then, and the
-   * non-forced close reads `calls` under CLOSING as it reads the cells. A call counts itself
-   * *before* it reads the state word, the close sets CLOSING *before* it reads the calls: the same
-   * Dekker pairing as the cells, so a close never wins against a starting call. A call starts
-   * on a held lease, which by itself keeps any close but a forced one away; the count is what
-   * keeps the channel open once the lease is released. Only close() forces a channel with calls,
-   * after its grace period.
-   *
-   * Pools. An address may have several channels (rule 9; AddressPool, whose comment has the
-   * argument): the entry in the map is its first channel, which lists the others in a copy-on-write
-   * array of extra channels. Each extra channel is an Entry with everything said here; the map only finds it
-   * through its first channel, so every walk over the map (expire, close, the snapshots) walks the
-   * extra channels too, and a first channel neither expires while it has extra channels nor is detached without them.
-   *
-   * Dialing. The caller that wins putIfAbsent does not lease afterwards: its lease is reserved in
-   * the pending state, and the CAS that publishes the channel (flipping PENDING off and DIALED on)
-   * turns it into a lease. So no closeOnRelease() or expire() can detach or close a fresh channel
-   * before the caller that dialed it holds its lease (CachingConnectorLincheckTest). A caller that
-   * stops waiting gives the reservation back, so a late channel is cached with no lease. A
-   * pending entry ends in exactly one of two CASes: publish (PENDING off) or fail (state :=
-   * CLOSED). The dialer failing, the dial timeout passing (noticed by a waiter, a later dial or
-   * expire(): no timer per dial) and close() all fail it the same way; a channel the dialer
-   * returns after its entry failed is shut down at once and never counted. Waiting is bounded per
-   * caller, once (the earlier of its timeout and its Context's deadline, fixed at its first wait),
-   * and by the dial timeout; a waiter leaves nothing behind (PendingDial). One dial() starts at
-   * most one dial of its own for an address it finds cached (an extra channel, AddressPool), and
-   * at most one for an address it finds missing: at most two in all (the second when the address
-   * was detached while its extra channel was dialed), so a dialer is never called in a loop.
-   *
-   * Callbacks. Every listener call comes after the state change it reports is complete: a miss
-   * is reported by the dial thread before it calls the dialer, a dial's outcome after the entry
-   * is published or failed, a close after the channel is shut down and registered for draining,
-   * and expire() reports its closes after it released expireLock. So a listener that throws
-   * leaves nothing half done, and one that re-enters the connector finds a consistent state. The
-   * one re-entrance that cannot work, a dial of the address whose dial the current thread is
-   * running (from the dialer or onCacheMiss), fails fast with IllegalStateException instead of
-   * waiting for itself.
-   *
-   * expire() walks the map (weakly consistent iteration, no lock held against dials) under
-   * expireLock, which only serializes expire() with itself. Idle passes are counted in a field
-   * written only under that lock; a dial resets the count lazily by setting DIALED, which the next
-   * pass sees and clears. A pass that finds no lease and no call counts as idle, so a channel
-   * closes at the second pass after its last use (as in the seed), and a channel dialed between
-   * every two passes never closes.
-   *
-   * The bound (ChannelBound, whose comment has the argument). A dial thread takes a place for its
-   * channel just before it calls the dialer, closing idle channels while the bound is reached; the
-   * close is the non-forced close of expiry (CLOSING, then read leases, calls and extra channels), so
-   * eviction races leases, calls and expiry exactly as expiry does, and whoever sets CLOSED shuts
-   * the channel down. A place is given back in countClosed, after the shutdown (so the count never
-   * undercounts what is open), or when the dial fails: its PendingDial records the place held,
-   * and the dial thread (which records it, then reads the state) and the failure (failPending: a
-   * dialer that threw, close(), the dial timeout; it sets the state, then reads the record) each
-   * try to take it back by compare-and-set: at least one sees the other, exactly one wins, and a
-   * hung dialer holds no place. The dial reports its evictions to the listeners after its own
-   * outcome is published.
-   *
-   * The maximum age. An expiry pass detaches (cause MAX_AGE) each attached channel whose age, on
-   * the injected clock, is past its jittered maximum: the same detach as closeOnRelease, so the
-   * channel closes at a pass after its leases and calls end, and new dials get a new channel.
-   *
-   * close() sets `closed` and then sweeps both collections, failing pending dials (their waiters
-   * get IllegalStateException at once) and forcing the rest. Every path that publishes an entry
-   * (putIfAbsent of a pending entry, dial completion, detach) re-reads `closed` afterwards and
-   * fails or closes the entry itself if it is set; with volatile accesses on both sides, at least
-   * one of the two sees the other, and the CLOSED bit makes sure only one of them acts.
-   *
-   * Draining (Drainer). A channel is closed with shutdown(), then shutdownNow() once the grace
-   * period has passed; close() waits up to the grace for every channel still draining, those that
-   * expiry shut down before included, forces what is left, then drops the pending tasks with its
-   * own scheduler's shutdownNow(): its thread ends at once, not a grace period later. A channel a
-   * concurrent expire() adds later either had its task accepted before that shutdownNow(), and the
-   * forceAll() that follows it forces it, or has its task refused, and is forced on the spot.
-   *
-   * The connection count is an AtomicInteger changed with the CLOSED transitions; its callback is
-   * delivered by whichever thread wins a "delivering" flag, which loops until the delivered value
-   * equals the current one, so calls never overlap and the last value delivered is the final count.
+   * The hit path ("Leases and striping"): a map lookup and one compare-and-set on the entry's
+   * state word, which orders every lease against every close of that entry, so no dial returns a
+   * lease on a channel this connector has shut down, and no lock is taken. Everything else goes
+   * through DialAttempt.
    */
-
-  private static final System.Logger LOG = System.getLogger(CachingConnector.class.getName());
 
   /** Longest address accepted by {@link #dial(String)}. */
   static final int MAX_ADDRESS_LENGTH = AddressCheck.MAX_LENGTH;
 
-  /** The first channels, the detached ones, and whether this connector is closed. */
+  /**
+   * The first channel of each address, the detached channels, and whether this connector is closed.
+   */
   final ChannelTable table;
-
-  /** Closes channels gracefully; {@link #close()} waits for them. */
-  private final Drainer drainer;
-
-  private final Dialer dialer;
-  private final ConnectorListener listener;
-  private final Executor dialExecutor;
-  private final @Nullable ExecutorService ownedDialExecutor;
-  private final ScheduledExecutorService scheduler;
-  private final boolean ownsScheduler;
-  private final InstantSource clock;
-  private final @Nullable LeakDetector leakDetector;
-  private final Duration shutdownGracePeriod;
-  private final Duration dialTimeout;
-  private final long dialTimeoutNanos;
 
   /** Which channel of an address a dial leases, and when the address gets one more. */
   final AddressPool pool;
 
-  /**
-   * The hit path leases an address's first channel at once below this many calls in flight: {@code
-   * maxCallsPerChannel}, or {@link Long#MAX_VALUE} with one channel per address (the pool's limits
-   * copied into a field of this class: one dependent load fewer per dial).
-   */
-  private final long leaseFirstCalls;
-
-  /** The bound on open channels (rule 10), or null if unbounded. */
-  private final @Nullable ChannelBound bound;
-
-  /** The maximum age of a channel (rule 11) before its jitter, in ms; 0 for none. */
-  private final long maxChannelAgeMillis;
-
-  /** Mixed with a channel's id to draw its jitter: connectors do not retire channels in step. */
-  private final long jitterSeed = ThreadLocalRandom.current().nextLong();
-
-  private final ReentrantLock expireLock = new ReentrantLock();
-
-  /** Runs the expiry passes. */
-  private final Expirer expirer;
-
   /** Runs the dials. */
   final DialRunner runner;
 
-  /** The open channels, and the reports of their closes. */
+  private final Expirer expirer;
   private final ChannelCount count;
+  private final Drainer drainer;
+  private final ConnectorListener listener;
+  private final InstantSource clock;
+  private final @Nullable LeakDetector leakDetector;
+
+  /**
+   * The hit path leases an address's first channel at once below this many calls in flight: {@code
+   * maxCallsPerChannel}, or {@link Long#MAX_VALUE} with one channel per address (the pool's limit
+   * copied here: one dependent load fewer per dial).
+   */
+  private final long leaseFirstCalls;
+
+  /** The dial executor, if the connector made it (it then shuts it down). */
+  private final @Nullable ExecutorService ownedDialExecutor;
+
+  private final ScheduledExecutorService scheduler;
+  private final boolean ownsScheduler;
 
   private CachingConnector(Builder builder) {
-    this.dialer = builder.dialer;
     this.listener = SafeListener.of(builder.listeners);
     this.clock = builder.clock;
-    this.shutdownGracePeriod = builder.shutdownGracePeriod;
-    this.dialTimeout = builder.dialTimeout;
-    this.dialTimeoutNanos = saturatedNanos(builder.dialTimeout);
     this.pool = new AddressPool(builder.maxCallsPerChannel, builder.maxChannelsPerAddress);
     this.leaseFirstCalls =
         builder.maxChannelsPerAddress == 1 ? Long.MAX_VALUE : builder.maxCallsPerChannel;
-    this.bound =
+    ChannelBound bound =
         builder.maximumChannels == Integer.MAX_VALUE
             ? null
             : new ChannelBound(builder.maximumChannels);
-    this.count = new ChannelCount(listener, bound);
-    Duration maxAge = builder.maxChannelAge;
-    this.maxChannelAgeMillis = maxAge == null ? 0 : Math.max(1, saturatedNanos(maxAge) / 1_000_000);
-    if (builder.dialExecutor != null) {
-      this.dialExecutor = builder.dialExecutor;
+    Executor dialExecutor = builder.dialExecutor;
+    if (dialExecutor != null) {
       this.ownedDialExecutor = null;
     } else {
       ExecutorService executor = Executors.newCachedThreadPool(daemonThreads("dial"));
-      this.dialExecutor = executor;
+      dialExecutor = executor;
       this.ownedDialExecutor = executor;
     }
     if (builder.scheduler != null) {
@@ -268,11 +137,19 @@ public final class CachingConnector implements AutoCloseable {
       this.scheduler = executor;
       this.ownsScheduler = true;
     }
-    this.drainer = new Drainer(shutdownGracePeriod, scheduler);
+    this.count = new ChannelCount(listener, bound);
+    this.drainer = new Drainer(builder.shutdownGracePeriod, scheduler);
     this.table = new ChannelTable(drainer, count);
     this.runner =
         new DialRunner(
-            table, count, bound, dialer, listener, clock, dialExecutor, builder.dialTimeout);
+            table,
+            count,
+            bound,
+            builder.dialer,
+            listener,
+            clock,
+            dialExecutor,
+            builder.dialTimeout);
     this.expirer = new Expirer(table, count, runner, clock, bound, builder.maxChannelAge);
     Duration threshold = builder.leakDetectionThreshold;
     if (threshold == null) {
@@ -544,6 +421,18 @@ public final class CachingConnector implements AutoCloseable {
    * logged and does not stop the others. Afterwards {@link #dial(String)} throws {@link
    * IllegalStateException}, and releasing a lease is a no-op. Idempotent.
    */
+  /*
+   * close(), step by step; each step runs even if one before it threw:
+   *   1. table.markClosed(): from here on every path that adds an entry where the sweep looks reads
+   *      the mark afterwards and closes the entry itself ("close() against publication");
+   *   2. table.closeAll(): fails the dials in flight (their waiters get IllegalStateException at
+   *      once) and forces every channel closed, extra channels before their first channel;
+   *   3. interrupts the connector's own dial threads (a dialer still running is not waited for);
+   *   4. stops leak detection;
+   *   5. reports the closes to the listeners;
+   *   6. waits up to the grace period for every channel still draining, forces the rest, and ends
+   *      its own scheduler's thread (endDraining, "Draining").
+   */
   @Override
   public void close() {
     if (!table.markClosed()) {
@@ -552,28 +441,7 @@ public final class CachingConnector implements AutoCloseable {
     List<Closed> closes = new ArrayList<>();
     boolean selfInterrupted = false;
     try {
-      for (Entry entry : table.firstChannels()) {
-        // Extra channels first: one added later sees `closed` before it dials (see AddressPool).
-        for (Entry extra : AddressPool.extras(entry)) {
-          if (closeOnShutdown(extra)) {
-            closes.add(new Closed(extra.address, CloseCause.SHUTDOWN));
-          }
-        }
-        if (closeOnShutdown(entry)) {
-          closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
-        }
-        table.unlink(entry);
-      }
-      for (Entry entry : table.detached()) {
-        for (Entry extra : AddressPool.extras(entry)) {
-          if (closeOnShutdown(extra)) { // pending when its first channel was detached
-            closes.add(new Closed(extra.address, CloseCause.SHUTDOWN));
-          }
-        }
-        if (table.close(entry, /* force= */ true)) {
-          closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
-        }
-      }
+      table.closeAll(runner, closes);
     } finally {
       try {
         if (ownedDialExecutor != null) {
@@ -596,19 +464,6 @@ public final class CachingConnector implements AutoCloseable {
             Thread.currentThread().interrupt();
           }
         }
-      }
-    }
-  }
-
-  /** Fails {@code entry} if its dial is in flight, else forces it closed; returns if it closed. */
-  private boolean closeOnShutdown(Entry entry) {
-    for (; ; ) {
-      PendingDial pending = entry.pendingDial();
-      if (pending == null) {
-        return table.close(entry, /* force= */ true);
-      }
-      if (runner.fail(entry, pending, ChannelTable.closedException())) {
-        return false; // nothing was open
       }
     }
   }

@@ -197,6 +197,49 @@ final class ChannelTable {
     return (int) Math.min(Integer.MAX_VALUE, calls[0]);
   }
 
+  /**
+   * Closes everything for the connector's close, once it is marked closed: fails each dial in
+   * flight, forces each channel closed, extra channels before their first channel (one added later
+   * reads the mark before it dials, see {@link AddressPool}); adds the closes to {@code closes}.
+   */
+  @SuppressWarnings("ModifyCollectionInEnhancedForLoop") // concurrent collections
+  void closeAll(DialRunner runner, List<Closed> closes) {
+    for (Entry entry : firstChannels.values()) {
+      for (Entry extra : AddressPool.extras(entry)) {
+        if (closeOrFail(extra, runner)) {
+          closes.add(new Closed(extra.address, CloseCause.SHUTDOWN));
+        }
+      }
+      if (closeOrFail(entry, runner)) {
+        closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
+      }
+      unlink(entry);
+    }
+    for (Entry entry : detached) {
+      for (Entry extra : AddressPool.extras(entry)) {
+        if (closeOrFail(extra, runner)) { // pending when its first channel was detached
+          closes.add(new Closed(extra.address, CloseCause.SHUTDOWN));
+        }
+      }
+      if (close(entry, /* force= */ true)) {
+        closes.add(new Closed(entry.address, CloseCause.SHUTDOWN));
+      }
+    }
+  }
+
+  /** Fails {@code entry} if its dial is in flight, else forces it closed; returns if it closed. */
+  private boolean closeOrFail(Entry entry, DialRunner runner) {
+    for (; ; ) {
+      PendingDial pending = entry.pendingDial();
+      if (pending == null) {
+        return close(entry, /* force= */ true);
+      }
+      if (runner.fail(entry, pending, closedException())) {
+        return false; // nothing was open
+      }
+    }
+  }
+
   /** Marks the connector closed; returns false if it was already. */
   boolean markClosed() {
     return closed.compareAndSet(false, true);
