@@ -21,22 +21,22 @@ record ChannelOptions(
     @Nullable Duration keepaliveTime,
     @Nullable Duration keepaliveTimeout,
     boolean keepaliveWithoutCalls,
-    DataSize maxInboundMessageSize,
-    DataSize maxInboundMetadataSize,
+    @Nullable DataSize maxInboundMessageSize,
+    @Nullable DataSize maxInboundMetadataSize,
     @Nullable String userAgent,
     @Nullable String loadBalancingPolicy) {
 
   /** The global options. */
-  static ChannelOptions of(CachingConnectorProperties.Channel channel) {
+  static ChannelOptions of(ChannelProperties channel) {
     String bundle = channel.getSsl().getBundle();
     return new ChannelOptions(
-        channel.isPlaintext(),
+        Boolean.TRUE.equals(channel.getPlaintext()),
         StringUtils.hasText(bundle) ? bundle : null,
         CachingConnectorProperties.PREFIX + ".channel.ssl.bundle",
         channel.getIdle().getTimeout(),
         channel.getKeepalive().getTime(),
         channel.getKeepalive().getTimeout(),
-        channel.getKeepalive().isWithoutCalls(),
+        Boolean.TRUE.equals(channel.getKeepalive().getWithoutCalls()),
         channel.getInbound().getMessage().getMaxSize(),
         channel.getInbound().getMetadata().getMaxSize(),
         channel.getUserAgent(),
@@ -50,7 +50,7 @@ record ChannelOptions(
   ChannelOptions overriddenBy(String name, TargetProperties target) {
     String bundle = target.getSsl().getBundle();
     @Nullable Boolean targetPlaintext = target.getPlaintext();
-    TargetProperties.Keepalive keepalive = target.getKeepalive();
+    ChannelProperties.Keepalive keepalive = target.getKeepalive();
     @Nullable Boolean withoutCalls = keepalive.getWithoutCalls();
     @Nullable DataSize messageSize = target.getInbound().getMessage().getMaxSize();
     @Nullable DataSize metadataSize = target.getInbound().getMetadata().getMaxSize();
@@ -64,8 +64,8 @@ record ChannelOptions(
         or(keepalive.getTime(), keepaliveTime),
         or(keepalive.getTimeout(), keepaliveTimeout),
         withoutCalls != null ? withoutCalls : keepaliveWithoutCalls,
-        messageSize != null ? messageSize : maxInboundMessageSize,
-        metadataSize != null ? metadataSize : maxInboundMetadataSize,
+        or(messageSize, maxInboundMessageSize),
+        or(metadataSize, maxInboundMetadataSize),
         or(target.getUserAgent(), userAgent),
         or(target.getDefault().getLoadBalancingPolicy(), loadBalancingPolicy));
   }
@@ -86,8 +86,12 @@ record ChannelOptions(
       builder.keepAliveTimeout(keepaliveTimeout.toNanos(), TimeUnit.NANOSECONDS);
     }
     builder.keepAliveWithoutCalls(keepaliveWithoutCalls);
-    builder.maxInboundMessageSize(Math.toIntExact(maxInboundMessageSize.toBytes()));
-    builder.maxInboundMetadataSize(Math.toIntExact(maxInboundMetadataSize.toBytes()));
+    if (maxInboundMessageSize != null) {
+      builder.maxInboundMessageSize(Math.toIntExact(maxInboundMessageSize.toBytes()));
+    }
+    if (maxInboundMetadataSize != null) {
+      builder.maxInboundMetadataSize(Math.toIntExact(maxInboundMetadataSize.toBytes()));
+    }
     if (userAgent != null) {
       builder.userAgent(userAgent);
     }
