@@ -5,6 +5,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import org.jspecify.annotations.Nullable;
 import org.springframework.boot.context.properties.ConfigurationProperties;
+import org.springframework.boot.context.properties.NestedConfigurationProperty;
 import org.springframework.util.StringUtils;
 import org.springframework.util.unit.DataSize;
 import org.springframework.validation.Errors;
@@ -65,7 +66,7 @@ public class CachingConnectorProperties implements Validator {
 
   private final Shutdown shutdown = new Shutdown();
 
-  private final Channel channel = new Channel();
+  @NestedConfigurationProperty private final ChannelProperties channel = new ChannelProperties();
 
   /**
    * Channel options for the addresses matching a pattern, by target name: the target's pattern
@@ -134,7 +135,7 @@ public class CachingConnectorProperties implements Validator {
     return this.shutdown;
   }
 
-  public Channel getChannel() {
+  public ChannelProperties getChannel() {
     return this.channel;
   }
 
@@ -224,35 +225,42 @@ public class CachingConnectorProperties implements Validator {
           "shutdown.grace-period",
           "must not be negative, for example 30s");
     }
-    Channel channel = properties.channel;
-    positive(errors, "channel.idle.timeout", "channel.idle.timeout", channel.idle.timeout);
-    positive(errors, "channel.keepalive.time", "channel.keepalive.time", channel.keepalive.time);
+    ChannelProperties channel = properties.channel;
+    positive(
+        errors, "channel.idle.timeout", "channel.idle.timeout", channel.getIdle().getTimeout());
+    positive(
+        errors,
+        "channel.keepalive.time",
+        "channel.keepalive.time",
+        channel.getKeepalive().getTime());
     positive(
         errors,
         "channel.keepalive.timeout",
         "channel.keepalive.timeout",
-        channel.keepalive.timeout);
+        channel.getKeepalive().getTimeout());
     positiveInt(
         errors,
         "channel.inbound.message.maxSize",
         "channel.inbound.message.max-size",
-        channel.inbound.message.maxSize);
+        channel.getInbound().getMessage().getMaxSize());
     positiveInt(
         errors,
         "channel.inbound.metadata.maxSize",
         "channel.inbound.metadata.max-size",
-        channel.inbound.metadata.maxSize);
-    if (channel.plaintext && StringUtils.hasText(channel.ssl.bundle)) {
+        channel.getInbound().getMetadata().getMaxSize());
+    if (Boolean.TRUE.equals(channel.getPlaintext())
+        && StringUtils.hasText(channel.getSsl().getBundle())) {
       reject(
           errors,
           "channel.ssl.bundle",
           "channel.ssl.bundle",
           "must not be set when " + PREFIX + ".channel.plaintext is true");
     }
-    if (channel.userAgent != null && !StringUtils.hasText(channel.userAgent)) {
+    String userAgent = channel.getUserAgent();
+    if (userAgent != null && !StringUtils.hasText(userAgent)) {
       reject(errors, "channel.userAgent", "channel.user-agent", "must not be blank");
     }
-    String policy = channel.defaults.loadBalancingPolicy;
+    String policy = channel.getDefault().getLoadBalancingPolicy();
     if (policy != null && !StringUtils.hasText(policy)) {
       reject(
           errors,
@@ -292,8 +300,9 @@ public class CachingConnectorProperties implements Validator {
     }
   }
 
-  private static void positiveInt(Errors errors, String field, String property, DataSize value) {
-    if (value.toBytes() <= 0 || value.toBytes() > Integer.MAX_VALUE) {
+  private static void positiveInt(
+      Errors errors, String field, String property, @Nullable DataSize value) {
+    if (value != null && (value.toBytes() <= 0 || value.toBytes() > Integer.MAX_VALUE)) {
       reject(errors, field, property, "must be between 1B and 2047MB");
     }
   }
@@ -382,207 +391,6 @@ public class CachingConnectorProperties implements Validator {
 
     public void setGracePeriod(@Nullable Duration gracePeriod) {
       this.gracePeriod = gracePeriod;
-    }
-  }
-
-  /** Options of the channels built by the default dialer. */
-  public static class Channel {
-
-    /** Whether to use plaintext (no TLS) instead of TLS. For loopback and development only. */
-    private boolean plaintext = false;
-
-    private final Ssl ssl = new Ssl();
-
-    private final Idle idle = new Idle();
-
-    private final Keepalive keepalive = new Keepalive();
-
-    private final Inbound inbound = new Inbound();
-
-    /** User agent sent by the channels. Unset: grpc-java's. */
-    private @Nullable String userAgent;
-
-    private final Default defaults = new Default();
-
-    public boolean isPlaintext() {
-      return this.plaintext;
-    }
-
-    public void setPlaintext(boolean plaintext) {
-      this.plaintext = plaintext;
-    }
-
-    public Ssl getSsl() {
-      return this.ssl;
-    }
-
-    public Idle getIdle() {
-      return this.idle;
-    }
-
-    public Keepalive getKeepalive() {
-      return this.keepalive;
-    }
-
-    public Inbound getInbound() {
-      return this.inbound;
-    }
-
-    public @Nullable String getUserAgent() {
-      return this.userAgent;
-    }
-
-    public void setUserAgent(@Nullable String userAgent) {
-      this.userAgent = userAgent;
-    }
-
-    /**
-     * Returns the {@code default.*} options.
-     *
-     * @return the default options
-     */
-    public Default getDefault() {
-      return this.defaults;
-    }
-
-    /** TLS material of the channels. */
-    public static class Ssl {
-
-      /**
-       * Name of a Spring Boot SSL bundle (spring.ssl.bundle.*) giving the trust material and the
-       * client certificate. Unset: the JDK's default trust store, no client certificate.
-       */
-      private @Nullable String bundle;
-
-      public @Nullable String getBundle() {
-        return this.bundle;
-      }
-
-      public void setBundle(@Nullable String bundle) {
-        this.bundle = bundle;
-      }
-    }
-
-    /** Idle mode of the channels. */
-    public static class Idle {
-
-      /**
-       * How long a channel may have no calls before its transport is released (the channel stays
-       * cached and reconnects on the next call). Unset: grpc-java's default (30 minutes).
-       */
-      private @Nullable Duration timeout;
-
-      public @Nullable Duration getTimeout() {
-        return this.timeout;
-      }
-
-      public void setTimeout(@Nullable Duration timeout) {
-        this.timeout = timeout;
-      }
-    }
-
-    /** HTTP/2 keepalive pings of the channels. */
-    public static class Keepalive {
-
-      /** Delay between keepalive pings. Unset: no keepalive pings. */
-      private @Nullable Duration time;
-
-      /**
-       * How long to wait for a ping's acknowledgement before closing the transport. Unset:
-       * grpc-java's default (20 seconds).
-       */
-      private @Nullable Duration timeout;
-
-      /** Whether to send keepalive pings while there are no calls. */
-      private boolean withoutCalls = false;
-
-      public @Nullable Duration getTime() {
-        return this.time;
-      }
-
-      public void setTime(@Nullable Duration time) {
-        this.time = time;
-      }
-
-      public @Nullable Duration getTimeout() {
-        return this.timeout;
-      }
-
-      public void setTimeout(@Nullable Duration timeout) {
-        this.timeout = timeout;
-      }
-
-      public boolean isWithoutCalls() {
-        return this.withoutCalls;
-      }
-
-      public void setWithoutCalls(boolean withoutCalls) {
-        this.withoutCalls = withoutCalls;
-      }
-    }
-
-    /** Limits on what the channels receive. */
-    public static class Inbound {
-
-      private final Message message = new Message();
-
-      private final Metadata metadata = new Metadata();
-
-      public Message getMessage() {
-        return this.message;
-      }
-
-      public Metadata getMetadata() {
-        return this.metadata;
-      }
-
-      /** Limits on received messages. */
-      public static class Message {
-
-        /** Largest message a channel accepts. */
-        private DataSize maxSize = DataSize.ofMegabytes(4);
-
-        public DataSize getMaxSize() {
-          return this.maxSize;
-        }
-
-        public void setMaxSize(DataSize maxSize) {
-          this.maxSize = maxSize;
-        }
-      }
-
-      /** Limits on received metadata. */
-      public static class Metadata {
-
-        /** Largest metadata (headers and trailers) a channel accepts. */
-        private DataSize maxSize = DataSize.ofKilobytes(8);
-
-        public DataSize getMaxSize() {
-          return this.maxSize;
-        }
-
-        public void setMaxSize(DataSize maxSize) {
-          this.maxSize = maxSize;
-        }
-      }
-    }
-
-    /** Defaults of the channels' service config. */
-    public static class Default {
-
-      /**
-       * Load-balancing policy, for example pick_first or round_robin. Unset: grpc-java's
-       * (pick_first).
-       */
-      private @Nullable String loadBalancingPolicy;
-
-      public @Nullable String getLoadBalancingPolicy() {
-        return this.loadBalancingPolicy;
-      }
-
-      public void setLoadBalancingPolicy(@Nullable String loadBalancingPolicy) {
-        this.loadBalancingPolicy = loadBalancingPolicy;
-      }
     }
   }
 

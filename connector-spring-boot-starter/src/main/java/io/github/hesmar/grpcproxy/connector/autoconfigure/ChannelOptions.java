@@ -1,9 +1,12 @@
 package io.github.hesmar.grpcproxy.connector.autoconfigure;
 
+import static java.util.concurrent.TimeUnit.NANOSECONDS;
+
 import io.grpc.ManagedChannelBuilder;
 import java.time.Duration;
-import java.util.concurrent.TimeUnit;
+import java.util.Objects;
 import org.jspecify.annotations.Nullable;
+import org.springframework.boot.context.properties.PropertyMapper;
 import org.springframework.util.StringUtils;
 import org.springframework.util.unit.DataSize;
 
@@ -21,22 +24,29 @@ record ChannelOptions(
     @Nullable Duration keepaliveTime,
     @Nullable Duration keepaliveTimeout,
     boolean keepaliveWithoutCalls,
-    DataSize maxInboundMessageSize,
-    DataSize maxInboundMetadataSize,
+    @Nullable DataSize maxInboundMessageSize,
+    @Nullable DataSize maxInboundMetadataSize,
     @Nullable String userAgent,
     @Nullable String loadBalancingPolicy) {
 
+  /**
+   * Maps only the options that are set: Boot 3.5's mapper, which the starter also runs on, passes
+   * null values on unless filtered, and its {@code whenNonNull()} is gone from Boot 4.
+   */
+  private static final PropertyMapper MAP =
+      PropertyMapper.get().alwaysApplying(ChannelOptions::whenSet);
+
   /** The global options. */
-  static ChannelOptions of(CachingConnectorProperties.Channel channel) {
+  static ChannelOptions of(ChannelProperties channel) {
     String bundle = channel.getSsl().getBundle();
     return new ChannelOptions(
-        channel.isPlaintext(),
+        Boolean.TRUE.equals(channel.getPlaintext()),
         StringUtils.hasText(bundle) ? bundle : null,
         CachingConnectorProperties.PREFIX + ".channel.ssl.bundle",
         channel.getIdle().getTimeout(),
         channel.getKeepalive().getTime(),
         channel.getKeepalive().getTimeout(),
-        channel.getKeepalive().isWithoutCalls(),
+        Boolean.TRUE.equals(channel.getKeepalive().getWithoutCalls()),
         channel.getInbound().getMessage().getMaxSize(),
         channel.getInbound().getMetadata().getMaxSize(),
         channel.getUserAgent(),
@@ -50,7 +60,7 @@ record ChannelOptions(
   ChannelOptions overriddenBy(String name, TargetProperties target) {
     String bundle = target.getSsl().getBundle();
     @Nullable Boolean targetPlaintext = target.getPlaintext();
-    TargetProperties.Keepalive keepalive = target.getKeepalive();
+    ChannelProperties.Keepalive keepalive = target.getKeepalive();
     @Nullable Boolean withoutCalls = keepalive.getWithoutCalls();
     @Nullable DataSize messageSize = target.getInbound().getMessage().getMaxSize();
     @Nullable DataSize metadataSize = target.getInbound().getMetadata().getMaxSize();
@@ -64,8 +74,8 @@ record ChannelOptions(
         or(keepalive.getTime(), keepaliveTime),
         or(keepalive.getTimeout(), keepaliveTimeout),
         withoutCalls != null ? withoutCalls : keepaliveWithoutCalls,
-        messageSize != null ? messageSize : maxInboundMessageSize,
-        metadataSize != null ? metadataSize : maxInboundMetadataSize,
+        or(messageSize, maxInboundMessageSize),
+        or(metadataSize, maxInboundMetadataSize),
         or(target.getUserAgent(), userAgent),
         or(target.getDefault().getLoadBalancingPolicy(), loadBalancingPolicy));
   }
@@ -76,23 +86,20 @@ record ChannelOptions(
 
   /** Sets every option but the credentials on {@code builder}. */
   void applyTo(ManagedChannelBuilder<?> builder) {
-    if (idleTimeout != null) {
-      builder.idleTimeout(idleTimeout.toNanos(), TimeUnit.NANOSECONDS);
-    }
-    if (keepaliveTime != null) {
-      builder.keepAliveTime(keepaliveTime.toNanos(), TimeUnit.NANOSECONDS);
-    }
-    if (keepaliveTimeout != null) {
-      builder.keepAliveTimeout(keepaliveTimeout.toNanos(), TimeUnit.NANOSECONDS);
-    }
-    builder.keepAliveWithoutCalls(keepaliveWithoutCalls);
-    builder.maxInboundMessageSize(Math.toIntExact(maxInboundMessageSize.toBytes()));
-    builder.maxInboundMetadataSize(Math.toIntExact(maxInboundMetadataSize.toBytes()));
-    if (userAgent != null) {
-      builder.userAgent(userAgent);
-    }
-    if (loadBalancingPolicy != null) {
-      builder.defaultLoadBalancingPolicy(loadBalancingPolicy);
-    }
+    MAP.from(idleTimeout).to(timeout -> builder.idleTimeout(timeout.toNanos(), NANOSECONDS));
+    MAP.from(keepaliveTime).to(time -> builder.keepAliveTime(time.toNanos(), NANOSECONDS));
+    MAP.from(keepaliveTimeout)
+        .to(timeout -> builder.keepAliveTimeout(timeout.toNanos(), NANOSECONDS));
+    MAP.from(keepaliveWithoutCalls).to(builder::keepAliveWithoutCalls);
+    MAP.from(maxInboundMessageSize)
+        .to(size -> builder.maxInboundMessageSize(Math.toIntExact(size.toBytes())));
+    MAP.from(maxInboundMetadataSize)
+        .to(size -> builder.maxInboundMetadataSize(Math.toIntExact(size.toBytes())));
+    MAP.from(userAgent).to(builder::userAgent);
+    MAP.from(loadBalancingPolicy).to(builder::defaultLoadBalancingPolicy);
+  }
+
+  private static <T> PropertyMapper.Source<T> whenSet(PropertyMapper.Source<T> source) {
+    return source.when(Objects::nonNull);
   }
 }

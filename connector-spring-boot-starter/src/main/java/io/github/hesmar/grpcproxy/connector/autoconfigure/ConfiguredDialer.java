@@ -70,7 +70,7 @@ final class ConfiguredDialer implements Dialer {
    * @param customizers applied to every builder, in order
    */
   ConfiguredDialer(
-      CachingConnectorProperties.Channel channel,
+      ChannelProperties channel,
       Map<String, TargetProperties> targets,
       SslBundleLookup sslBundles,
       Function<String, ChannelCredentials> fallbackCredentials,

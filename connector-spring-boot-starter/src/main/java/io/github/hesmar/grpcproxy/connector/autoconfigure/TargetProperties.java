@@ -16,7 +16,7 @@ import org.springframework.validation.Errors;
  * <p>Validated with the other properties (see {@link CachingConnectorProperties#validate}). Not
  * thread-safe; bound once at start-up.
  */
-public class TargetProperties {
+public class TargetProperties extends ChannelProperties {
 
   /**
    * The addresses these options apply to, matched against the whole address as dialed. A glob by
@@ -27,21 +27,10 @@ public class TargetProperties {
    */
   private @Nullable String pattern;
 
-  /** Whether to use plaintext (no TLS) instead of TLS. Unset: the global channel.plaintext. */
-  private @Nullable Boolean plaintext;
-
-  private final Ssl ssl = new Ssl();
-
-  private final Idle idle = new Idle();
-
-  private final Keepalive keepalive = new Keepalive();
-
-  private final Inbound inbound = new Inbound();
-
-  /** User agent sent by the channels. Unset: the global channel.user-agent. */
-  private @Nullable String userAgent;
-
-  private final Default defaults = new Default();
+  /** Creates a target that sets no option. */
+  public TargetProperties() {
+    unsetDefaults();
+  }
 
   public @Nullable String getPattern() {
     return this.pattern;
@@ -49,47 +38,6 @@ public class TargetProperties {
 
   public void setPattern(@Nullable String pattern) {
     this.pattern = pattern;
-  }
-
-  public @Nullable Boolean getPlaintext() {
-    return this.plaintext;
-  }
-
-  public void setPlaintext(@Nullable Boolean plaintext) {
-    this.plaintext = plaintext;
-  }
-
-  public Ssl getSsl() {
-    return this.ssl;
-  }
-
-  public Idle getIdle() {
-    return this.idle;
-  }
-
-  public Keepalive getKeepalive() {
-    return this.keepalive;
-  }
-
-  public Inbound getInbound() {
-    return this.inbound;
-  }
-
-  public @Nullable String getUserAgent() {
-    return this.userAgent;
-  }
-
-  public void setUserAgent(@Nullable String userAgent) {
-    this.userAgent = userAgent;
-  }
-
-  /**
-   * Returns the {@code default.*} options.
-   *
-   * @return the default options
-   */
-  public Default getDefault() {
-    return this.defaults;
   }
 
   /**
@@ -110,25 +58,26 @@ public class TargetProperties {
         reject(errors, prefix + "pattern", e.getMessage());
       }
     }
-    String bundle = ssl.bundle;
+    String bundle = getSsl().getBundle();
     if (bundle != null && !StringUtils.hasText(bundle)) {
       reject(errors, prefix + "ssl.bundle", "must not be blank");
     }
-    if (Boolean.TRUE.equals(plaintext) && bundle != null) {
+    if (Boolean.TRUE.equals(getPlaintext()) && bundle != null) {
       reject(
           errors,
           prefix + "ssl.bundle",
           "must not be set when " + prefix + "plaintext is true, was '" + bundle + "'");
     }
-    positive(errors, prefix + "idle.timeout", idle.timeout);
-    positive(errors, prefix + "keepalive.time", keepalive.time);
-    positive(errors, prefix + "keepalive.timeout", keepalive.timeout);
-    intSize(errors, prefix + "inbound.message.max-size", inbound.message.maxSize);
-    intSize(errors, prefix + "inbound.metadata.max-size", inbound.metadata.maxSize);
+    positive(errors, prefix + "idle.timeout", getIdle().getTimeout());
+    positive(errors, prefix + "keepalive.time", getKeepalive().getTime());
+    positive(errors, prefix + "keepalive.timeout", getKeepalive().getTimeout());
+    intSize(errors, prefix + "inbound.message.max-size", getInbound().getMessage().getMaxSize());
+    intSize(errors, prefix + "inbound.metadata.max-size", getInbound().getMetadata().getMaxSize());
+    String userAgent = getUserAgent();
     if (userAgent != null && !StringUtils.hasText(userAgent)) {
       reject(errors, prefix + "user-agent", "must not be blank");
     }
-    String policy = defaults.loadBalancingPolicy;
+    String policy = getDefault().getLoadBalancingPolicy();
     if (policy != null && !StringUtils.hasText(policy)) {
       reject(errors, prefix + "default.load-balancing-policy", "must not be blank");
     }
@@ -144,16 +93,16 @@ public class TargetProperties {
   }
 
   private boolean setsAnyOption() {
-    return plaintext != null
-        || ssl.bundle != null
-        || idle.timeout != null
-        || keepalive.time != null
-        || keepalive.timeout != null
-        || keepalive.withoutCalls != null
-        || inbound.message.maxSize != null
-        || inbound.metadata.maxSize != null
-        || userAgent != null
-        || defaults.loadBalancingPolicy != null;
+    return getPlaintext() != null
+        || getSsl().getBundle() != null
+        || getIdle().getTimeout() != null
+        || getKeepalive().getTime() != null
+        || getKeepalive().getTimeout() != null
+        || getKeepalive().getWithoutCalls() != null
+        || getInbound().getMessage().getMaxSize() != null
+        || getInbound().getMetadata().getMaxSize() != null
+        || getUserAgent() != null
+        || getDefault().getLoadBalancingPolicy() != null;
   }
 
   private static void reject(Errors errors, String property, @Nullable String message) {
@@ -170,151 +119,6 @@ public class TargetProperties {
   private static void intSize(Errors errors, String property, @Nullable DataSize value) {
     if (value != null && (value.toBytes() <= 0 || value.toBytes() > Integer.MAX_VALUE)) {
       reject(errors, property, "must be between 1B and 2047MB, was " + value);
-    }
-  }
-
-  /** TLS material of the target's channels. */
-  public static class Ssl {
-
-    /**
-     * Name of a Spring Boot SSL bundle (spring.ssl.bundle.*), resolved at start-up. Unset: the
-     * global channel.ssl.bundle.
-     */
-    private @Nullable String bundle;
-
-    public @Nullable String getBundle() {
-      return this.bundle;
-    }
-
-    public void setBundle(@Nullable String bundle) {
-      this.bundle = bundle;
-    }
-  }
-
-  /** Idle mode of the target's channels. */
-  public static class Idle {
-
-    /**
-     * How long a channel may have no calls before its transport is released. Unset: the global
-     * channel.idle.timeout.
-     */
-    private @Nullable Duration timeout;
-
-    public @Nullable Duration getTimeout() {
-      return this.timeout;
-    }
-
-    public void setTimeout(@Nullable Duration timeout) {
-      this.timeout = timeout;
-    }
-  }
-
-  /** HTTP/2 keepalive pings of the target's channels. */
-  public static class Keepalive {
-
-    /** Delay between keepalive pings. Unset: the global channel.keepalive.time. */
-    private @Nullable Duration time;
-
-    /**
-     * How long to wait for a ping's acknowledgement. Unset: the global channel.keepalive.timeout.
-     */
-    private @Nullable Duration timeout;
-
-    /**
-     * Whether to send keepalive pings while there are no calls. Unset: the global
-     * channel.keepalive.without-calls.
-     */
-    private @Nullable Boolean withoutCalls;
-
-    public @Nullable Duration getTime() {
-      return this.time;
-    }
-
-    public void setTime(@Nullable Duration time) {
-      this.time = time;
-    }
-
-    public @Nullable Duration getTimeout() {
-      return this.timeout;
-    }
-
-    public void setTimeout(@Nullable Duration timeout) {
-      this.timeout = timeout;
-    }
-
-    public @Nullable Boolean getWithoutCalls() {
-      return this.withoutCalls;
-    }
-
-    public void setWithoutCalls(@Nullable Boolean withoutCalls) {
-      this.withoutCalls = withoutCalls;
-    }
-  }
-
-  /** Limits on what the target's channels receive. */
-  public static class Inbound {
-
-    private final Message message = new Message();
-
-    private final Metadata metadata = new Metadata();
-
-    public Message getMessage() {
-      return this.message;
-    }
-
-    public Metadata getMetadata() {
-      return this.metadata;
-    }
-
-    /** Limits on received messages. */
-    public static class Message {
-
-      /** Largest message a channel accepts. Unset: the global channel.inbound.message.max-size. */
-      private @Nullable DataSize maxSize;
-
-      public @Nullable DataSize getMaxSize() {
-        return this.maxSize;
-      }
-
-      public void setMaxSize(@Nullable DataSize maxSize) {
-        this.maxSize = maxSize;
-      }
-    }
-
-    /** Limits on received metadata. */
-    public static class Metadata {
-
-      /**
-       * Largest metadata (headers and trailers) a channel accepts. Unset: the global
-       * channel.inbound.metadata.max-size.
-       */
-      private @Nullable DataSize maxSize;
-
-      public @Nullable DataSize getMaxSize() {
-        return this.maxSize;
-      }
-
-      public void setMaxSize(@Nullable DataSize maxSize) {
-        this.maxSize = maxSize;
-      }
-    }
-  }
-
-  /** Defaults of the target's channels' service config. */
-  public static class Default {
-
-    /**
-     * Load-balancing policy, for example round_robin. Unset: the global
-     * channel.default.load-balancing-policy.
-     */
-    private @Nullable String loadBalancingPolicy;
-
-    public @Nullable String getLoadBalancingPolicy() {
-      return this.loadBalancingPolicy;
-    }
-
-    public void setLoadBalancingPolicy(@Nullable String loadBalancingPolicy) {
-      this.loadBalancingPolicy = loadBalancingPolicy;
     }
   }
 }
