@@ -8,9 +8,7 @@ import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.Context;
 import io.grpc.Deadline;
-import io.grpc.Drainable;
 import io.grpc.HandlerRegistry;
-import io.grpc.KnownLength;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerBuilder;
@@ -19,13 +17,7 @@ import io.grpc.ServerMethodDefinition;
 import io.grpc.ServerStreamTracer;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
-import java.io.UncheckedIOException;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -90,8 +82,6 @@ public final class ReverseProxy extends HandlerRegistry {
           Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER),
           Metadata.Key.of("grpc-accept-encoding", Metadata.ASCII_STRING_MARSHALLER));
 
-  private static final MethodDescriptor.Marshaller<byte[]> BYTES = new ByteMarshaller();
-
   /** A context that is cancelled already: a dial in it waits for nothing (see leaseIfCached). */
   private static final Context NO_WAIT = cancelled();
 
@@ -144,7 +134,7 @@ public final class ReverseProxy extends HandlerRegistry {
     ServerMethodDefinition<byte[], byte[]> definition = methods.get(methodName);
     if (definition == null) {
       MethodDescriptor<byte[], byte[]> method =
-          MethodDescriptor.newBuilder(BYTES, BYTES)
+          MethodDescriptor.newBuilder(ByteMarshaller.INSTANCE, ByteMarshaller.INSTANCE)
               .setFullMethodName(methodName)
               .setType(MethodDescriptor.MethodType.UNKNOWN)
               .build();
@@ -691,51 +681,6 @@ public final class ReverseProxy extends HandlerRegistry {
         return backendUnavailable(status, route, target);
       }
       return status;
-    }
-  }
-
-  /**
-   * Passes messages through as bytes, with one copy each way: from the received frame into an array
-   * of the message's exact size (grpc-java's streams know their length), and from the array into
-   * the outgoing frame ({@link Drainable}: no intermediate buffer). The array is kept, not the
-   * received stream, because the channel may replay a message (a transparent retry) after the
-   * received frame is released.
-   */
-  private static final class ByteMarshaller implements MethodDescriptor.Marshaller<byte[]> {
-    @Override
-    public InputStream stream(byte[] value) {
-      return new MessageStream(value);
-    }
-
-    @Override
-    public byte[] parse(InputStream stream) {
-      try {
-        if (stream instanceof KnownLength) {
-          byte[] message = new byte[stream.available()];
-          int read = stream.readNBytes(message, 0, message.length);
-          return read == message.length ? message : Arrays.copyOf(message, read);
-        }
-        return stream.readAllBytes();
-      } catch (IOException e) {
-        throw new UncheckedIOException(e);
-      }
-    }
-  }
-
-  /** A message's bytes, written straight into the transport's buffer. */
-  private static final class MessageStream extends ByteArrayInputStream
-      implements KnownLength, Drainable {
-
-    MessageStream(byte[] message) {
-      super(message);
-    }
-
-    @Override
-    public synchronized int drainTo(OutputStream target) throws IOException {
-      int length = count - pos;
-      target.write(buf, pos, length);
-      pos = count;
-      return length;
     }
   }
 }
