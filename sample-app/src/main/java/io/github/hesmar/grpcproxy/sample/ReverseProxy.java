@@ -14,7 +14,6 @@ import io.grpc.MethodDescriptor;
 import io.grpc.ServerBuilder;
 import io.grpc.ServerCall;
 import io.grpc.ServerMethodDefinition;
-import io.grpc.ServerStreamTracer;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
@@ -152,20 +151,18 @@ public final class ReverseProxy extends HandlerRegistry {
     CallGuard guard = CallGuard.current();
     String route = headers.get(ROUTE);
     if (route == null) {
-      return refuse(
-          guard,
-          serverCall,
-          Status.INVALID_ARGUMENT.withDescription("Missing request header x-route"));
+      return guard.refuse(
+          serverCall, Status.INVALID_ARGUMENT.withDescription("Missing request header x-route"));
     }
     String target = routes.get(route);
     if (target == null) {
-      return refuse(
-          guard,
+      return guard.refuse(
           serverCall,
           Status.NOT_FOUND.withDescription("Unknown route '" + echo(route) + "' in x-route"));
     }
     if (guard.ended()) {
-      return NOTHING; // The transport ended the call already (e.g. an oversized first message).
+      // The transport ended the call already (e.g. an oversized first message).
+      return CallGuard.NOTHING;
     }
     LeasedChannel lease = leaseIfCached(target);
     if (lease != null) {
@@ -177,8 +174,7 @@ public final class ReverseProxy extends HandlerRegistry {
     try {
       DialExecutor.INSTANCE.execute(Context.current().wrap(dialing::dial));
     } catch (RejectedExecutionException e) {
-      return refuse(
-          guard,
+      return guard.refuse(
           serverCall,
           Status.UNAVAILABLE.withDescription("Proxy overloaded: too many calls wait for dials"));
     }
@@ -222,7 +218,7 @@ public final class ReverseProxy extends HandlerRegistry {
     } catch (RuntimeException e) {
       lease.close();
       logger.warn("Proxying a call to route {} ({}) failed", route, target, e);
-      return refuse(guard, serverCall, Status.INTERNAL.withDescription("Proxy failed"));
+      return guard.refuse(serverCall, Status.INTERNAL.withDescription("Proxy failed"));
     }
   }
 
@@ -282,7 +278,7 @@ public final class ReverseProxy extends HandlerRegistry {
       synchronized (guard) {
         if (guard.ended) {
           lease.close(); // Cancelled while dialing.
-          next = NOTHING;
+          next = CallGuard.NOTHING;
           return;
         }
         ServerCall.Listener<byte[]> relay = relay(guard, serverCall, headers, lease, route, target);
@@ -295,7 +291,7 @@ public final class ReverseProxy extends HandlerRegistry {
 
     private void end(Status status) {
       synchronized (guard) {
-        next = refuse(guard, serverCall, status);
+        next = guard.refuse(serverCall, status);
       }
     }
 
@@ -369,18 +365,6 @@ public final class ReverseProxy extends HandlerRegistry {
     }
   }
 
-  private static final ServerCall.Listener<byte[]> NOTHING = new ServerCall.Listener<>() {};
-
-  private static ServerCall.Listener<byte[]> refuse(
-      CallGuard guard, ServerCall<byte[], byte[]> call, Status status) {
-    synchronized (guard) {
-      if (!guard.ended) {
-        call.close(status, new Metadata());
-      }
-    }
-    return NOTHING;
-  }
-
   private static Context cancelled() {
     Context.CancellableContext context = Context.ROOT.withCancellation();
     context.cancel(null);
@@ -452,72 +436,6 @@ public final class ReverseProxy extends HandlerRegistry {
         return failures.getAndSet(0);
       }
       return 0;
-    }
-  }
-
-  /**
-   * Tells the proxy that the transport ended a server call, on the transport's thread and before
-   * grpc-java queues anything of its own for that stream.
-   *
-   * <p>Why: when the transport ends a call itself (a request over the maximum message size, a
-   * client's RST_STREAM, the server's deadline), grpc-java reports it to the call's listener as
-   * {@code onCancel} later, on the call's executor. For a message over the limit it first queues
-   * trailers ({@code RESOURCE_EXHAUSTED}, end of stream) while the client may still be sending. A
-   * response header or trailer written by the application after those trailers, on the same stream,
-   * makes Netty throw ({@code Stream N in unexpected state HALF_CLOSED_LOCAL}), which grpc-java
-   * treats as a connection error: every other call on the client's connection dies. A proxy relays
-   * its backend's headers and status from another thread, so "after the trailers but before
-   * onCancel" is a real window, and closing the server call with the backend's status after {@code
-   * onCancel} (it cancelled the backend, which then reports CANCELLED) always hits it.
-   *
-   * <p>How: one guard per call, set in the call's {@link Context} by this tracer. {@link
-   * #streamClosed} runs on the transport thread, inside grpc-java's report of the end, before the
-   * trailers are queued. Every write the proxy makes to the server call (headers, messages, close)
-   * happens under the guard's lock after checking {@link #ended}; {@link #streamClosed} takes the
-   * same lock. So a write either happens before the end is reported, and is queued before
-   * grpc-java's trailers (Netty then resets the stream instead of sending a second header block),
-   * or sees {@code ended} and is skipped. The lock is the call's only lock: the relay's own state
-   * is guarded by it too.
-   */
-  static final class CallGuard extends ServerStreamTracer {
-
-    static final ServerStreamTracer.Factory FACTORY =
-        new ServerStreamTracer.Factory() {
-          @Override
-          public ServerStreamTracer newServerStreamTracer(String fullMethodName, Metadata headers) {
-            return new CallGuard();
-          }
-        };
-
-    private static final Context.Key<CallGuard> KEY = Context.key("reverse-proxy-call-guard");
-
-    boolean ended; // guarded by this
-
-    /**
-     * The current call's guard; a guard nobody ends if the server lacks the tracer (then only
-     * onCancel ends the call, which leaves the window described above open).
-     */
-    static CallGuard current() {
-      CallGuard guard = KEY.get();
-      return guard != null ? guard : new CallGuard();
-    }
-
-    synchronized boolean ended() {
-      return ended;
-    }
-
-    @Override
-    public Context filterContext(Context context) {
-      return context.withValue(KEY, this);
-    }
-
-    @Override
-    public void streamClosed(Status status) {
-      if (!status.isOk()) {
-        synchronized (this) {
-          ended = true;
-        }
-      }
     }
   }
 
