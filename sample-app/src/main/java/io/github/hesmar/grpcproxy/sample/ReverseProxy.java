@@ -7,7 +7,6 @@ import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.Context;
-import io.grpc.Deadline;
 import io.grpc.HandlerRegistry;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
@@ -27,7 +26,6 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -265,7 +263,7 @@ public final class ReverseProxy extends HandlerRegistry {
       try {
         lease = connector.dial(target, dialTimeout);
       } catch (StatusRuntimeException e) {
-        end(backendUnavailable(e.getStatus(), route, target));
+        end(BackendFailures.backendUnavailable(e.getStatus(), route, target));
         return;
       } catch (IllegalStateException e) {
         end(Status.UNAVAILABLE.withDescription("Proxy is shutting down"));
@@ -379,67 +377,6 @@ public final class ReverseProxy extends HandlerRegistry {
   }
 
   /**
-   * The status a caller gets when the backend of {@code route} cannot be reached: UNAVAILABLE, or
-   * DEADLINE_EXCEEDED when the caller's own deadline has passed; the description names the route
-   * only. The cause is logged: one WARN line per route at most every {@value #LOG_INTERVAL_SECONDS}
-   * seconds, with the count of failures since (a backend outage at thousands of calls a second
-   * would otherwise flood the log from the transport threads); every failure, with its stack trace,
-   * at DEBUG.
-   */
-  private static Status backendUnavailable(Status cause, String route, String target) {
-    if (cause.getCode() == Status.Code.CANCELLED) {
-      return cause; // The caller cancelled: nobody reads this status.
-    }
-    String description =
-        cause.getCode()
-            + (cause.getDescription() != null ? ": " + cause.getDescription() : "")
-            + (cause.getCause() != null ? " (" + cause.getCause() + ")" : "");
-    if (logger.isDebugEnabled()) {
-      logger.debug(
-          "Backend of route {} ({}) unavailable: {}", route, target, description, cause.getCause());
-    } else {
-      long failures = LOG_THROTTLES.computeIfAbsent(route, r -> new LogThrottle()).failed();
-      if (failures > 0) {
-        logger.warn(
-            "Backend of route {} ({}) unavailable: {}{}",
-            route,
-            target,
-            description,
-            failures > 1 ? " (" + failures + " failed calls since the last such line)" : "");
-      }
-    }
-    Deadline deadline = Context.current().getDeadline();
-    Status.Code code =
-        deadline != null && deadline.isExpired()
-            ? Status.Code.DEADLINE_EXCEEDED
-            : Status.Code.UNAVAILABLE;
-    return code.toStatus().withDescription("backend " + route + " unavailable");
-  }
-
-  static final long LOG_INTERVAL_SECONDS = 10;
-
-  /** Per route name (configured, so a bounded set), when its next WARN line may be written. */
-  private static final ConcurrentMap<String, LogThrottle> LOG_THROTTLES = new ConcurrentHashMap<>();
-
-  private static final class LogThrottle {
-    private final AtomicLong nextLineNanos = new AtomicLong(System.nanoTime());
-    private final AtomicLong failures = new AtomicLong();
-
-    /** Counts a failure; returns the failures to report in a line now, or 0 for no line. */
-    long failed() {
-      failures.incrementAndGet();
-      long now = System.nanoTime();
-      long next = nextLineNanos.get();
-      if (now - next >= 0
-          && nextLineNanos.compareAndSet(
-              next, now + TimeUnit.SECONDS.toNanos(LOG_INTERVAL_SECONDS))) {
-        return failures.getAndSet(0);
-      }
-      return 0;
-    }
-  }
-
-  /**
    * Relays one call between the client's server call and the backend's client call.
    *
    * <p>Flow control: the relay asks for one message at a time from each side, and asks for the next
@@ -544,7 +481,7 @@ public final class ReverseProxy extends HandlerRegistry {
               backendClosed = true;
               try {
                 if (!guard.ended) {
-                  serverCall.close(relayed(status), trailers);
+                  serverCall.close(BackendFailures.relayed(status, route, target), trailers);
                 }
               } finally {
                 lease.close();
@@ -584,21 +521,6 @@ public final class ReverseProxy extends HandlerRegistry {
         serverCall.request(1);
         clientCall.request(1);
       }
-    }
-
-    /**
-     * The backend's status as the caller sees it: a failure of the backend's transport, that is a
-     * status made locally with a cause (a refused connection, a TLS or HTTP/2 failure, a closed
-     * connection), becomes {@code UNAVAILABLE: backend <route> unavailable}; a status the backend
-     * sent (it has no cause), a cancellation and a deadline pass unchanged.
-     */
-    private Status relayed(Status status) {
-      if (status.getCause() != null
-          && status.getCode() != Status.Code.CANCELLED
-          && status.getCode() != Status.Code.DEADLINE_EXCEEDED) {
-        return backendUnavailable(status, route, target);
-      }
-      return status;
     }
   }
 }
