@@ -4,8 +4,6 @@ import static java.util.Objects.requireNonNull;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
-import io.grpc.CallOptions;
-import io.grpc.ClientCall;
 import io.grpc.Context;
 import io.grpc.HandlerRegistry;
 import io.grpc.Metadata;
@@ -16,7 +14,6 @@ import io.grpc.ServerMethodDefinition;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
-import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
@@ -67,17 +64,6 @@ public final class ReverseProxy extends HandlerRegistry {
   /** The request header that chooses the route. */
   public static final Metadata.Key<String> ROUTE =
       Metadata.Key.of("x-route", Metadata.ASCII_STRING_MARSHALLER);
-
-  /** Headers that belong to one hop, not to the call. */
-  private static final List<Metadata.Key<String>> HOP_HEADERS =
-      List.of(
-          ROUTE,
-          Metadata.Key.of("content-type", Metadata.ASCII_STRING_MARSHALLER),
-          Metadata.Key.of("te", Metadata.ASCII_STRING_MARSHALLER),
-          Metadata.Key.of("user-agent", Metadata.ASCII_STRING_MARSHALLER),
-          Metadata.Key.of("grpc-timeout", Metadata.ASCII_STRING_MARSHALLER),
-          Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER),
-          Metadata.Key.of("grpc-accept-encoding", Metadata.ASCII_STRING_MARSHALLER));
 
   /** A context that is cancelled already: a dial in it waits for nothing (see leaseIfCached). */
   private static final Context NO_WAIT = cancelled();
@@ -164,7 +150,7 @@ public final class ReverseProxy extends HandlerRegistry {
     }
     LeasedChannel lease = leaseIfCached(target);
     if (lease != null) {
-      return relay(guard, serverCall, headers, lease, route, target);
+      return Relay.open(guard, serverCall, headers, lease, route, target);
     }
     // A miss, or a dial in flight: wait for it on the dial executor, in the call's context (its
     // deadline and cancellation bound the wait), not on this thread, which may be a transport's.
@@ -193,30 +179,6 @@ public final class ReverseProxy extends HandlerRegistry {
       return null; // The dial without the shortcut reports it, if it happens again.
     } finally {
       NO_WAIT.detach(previous);
-    }
-  }
-
-  /** Starts relaying the call over {@code lease}; releases the lease if that fails. */
-  private static ServerCall.Listener<byte[]> relay(
-      CallGuard guard,
-      ServerCall<byte[], byte[]> serverCall,
-      Metadata headers,
-      LeasedChannel lease,
-      String route,
-      String target) {
-    for (Metadata.Key<String> key : HOP_HEADERS) {
-      headers.discardAll(key);
-    }
-    try {
-      ClientCall<byte[], byte[]> clientCall =
-          lease.newCall(serverCall.getMethodDescriptor(), CallOptions.DEFAULT);
-      Relay relay = new Relay(guard, serverCall, clientCall, lease, route, target);
-      relay.start(headers);
-      return relay.fromClient;
-    } catch (RuntimeException e) {
-      lease.close();
-      logger.warn("Proxying a call to route {} ({}) failed", route, target, e);
-      return guard.refuse(serverCall, Status.INTERNAL.withDescription("Proxy failed"));
     }
   }
 
@@ -279,7 +241,8 @@ public final class ReverseProxy extends HandlerRegistry {
           next = CallGuard.NOTHING;
           return;
         }
-        ServerCall.Listener<byte[]> relay = relay(guard, serverCall, headers, lease, route, target);
+        ServerCall.Listener<byte[]> relay =
+            Relay.open(guard, serverCall, headers, lease, route, target);
         next = relay;
         if (halfClosed) {
           relay.onHalfClose();
@@ -374,153 +337,5 @@ public final class ReverseProxy extends HandlerRegistry {
     return route.length() <= MAX_ROUTE_ECHO
         ? route
         : route.substring(0, MAX_ROUTE_ECHO) + "... (" + route.length() + " characters)";
-  }
-
-  /**
-   * Relays one call between the client's server call and the backend's client call.
-   *
-   * <p>Flow control: the relay asks for one message at a time from each side, and asks for the next
-   * only once the other side is ready to take it, so neither side's messages pile up in the proxy.
-   *
-   * <p>Locking: every callback of both listeners runs under the call's {@link CallGuard}: the
-   * server call and the client call are not thread-safe, their callbacks arrive on different
-   * threads, and the guard is what the transport takes to end the server call. Order of ending:
-   * once the server call has ended ({@code guard.ended}: cancelled by the client or ended by the
-   * transport), nothing more is written to it; the backend call is cancelled and its end only
-   * releases the lease. Once the backend call has ended ({@code backendClosed}), its status closes
-   * the server call, once.
-   */
-  private static final class Relay {
-
-    private final CallGuard guard;
-    private final ServerCall<byte[], byte[]> serverCall;
-    private final ClientCall<byte[], byte[]> clientCall;
-    private final LeasedChannel lease;
-    private final String route;
-    private final String target;
-    private boolean backendClosed; // guarded by guard
-    private boolean owesClientRequest; // guarded by guard: a request(1) to the client side
-    private boolean owesBackendRequest; // guarded by guard: a request(1) to the backend side
-
-    final ServerCall.Listener<byte[]> fromClient =
-        new ServerCall.Listener<>() {
-          @Override
-          public void onMessage(byte[] message) {
-            synchronized (guard) {
-              if (backendClosed) {
-                return;
-              }
-              clientCall.sendMessage(message);
-              if (clientCall.isReady()) {
-                serverCall.request(1);
-              } else {
-                owesClientRequest = true;
-              }
-            }
-          }
-
-          @Override
-          public void onHalfClose() {
-            synchronized (guard) {
-              if (!backendClosed) {
-                clientCall.halfClose();
-              }
-            }
-          }
-
-          @Override
-          public void onCancel() {
-            synchronized (guard) {
-              guard.ended = true; // Already set by the tracer, unless it is not installed.
-              if (!backendClosed) {
-                clientCall.cancel("The proxy's client cancelled the call", null);
-              }
-            }
-          }
-
-          @Override
-          public void onReady() {
-            synchronized (guard) {
-              if (owesBackendRequest && !backendClosed && !guard.ended && serverCall.isReady()) {
-                owesBackendRequest = false;
-                clientCall.request(1);
-              }
-            }
-          }
-        };
-
-    final ClientCall.Listener<byte[]> fromBackend =
-        new ClientCall.Listener<>() {
-          @Override
-          public void onHeaders(Metadata headers) {
-            synchronized (guard) {
-              if (!guard.ended) {
-                serverCall.sendHeaders(headers);
-              }
-            }
-          }
-
-          @Override
-          public void onMessage(byte[] message) {
-            synchronized (guard) {
-              if (backendClosed || guard.ended) {
-                return;
-              }
-              serverCall.sendMessage(message);
-              if (serverCall.isReady()) {
-                clientCall.request(1);
-              } else {
-                owesBackendRequest = true;
-              }
-            }
-          }
-
-          @Override
-          public void onClose(Status status, Metadata trailers) {
-            synchronized (guard) {
-              backendClosed = true;
-              try {
-                if (!guard.ended) {
-                  serverCall.close(BackendFailures.relayed(status, route, target), trailers);
-                }
-              } finally {
-                lease.close();
-              }
-            }
-          }
-
-          @Override
-          public void onReady() {
-            synchronized (guard) {
-              if (owesClientRequest && !backendClosed && !guard.ended && clientCall.isReady()) {
-                owesClientRequest = false;
-                serverCall.request(1);
-              }
-            }
-          }
-        };
-
-    Relay(
-        CallGuard guard,
-        ServerCall<byte[], byte[]> serverCall,
-        ClientCall<byte[], byte[]> clientCall,
-        LeasedChannel lease,
-        String route,
-        String target) {
-      this.guard = guard;
-      this.serverCall = serverCall;
-      this.clientCall = clientCall;
-      this.lease = lease;
-      this.route = route;
-      this.target = target;
-    }
-
-    void start(Metadata headers) {
-      synchronized (guard) {
-        clientCall.start(fromBackend, headers);
-        serverCall.request(1);
-        clientCall.request(1);
-      }
-    }
   }
 }
