@@ -7,7 +7,6 @@ import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import io.grpc.Context;
 import io.grpc.HandlerRegistry;
 import io.grpc.Metadata;
-import io.grpc.MethodDescriptor;
 import io.grpc.ServerBuilder;
 import io.grpc.ServerCall;
 import io.grpc.ServerMethodDefinition;
@@ -16,8 +15,6 @@ import io.grpc.StatusRuntimeException;
 import java.time.Duration;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.RejectedExecutionException;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
@@ -64,14 +61,10 @@ public final class ReverseProxy extends HandlerRegistry {
   /** A context that is cancelled already: a dial in it waits for nothing (see leaseIfCached). */
   private static final Context NO_WAIT = cancelled();
 
-  /** How many methods' definitions {@link #lookupMethod} keeps. */
-  static final int MAX_CACHED_METHODS = 1024;
-
   private final CachingConnector connector;
   private final Map<String, String> routes;
-  private final ConcurrentMap<String, ServerMethodDefinition<byte[], byte[]>> methods =
-      new ConcurrentHashMap<>();
   private final Duration dialTimeout;
+  private final MethodLookup methods;
 
   /**
    * Creates a proxy.
@@ -85,6 +78,7 @@ public final class ReverseProxy extends HandlerRegistry {
     this.connector = requireNonNull(connector, "connector");
     this.routes = Map.copyOf(routes);
     this.dialTimeout = requireNonNull(dialTimeout, "dialTimeout");
+    this.methods = new MethodLookup(this::startCall);
   }
 
   /**
@@ -98,11 +92,6 @@ public final class ReverseProxy extends HandlerRegistry {
     return server.fallbackHandlerRegistry(this).addStreamTracerFactory(CallGuard.FACTORY);
   }
 
-  /** Returns how many methods' definitions are cached; for tests. */
-  int cachedMethods() {
-    return methods.size();
-  }
-
   /** Returns the routes, sorted by name. */
   public Map<String, String> routes() {
     return new TreeMap<>(routes);
@@ -110,20 +99,7 @@ public final class ReverseProxy extends HandlerRegistry {
 
   @Override
   public ServerMethodDefinition<?, ?> lookupMethod(String methodName, @Nullable String authority) {
-    ServerMethodDefinition<byte[], byte[]> definition = methods.get(methodName);
-    if (definition == null) {
-      MethodDescriptor<byte[], byte[]> method =
-          MethodDescriptor.newBuilder(ByteMarshaller.INSTANCE, ByteMarshaller.INSTANCE)
-              .setFullMethodName(methodName)
-              .setType(MethodDescriptor.MethodType.UNKNOWN)
-              .build();
-      definition = ServerMethodDefinition.create(method, this::startCall);
-      // Callers choose method names: once the cache is full, other methods are built per call.
-      if (methods.size() < MAX_CACHED_METHODS) {
-        methods.putIfAbsent(methodName, definition);
-      }
-    }
-    return definition;
+    return methods.lookup(methodName);
   }
 
   private ServerCall.Listener<byte[]> startCall(
