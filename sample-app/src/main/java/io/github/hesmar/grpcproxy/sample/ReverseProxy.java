@@ -14,11 +14,8 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
 import java.util.Map;
-import java.util.TreeMap;
 import java.util.concurrent.RejectedExecutionException;
 import org.jspecify.annotations.Nullable;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * A transparent gRPC reverse proxy: a {@link HandlerRegistry} that forwards any method, as raw
@@ -33,10 +30,10 @@ import org.slf4j.LoggerFactory;
  * released when the call ends, however it ends.
  *
  * <p>Errors name the problem without telling a caller more than it sent: a missing or unknown route
- * (the route echoed up to {@value #MAX_ROUTE_ECHO} characters, the configured routes not listed),
- * or {@code UNAVAILABLE: backend <route> unavailable} when the backend's channel cannot be dialed
- * or its transport fails (the cause is logged, not sent). Statuses the backend itself sends pass
- * through unchanged.
+ * (the route echoed up to {@value Routes#MAX_ROUTE_ECHO} characters, the configured routes not
+ * listed), or {@code UNAVAILABLE: backend <route> unavailable} when the backend's channel cannot be
+ * dialed or its transport fails (the cause is logged, not sent). Statuses the backend itself sends
+ * pass through unchanged.
  *
  * <p>Install it with {@link #registerWith(ServerBuilder)}, which also adds the stream tracer the
  * proxy needs to stop writing to a call the transport has ended (see {@link CallGuard}).
@@ -49,11 +46,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class ReverseProxy extends HandlerRegistry {
 
-  private static final Logger logger = LoggerFactory.getLogger(ReverseProxy.class);
-
-  /** The longest piece of a caller's route name an error description repeats. */
-  static final int MAX_ROUTE_ECHO = 64;
-
   /** The request header that chooses the route. */
   public static final Metadata.Key<String> ROUTE =
       Metadata.Key.of("x-route", Metadata.ASCII_STRING_MARSHALLER);
@@ -62,7 +54,7 @@ public final class ReverseProxy extends HandlerRegistry {
   private static final Context NO_WAIT = cancelled();
 
   private final CachingConnector connector;
-  private final Map<String, String> routes;
+  private final Routes routes;
   private final Duration dialTimeout;
   private final MethodLookup methods;
 
@@ -76,7 +68,7 @@ public final class ReverseProxy extends HandlerRegistry {
   public ReverseProxy(
       CachingConnector connector, Map<String, String> routes, Duration dialTimeout) {
     this.connector = requireNonNull(connector, "connector");
-    this.routes = Map.copyOf(routes);
+    this.routes = new Routes(routes);
     this.dialTimeout = requireNonNull(dialTimeout, "dialTimeout");
     this.methods = new MethodLookup(this::startCall);
   }
@@ -94,7 +86,7 @@ public final class ReverseProxy extends HandlerRegistry {
 
   /** Returns the routes, sorted by name. */
   public Map<String, String> routes() {
-    return new TreeMap<>(routes);
+    return routes.sorted();
   }
 
   @Override
@@ -107,14 +99,11 @@ public final class ReverseProxy extends HandlerRegistry {
     CallGuard guard = CallGuard.current();
     String route = headers.get(ROUTE);
     if (route == null) {
-      return guard.refuse(
-          serverCall, Status.INVALID_ARGUMENT.withDescription("Missing request header x-route"));
+      return guard.refuse(serverCall, Routes.missing());
     }
-    String target = routes.get(route);
+    String target = routes.target(route);
     if (target == null) {
-      return guard.refuse(
-          serverCall,
-          Status.NOT_FOUND.withDescription("Unknown route '" + echo(route) + "' in x-route"));
+      return guard.refuse(serverCall, Routes.unknown(route));
     }
     if (guard.ended()) {
       // The transport ended the call already (e.g. an oversized first message).
@@ -159,12 +148,5 @@ public final class ReverseProxy extends HandlerRegistry {
     Context.CancellableContext context = Context.ROOT.withCancellation();
     context.cancel(null);
     return context;
-  }
-
-  /** A caller's route, cut to {@value #MAX_ROUTE_ECHO} characters. */
-  static String echo(String route) {
-    return route.length() <= MAX_ROUTE_ECHO
-        ? route
-        : route.substring(0, MAX_ROUTE_ECHO) + "... (" + route.length() + " characters)";
   }
 }
