@@ -17,7 +17,7 @@ import org.springframework.web.bind.annotation.RestController;
 /**
  * {@code GET /probe/{route}}: a gRPC health check of a route's backend, through the connector. An
  * unknown route answers 404 with {@code status} {@code UNKNOWN_ROUTE}, its name cut to {@value
- * ReverseProxy#MAX_ROUTE_ECHO} characters as the proxy's errors cut it.
+ * Routes#MAX_ROUTE_ECHO} characters as the proxy's errors cut it.
  */
 @RestController
 class ProbeController {
@@ -38,7 +38,7 @@ class ProbeController {
     String target = proxy.routes().get(route);
     if (target == null) {
       return ResponseEntity.status(HttpStatus.NOT_FOUND)
-          .body(new Probe(ReverseProxy.echo(route), null, "UNKNOWN_ROUTE"));
+          .body(new Probe(Routes.echo(route), null, "UNKNOWN_ROUTE"));
     }
     try (LeasedChannel channel = connector.dial(target, Duration.ofSeconds(5))) {
       String status =

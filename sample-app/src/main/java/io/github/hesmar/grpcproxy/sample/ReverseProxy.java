@@ -4,42 +4,18 @@ import static java.util.Objects.requireNonNull;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
-import io.grpc.CallOptions;
-import io.grpc.ClientCall;
 import io.grpc.Context;
-import io.grpc.Deadline;
-import io.grpc.Drainable;
 import io.grpc.HandlerRegistry;
-import io.grpc.KnownLength;
 import io.grpc.Metadata;
-import io.grpc.MethodDescriptor;
 import io.grpc.ServerBuilder;
 import io.grpc.ServerCall;
 import io.grpc.ServerMethodDefinition;
-import io.grpc.ServerStreamTracer;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
-import java.io.UncheckedIOException;
 import java.time.Duration;
-import java.util.Arrays;
-import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ConcurrentMap;
-import java.util.concurrent.Executor;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import org.jspecify.annotations.Nullable;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * A transparent gRPC reverse proxy: a {@link HandlerRegistry} that forwards any method, as raw
@@ -54,10 +30,10 @@ import org.slf4j.LoggerFactory;
  * released when the call ends, however it ends.
  *
  * <p>Errors name the problem without telling a caller more than it sent: a missing or unknown route
- * (the route echoed up to {@value #MAX_ROUTE_ECHO} characters, the configured routes not listed),
- * or {@code UNAVAILABLE: backend <route> unavailable} when the backend's channel cannot be dialed
- * or its transport fails (the cause is logged, not sent). Statuses the backend itself sends pass
- * through unchanged.
+ * (the route echoed up to {@value Routes#MAX_ROUTE_ECHO} characters, the configured routes not
+ * listed), or {@code UNAVAILABLE: backend <route> unavailable} when the backend's channel cannot be
+ * dialed or its transport fails (the cause is logged, not sent). Statuses the backend itself sends
+ * pass through unchanged.
  *
  * <p>Install it with {@link #registerWith(ServerBuilder)}, which also adds the stream tracer the
  * proxy needs to stop writing to a call the transport has ended (see {@link CallGuard}).
@@ -70,39 +46,17 @@ import org.slf4j.LoggerFactory;
  */
 public final class ReverseProxy extends HandlerRegistry {
 
-  private static final Logger logger = LoggerFactory.getLogger(ReverseProxy.class);
-
-  /** The longest piece of a caller's route name an error description repeats. */
-  static final int MAX_ROUTE_ECHO = 64;
-
   /** The request header that chooses the route. */
   public static final Metadata.Key<String> ROUTE =
       Metadata.Key.of("x-route", Metadata.ASCII_STRING_MARSHALLER);
 
-  /** Headers that belong to one hop, not to the call. */
-  private static final List<Metadata.Key<String>> HOP_HEADERS =
-      List.of(
-          ROUTE,
-          Metadata.Key.of("content-type", Metadata.ASCII_STRING_MARSHALLER),
-          Metadata.Key.of("te", Metadata.ASCII_STRING_MARSHALLER),
-          Metadata.Key.of("user-agent", Metadata.ASCII_STRING_MARSHALLER),
-          Metadata.Key.of("grpc-timeout", Metadata.ASCII_STRING_MARSHALLER),
-          Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER),
-          Metadata.Key.of("grpc-accept-encoding", Metadata.ASCII_STRING_MARSHALLER));
-
-  private static final MethodDescriptor.Marshaller<byte[]> BYTES = new ByteMarshaller();
-
   /** A context that is cancelled already: a dial in it waits for nothing (see leaseIfCached). */
   private static final Context NO_WAIT = cancelled();
 
-  /** How many methods' definitions {@link #lookupMethod} keeps. */
-  static final int MAX_CACHED_METHODS = 1024;
-
   private final CachingConnector connector;
-  private final Map<String, String> routes;
-  private final ConcurrentMap<String, ServerMethodDefinition<byte[], byte[]>> methods =
-      new ConcurrentHashMap<>();
+  private final Routes routes;
   private final Duration dialTimeout;
+  private final MethodLookup methods;
 
   /**
    * Creates a proxy.
@@ -114,8 +68,9 @@ public final class ReverseProxy extends HandlerRegistry {
   public ReverseProxy(
       CachingConnector connector, Map<String, String> routes, Duration dialTimeout) {
     this.connector = requireNonNull(connector, "connector");
-    this.routes = Map.copyOf(routes);
+    this.routes = new Routes(routes);
     this.dialTimeout = requireNonNull(dialTimeout, "dialTimeout");
+    this.methods = new MethodLookup(this::startCall);
   }
 
   /**
@@ -129,32 +84,14 @@ public final class ReverseProxy extends HandlerRegistry {
     return server.fallbackHandlerRegistry(this).addStreamTracerFactory(CallGuard.FACTORY);
   }
 
-  /** Returns how many methods' definitions are cached; for tests. */
-  int cachedMethods() {
-    return methods.size();
-  }
-
   /** Returns the routes, sorted by name. */
   public Map<String, String> routes() {
-    return new TreeMap<>(routes);
+    return routes.sorted();
   }
 
   @Override
   public ServerMethodDefinition<?, ?> lookupMethod(String methodName, @Nullable String authority) {
-    ServerMethodDefinition<byte[], byte[]> definition = methods.get(methodName);
-    if (definition == null) {
-      MethodDescriptor<byte[], byte[]> method =
-          MethodDescriptor.newBuilder(BYTES, BYTES)
-              .setFullMethodName(methodName)
-              .setType(MethodDescriptor.MethodType.UNKNOWN)
-              .build();
-      definition = ServerMethodDefinition.create(method, this::startCall);
-      // Callers choose method names: once the cache is full, other methods are built per call.
-      if (methods.size() < MAX_CACHED_METHODS) {
-        methods.putIfAbsent(methodName, definition);
-      }
-    }
-    return definition;
+    return methods.lookup(methodName);
   }
 
   private ServerCall.Listener<byte[]> startCall(
@@ -162,33 +99,28 @@ public final class ReverseProxy extends HandlerRegistry {
     CallGuard guard = CallGuard.current();
     String route = headers.get(ROUTE);
     if (route == null) {
-      return refuse(
-          guard,
-          serverCall,
-          Status.INVALID_ARGUMENT.withDescription("Missing request header x-route"));
+      return guard.refuse(serverCall, Routes.missing());
     }
-    String target = routes.get(route);
+    String target = routes.target(route);
     if (target == null) {
-      return refuse(
-          guard,
-          serverCall,
-          Status.NOT_FOUND.withDescription("Unknown route '" + echo(route) + "' in x-route"));
+      return guard.refuse(serverCall, Routes.unknown(route));
     }
     if (guard.ended()) {
-      return NOTHING; // The transport ended the call already (e.g. an oversized first message).
+      // The transport ended the call already (e.g. an oversized first message).
+      return CallGuard.NOTHING;
     }
     LeasedChannel lease = leaseIfCached(target);
     if (lease != null) {
-      return relay(guard, serverCall, headers, lease, route, target);
+      return Relay.open(guard, serverCall, headers, lease, route, target);
     }
-    // A miss, or a dial in flight: wait for it on the dial executor, in the call's context (its
-    // deadline and cancellation bound the wait), not on this thread, which may be a transport's.
-    DialingCall dialing = new DialingCall(guard, serverCall, headers, route, target);
+    // A miss, or a dial in flight: wait for it on the dial executor, not on this thread, which may
+    // be a transport's.
+    DialingCall dialing =
+        new DialingCall(connector, dialTimeout, guard, serverCall, headers, route, target);
     try {
-      DialExecutor.INSTANCE.execute(Context.current().wrap(dialing::dial));
+      dialing.startDial();
     } catch (RejectedExecutionException e) {
-      return refuse(
-          guard,
+      return guard.refuse(
           serverCall,
           Status.UNAVAILABLE.withDescription("Proxy overloaded: too many calls wait for dials"));
     }
@@ -212,530 +144,9 @@ public final class ReverseProxy extends HandlerRegistry {
     }
   }
 
-  /** Starts relaying the call over {@code lease}; releases the lease if that fails. */
-  private static ServerCall.Listener<byte[]> relay(
-      CallGuard guard,
-      ServerCall<byte[], byte[]> serverCall,
-      Metadata headers,
-      LeasedChannel lease,
-      String route,
-      String target) {
-    for (Metadata.Key<String> key : HOP_HEADERS) {
-      headers.discardAll(key);
-    }
-    try {
-      ClientCall<byte[], byte[]> clientCall =
-          lease.newCall(serverCall.getMethodDescriptor(), CallOptions.DEFAULT);
-      Relay relay = new Relay(guard, serverCall, clientCall, lease, route, target);
-      relay.start(headers);
-      return relay.fromClient;
-    } catch (RuntimeException e) {
-      lease.close();
-      logger.warn("Proxying a call to route {} ({}) failed", route, target, e);
-      return refuse(guard, serverCall, Status.INTERNAL.withDescription("Proxy failed"));
-    }
-  }
-
-  /**
-   * A call whose backend channel is being dialed on the {@link DialExecutor}: the server call's
-   * listener until the relay starts, then a pass-through to the relay's. Before the relay starts,
-   * the server call has not been asked for a message, so only its half-close (a call without
-   * messages), cancellation and readiness can arrive: a half-close is replayed to the relay, a
-   * cancellation ends the call ({@code guard.ended}), which the dial sees. The relay is started,
-   * and {@link #next} set, under the guard, which every callback here takes: a callback waits for
-   * the relay to be in place, so none is lost.
-   */
-  private final class DialingCall extends ServerCall.Listener<byte[]> {
-
-    private final CallGuard guard;
-    private final ServerCall<byte[], byte[]> serverCall;
-    private final Metadata headers;
-    private final String route;
-    private final String target;
-    private ServerCall.@Nullable Listener<byte[]> next; // guarded by guard
-    private boolean halfClosed; // guarded by guard: a half-close that came before the relay
-
-    DialingCall(
-        CallGuard guard,
-        ServerCall<byte[], byte[]> serverCall,
-        Metadata headers,
-        String route,
-        String target) {
-      this.guard = guard;
-      this.serverCall = serverCall;
-      this.headers = headers;
-      this.route = route;
-      this.target = target;
-    }
-
-    /**
-     * Runs on the dial executor, in the server call's context. The wait for the dial happens
-     * outside the guard; the relay is then started and {@link #next} set in one block under it, so
-     * a callback that the relay's first {@code request(1)} triggers on another thread finds the
-     * relay in place.
-     */
-    void dial() {
-      LeasedChannel lease;
-      try {
-        lease = connector.dial(target, dialTimeout);
-      } catch (StatusRuntimeException e) {
-        end(backendUnavailable(e.getStatus(), route, target));
-        return;
-      } catch (IllegalStateException e) {
-        end(Status.UNAVAILABLE.withDescription("Proxy is shutting down"));
-        return;
-      } catch (RuntimeException e) {
-        logger.warn("Dialing route {} ({}) failed", route, target, e);
-        end(Status.INTERNAL.withDescription("Proxy failed"));
-        return;
-      }
-      synchronized (guard) {
-        if (guard.ended) {
-          lease.close(); // Cancelled while dialing.
-          next = NOTHING;
-          return;
-        }
-        ServerCall.Listener<byte[]> relay = relay(guard, serverCall, headers, lease, route, target);
-        next = relay;
-        if (halfClosed) {
-          relay.onHalfClose();
-        }
-      }
-    }
-
-    private void end(Status status) {
-      synchronized (guard) {
-        next = refuse(guard, serverCall, status);
-      }
-    }
-
-    @Override
-    public void onMessage(byte[] message) {
-      synchronized (guard) {
-        if (next != null) {
-          next.onMessage(message);
-        }
-      }
-    }
-
-    @Override
-    public void onHalfClose() {
-      synchronized (guard) {
-        if (next != null) {
-          next.onHalfClose();
-        } else {
-          halfClosed = true;
-        }
-      }
-    }
-
-    @Override
-    public void onCancel() {
-      synchronized (guard) {
-        guard.ended = true; // The dial, if still running, releases its lease.
-        if (next != null) {
-          next.onCancel();
-        }
-      }
-    }
-
-    @Override
-    public void onReady() {
-      synchronized (guard) {
-        if (next != null) {
-          next.onReady();
-        }
-      }
-    }
-  }
-
-  /**
-   * The threads that wait for dials, so that the server's transport threads never do: at most
-   * {@value #THREADS} daemon threads, ended after a minute idle (the pool needs no shutdown), and
-   * at most {@value #WAITING} calls queued for one; past that a call is refused with UNAVAILABLE
-   * rather than a thread or a queue entry being added per waiting call (a cold start under load, a
-   * hung dialer). A queued call whose channel got cached meanwhile is leased at once.
-   */
-  private static final class DialExecutor {
-    static final int THREADS = 64;
-    static final int WAITING = 10_000;
-    static final Executor INSTANCE = create();
-
-    private static Executor create() {
-      ThreadPoolExecutor pool =
-          new ThreadPoolExecutor(
-              THREADS,
-              THREADS,
-              60,
-              TimeUnit.SECONDS,
-              new LinkedBlockingQueue<>(WAITING),
-              runnable -> {
-                Thread thread = new Thread(runnable, "reverse-proxy-dial");
-                thread.setDaemon(true);
-                return thread;
-              });
-      pool.allowCoreThreadTimeOut(true);
-      return pool;
-    }
-  }
-
-  private static final ServerCall.Listener<byte[]> NOTHING = new ServerCall.Listener<>() {};
-
-  private static ServerCall.Listener<byte[]> refuse(
-      CallGuard guard, ServerCall<byte[], byte[]> call, Status status) {
-    synchronized (guard) {
-      if (!guard.ended) {
-        call.close(status, new Metadata());
-      }
-    }
-    return NOTHING;
-  }
-
   private static Context cancelled() {
     Context.CancellableContext context = Context.ROOT.withCancellation();
     context.cancel(null);
     return context;
-  }
-
-  /** A caller's route, cut to {@value #MAX_ROUTE_ECHO} characters. */
-  static String echo(String route) {
-    return route.length() <= MAX_ROUTE_ECHO
-        ? route
-        : route.substring(0, MAX_ROUTE_ECHO) + "... (" + route.length() + " characters)";
-  }
-
-  /**
-   * The status a caller gets when the backend of {@code route} cannot be reached: UNAVAILABLE, or
-   * DEADLINE_EXCEEDED when the caller's own deadline has passed; the description names the route
-   * only. The cause is logged: one WARN line per route at most every {@value #LOG_INTERVAL_SECONDS}
-   * seconds, with the count of failures since (a backend outage at thousands of calls a second
-   * would otherwise flood the log from the transport threads); every failure, with its stack trace,
-   * at DEBUG.
-   */
-  private static Status backendUnavailable(Status cause, String route, String target) {
-    if (cause.getCode() == Status.Code.CANCELLED) {
-      return cause; // The caller cancelled: nobody reads this status.
-    }
-    String description =
-        cause.getCode()
-            + (cause.getDescription() != null ? ": " + cause.getDescription() : "")
-            + (cause.getCause() != null ? " (" + cause.getCause() + ")" : "");
-    if (logger.isDebugEnabled()) {
-      logger.debug(
-          "Backend of route {} ({}) unavailable: {}", route, target, description, cause.getCause());
-    } else {
-      long failures = LOG_THROTTLES.computeIfAbsent(route, r -> new LogThrottle()).failed();
-      if (failures > 0) {
-        logger.warn(
-            "Backend of route {} ({}) unavailable: {}{}",
-            route,
-            target,
-            description,
-            failures > 1 ? " (" + failures + " failed calls since the last such line)" : "");
-      }
-    }
-    Deadline deadline = Context.current().getDeadline();
-    Status.Code code =
-        deadline != null && deadline.isExpired()
-            ? Status.Code.DEADLINE_EXCEEDED
-            : Status.Code.UNAVAILABLE;
-    return code.toStatus().withDescription("backend " + route + " unavailable");
-  }
-
-  static final long LOG_INTERVAL_SECONDS = 10;
-
-  /** Per route name (configured, so a bounded set), when its next WARN line may be written. */
-  private static final ConcurrentMap<String, LogThrottle> LOG_THROTTLES = new ConcurrentHashMap<>();
-
-  private static final class LogThrottle {
-    private final AtomicLong nextLineNanos = new AtomicLong(System.nanoTime());
-    private final AtomicLong failures = new AtomicLong();
-
-    /** Counts a failure; returns the failures to report in a line now, or 0 for no line. */
-    long failed() {
-      failures.incrementAndGet();
-      long now = System.nanoTime();
-      long next = nextLineNanos.get();
-      if (now - next >= 0
-          && nextLineNanos.compareAndSet(
-              next, now + TimeUnit.SECONDS.toNanos(LOG_INTERVAL_SECONDS))) {
-        return failures.getAndSet(0);
-      }
-      return 0;
-    }
-  }
-
-  /**
-   * Tells the proxy that the transport ended a server call, on the transport's thread and before
-   * grpc-java queues anything of its own for that stream.
-   *
-   * <p>Why: when the transport ends a call itself (a request over the maximum message size, a
-   * client's RST_STREAM, the server's deadline), grpc-java reports it to the call's listener as
-   * {@code onCancel} later, on the call's executor. For a message over the limit it first queues
-   * trailers ({@code RESOURCE_EXHAUSTED}, end of stream) while the client may still be sending. A
-   * response header or trailer written by the application after those trailers, on the same stream,
-   * makes Netty throw ({@code Stream N in unexpected state HALF_CLOSED_LOCAL}), which grpc-java
-   * treats as a connection error: every other call on the client's connection dies. A proxy relays
-   * its backend's headers and status from another thread, so "after the trailers but before
-   * onCancel" is a real window, and closing the server call with the backend's status after {@code
-   * onCancel} (it cancelled the backend, which then reports CANCELLED) always hits it.
-   *
-   * <p>How: one guard per call, set in the call's {@link Context} by this tracer. {@link
-   * #streamClosed} runs on the transport thread, inside grpc-java's report of the end, before the
-   * trailers are queued. Every write the proxy makes to the server call (headers, messages, close)
-   * happens under the guard's lock after checking {@link #ended}; {@link #streamClosed} takes the
-   * same lock. So a write either happens before the end is reported, and is queued before
-   * grpc-java's trailers (Netty then resets the stream instead of sending a second header block),
-   * or sees {@code ended} and is skipped. The lock is the call's only lock: the relay's own state
-   * is guarded by it too.
-   */
-  static final class CallGuard extends ServerStreamTracer {
-
-    static final ServerStreamTracer.Factory FACTORY =
-        new ServerStreamTracer.Factory() {
-          @Override
-          public ServerStreamTracer newServerStreamTracer(String fullMethodName, Metadata headers) {
-            return new CallGuard();
-          }
-        };
-
-    private static final Context.Key<CallGuard> KEY = Context.key("reverse-proxy-call-guard");
-
-    boolean ended; // guarded by this
-
-    /**
-     * The current call's guard; a guard nobody ends if the server lacks the tracer (then only
-     * onCancel ends the call, which leaves the window described above open).
-     */
-    static CallGuard current() {
-      CallGuard guard = KEY.get();
-      return guard != null ? guard : new CallGuard();
-    }
-
-    synchronized boolean ended() {
-      return ended;
-    }
-
-    @Override
-    public Context filterContext(Context context) {
-      return context.withValue(KEY, this);
-    }
-
-    @Override
-    public void streamClosed(Status status) {
-      if (!status.isOk()) {
-        synchronized (this) {
-          ended = true;
-        }
-      }
-    }
-  }
-
-  /**
-   * Relays one call between the client's server call and the backend's client call.
-   *
-   * <p>Flow control: the relay asks for one message at a time from each side, and asks for the next
-   * only once the other side is ready to take it, so neither side's messages pile up in the proxy.
-   *
-   * <p>Locking: every callback of both listeners runs under the call's {@link CallGuard}: the
-   * server call and the client call are not thread-safe, their callbacks arrive on different
-   * threads, and the guard is what the transport takes to end the server call. Order of ending:
-   * once the server call has ended ({@code guard.ended}: cancelled by the client or ended by the
-   * transport), nothing more is written to it; the backend call is cancelled and its end only
-   * releases the lease. Once the backend call has ended ({@code backendClosed}), its status closes
-   * the server call, once.
-   */
-  private static final class Relay {
-
-    private final CallGuard guard;
-    private final ServerCall<byte[], byte[]> serverCall;
-    private final ClientCall<byte[], byte[]> clientCall;
-    private final LeasedChannel lease;
-    private final String route;
-    private final String target;
-    private boolean backendClosed; // guarded by guard
-    private boolean owesClientRequest; // guarded by guard: a request(1) to the client side
-    private boolean owesBackendRequest; // guarded by guard: a request(1) to the backend side
-
-    final ServerCall.Listener<byte[]> fromClient =
-        new ServerCall.Listener<>() {
-          @Override
-          public void onMessage(byte[] message) {
-            synchronized (guard) {
-              if (backendClosed) {
-                return;
-              }
-              clientCall.sendMessage(message);
-              if (clientCall.isReady()) {
-                serverCall.request(1);
-              } else {
-                owesClientRequest = true;
-              }
-            }
-          }
-
-          @Override
-          public void onHalfClose() {
-            synchronized (guard) {
-              if (!backendClosed) {
-                clientCall.halfClose();
-              }
-            }
-          }
-
-          @Override
-          public void onCancel() {
-            synchronized (guard) {
-              guard.ended = true; // Already set by the tracer, unless it is not installed.
-              if (!backendClosed) {
-                clientCall.cancel("The proxy's client cancelled the call", null);
-              }
-            }
-          }
-
-          @Override
-          public void onReady() {
-            synchronized (guard) {
-              if (owesBackendRequest && !backendClosed && !guard.ended && serverCall.isReady()) {
-                owesBackendRequest = false;
-                clientCall.request(1);
-              }
-            }
-          }
-        };
-
-    final ClientCall.Listener<byte[]> fromBackend =
-        new ClientCall.Listener<>() {
-          @Override
-          public void onHeaders(Metadata headers) {
-            synchronized (guard) {
-              if (!guard.ended) {
-                serverCall.sendHeaders(headers);
-              }
-            }
-          }
-
-          @Override
-          public void onMessage(byte[] message) {
-            synchronized (guard) {
-              if (backendClosed || guard.ended) {
-                return;
-              }
-              serverCall.sendMessage(message);
-              if (serverCall.isReady()) {
-                clientCall.request(1);
-              } else {
-                owesBackendRequest = true;
-              }
-            }
-          }
-
-          @Override
-          public void onClose(Status status, Metadata trailers) {
-            synchronized (guard) {
-              backendClosed = true;
-              try {
-                if (!guard.ended) {
-                  serverCall.close(relayed(status), trailers);
-                }
-              } finally {
-                lease.close();
-              }
-            }
-          }
-
-          @Override
-          public void onReady() {
-            synchronized (guard) {
-              if (owesClientRequest && !backendClosed && !guard.ended && clientCall.isReady()) {
-                owesClientRequest = false;
-                serverCall.request(1);
-              }
-            }
-          }
-        };
-
-    Relay(
-        CallGuard guard,
-        ServerCall<byte[], byte[]> serverCall,
-        ClientCall<byte[], byte[]> clientCall,
-        LeasedChannel lease,
-        String route,
-        String target) {
-      this.guard = guard;
-      this.serverCall = serverCall;
-      this.clientCall = clientCall;
-      this.lease = lease;
-      this.route = route;
-      this.target = target;
-    }
-
-    void start(Metadata headers) {
-      synchronized (guard) {
-        clientCall.start(fromBackend, headers);
-        serverCall.request(1);
-        clientCall.request(1);
-      }
-    }
-
-    /**
-     * The backend's status as the caller sees it: a failure of the backend's transport, that is a
-     * status made locally with a cause (a refused connection, a TLS or HTTP/2 failure, a closed
-     * connection), becomes {@code UNAVAILABLE: backend <route> unavailable}; a status the backend
-     * sent (it has no cause), a cancellation and a deadline pass unchanged.
-     */
-    private Status relayed(Status status) {
-      if (status.getCause() != null
-          && status.getCode() != Status.Code.CANCELLED
-          && status.getCode() != Status.Code.DEADLINE_EXCEEDED) {
-        return backendUnavailable(status, route, target);
-      }
-      return status;
-    }
-  }
-
-  /**
-   * Passes messages through as bytes, with one copy each way: from the received frame into an array
-   * of the message's exact size (grpc-java's streams know their length), and from the array into
-   * the outgoing frame ({@link Drainable}: no intermediate buffer). The array is kept, not the
-   * received stream, because the channel may replay a message (a transparent retry) after the
-   * received frame is released.
-   */
-  private static final class ByteMarshaller implements MethodDescriptor.Marshaller<byte[]> {
-    @Override
-    public InputStream stream(byte[] value) {
-      return new MessageStream(value);
-    }
-
-    @Override
-    public byte[] parse(InputStream stream) {
-      try {
-        if (stream instanceof KnownLength) {
-          byte[] message = new byte[stream.available()];
-          int read = stream.readNBytes(message, 0, message.length);
-          return read == message.length ? message : Arrays.copyOf(message, read);
-        }
-        return stream.readAllBytes();
-      } catch (IOException e) {
-        throw new UncheckedIOException(e);
-      }
-    }
-  }
-
-  /** A message's bytes, written straight into the transport's buffer. */
-  private static final class MessageStream extends ByteArrayInputStream
-      implements KnownLength, Drainable {
-
-    MessageStream(byte[] message) {
-      super(message);
-    }
-
-    @Override
-    public synchronized int drainTo(OutputStream target) throws IOException {
-      int length = count - pos;
-      target.write(buf, pos, length);
-      pos = count;
-      return length;
-    }
   }
 }

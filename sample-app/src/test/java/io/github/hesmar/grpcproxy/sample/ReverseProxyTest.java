@@ -266,7 +266,7 @@ class ReverseProxyTest {
               assertThat(e.getStatus().getDescription())
                   .isEqualTo(
                       "Unknown route '"
-                          + "r".repeat(ReverseProxy.MAX_ROUTE_ECHO)
+                          + "r".repeat(Routes.MAX_ROUTE_ECHO)
                           + "... (2700 characters)' in x-route");
             });
   }
