@@ -4,51 +4,18 @@ import java.util.Arrays;
 import org.jspecify.annotations.Nullable;
 
 /**
- * The channels of one address (rule 9 of DESIGN.md): which one a dial leases, and when the address
- * gets one more. Thread-safe, lock-free; the connector holds one, with its limits.
+ * The channels of one address: which one a dial leases, and when the address gets one more.
+ * Thread-safe, lock-free; a connector holds one, with its limits.
  *
- * <p>Why. A grpc-java channel to one address carries every call on one HTTP/2 connection, and
- * servers and the proxies in front of them cap the concurrent streams of a connection (commonly
- * 100); past the cap grpc-java queues calls inside the channel, silently. So a channel whose calls
- * in flight reach {@link #maxCalls} is full, and a dial of an address whose channels are all full
- * opens one more, up to {@link #maxChannels}.
- *
- * <p>Structure. The address's first channel is the entry in the connector's map, as with one
- * channel per address: the hit path reads it, finds its calls below the limit, and leases it, at
- * the cost of one more load from the entry it reads anyway (the count of calls sits next to the
- * state word). The extra channels are the first channel's {@link Entry#extras}: an array replaced
- * whole by compare-and-set (copy on write: at most {@code maxChannels - 1} elements, changed only
- * when a channel is added or closed, read on every dial of a busy address). Each extra channel is
- * an {@link Entry} of its own, with its own state word, leases, calls and dial: everything that
- * holds for one channel holds for each. At most one extra channel is pending at a time, so an
- * address has at most one dial in flight, whether its first or an extra one.
- *
- * <p>Choice. A dial leases the first channel with room, in the order the channels were created (the
- * first channel first): calls never queue while a channel of the address has room, and when the
- * load falls, the newest channels are the first to go idle and expire, so an address returns to one
- * channel and to the hit path. (Leasing the least-loaded channel, as rule 9 first said, spreads any
- * two concurrent calls over two channels, which then never expire, and keeps a busy address off the
- * hit path for good.) Load is read, not reserved: dials racing for one address may all pick the
- * same channel before their calls start, and overshoot its limit by the number of racers; the next
- * dials see the calls. When every channel is full, the dial opens a new extra channel (if the
- * address has fewer than {@code maxChannels} and none pending) and waits for it like a dial of a
- * new address; dials that find an extra channel pending wait for it too, each within its own bound;
- * all others lease at once. A dial that cannot get a new channel (the limit reached, the extra dial
- * failed or did not come in time) leases the least-loaded full channel (the first on a tie), where
- * grpc-java queues its call: never worse than one channel per address.
- *
- * <p>Closing. An idle extra channel expires like any other channel and leaves the array. The first
- * channel does not expire while it has extra channels: {@link Entry#closeIfIdle} reads {@link
- * Entry#extras} under CLOSING, and the dial that adds an extra channel reads the first channel's
- * state after its compare-and-set (writes before reads on both sides: at least one sees the other):
- * either the close sees the extra channel and gives up, or the adder sees the first channel CLOSING
- * (and waits for the outcome) or closed, and takes its pending extra channel back before it dials.
- * A detach of the first channel (closeOnRelease, a channel found shut down) detaches every extra
- * channel it reads afterwards; an extra channel still pending then reads the first channel's state
- * after it is published and detaches itself (the same pairing). Until then it stays in the detached
- * first channel's array, which keeps the first channel open, and where expire() (abandoning it past
- * the dial timeout) and close() (failing it) look for it. So no channel of an address is ever left
- * where neither expire() nor close() finds it.
+ * <p>The address's first channel is the entry in the table, so the hit path reads it as with one
+ * channel per address. Its extra channels are {@link Entry#extras}: an array replaced whole by
+ * compare-and-set (copy on write: small, changed only when a channel is added or closed, read on
+ * every dial of a busy address), each an {@link Entry} with its own state word, leases, calls and
+ * dial, at most one of them pending. A dial leases the first channel with room in creation order,
+ * so that a falling load leaves the newest channels idle to expire (docs/design.md, "9. The pool of
+ * an address"). A first channel neither expires while it has extra channels nor is detached without
+ * them; how an extra channel added while its first channel closes or detaches is never lost is in
+ * docs/design.md, "The pool and its first channel".
  */
 final class AddressPool {
 

@@ -422,16 +422,20 @@ public final class CachingConnector implements AutoCloseable {
    * IllegalStateException}, and releasing a lease is a no-op. Idempotent.
    */
   /*
-   * close(), step by step; each step runs even if one before it threw:
-   *   1. table.markClosed(): from here on every path that adds an entry where the sweep looks reads
-   *      the mark afterwards and closes the entry itself ("close() against publication");
-   *   2. table.closeAll(): fails the dials in flight (their waiters get IllegalStateException at
-   *      once) and forces every channel closed, extra channels before their first channel;
-   *   3. interrupts the connector's own dial threads (a dialer still running is not waited for);
-   *   4. stops leak detection;
-   *   5. reports the closes to the listeners;
-   *   6. waits up to the grace period for every channel still draining, forces the rest, and ends
-   *      its own scheduler's thread (endDraining, "Draining").
+   * close(), step by step (docs/design.md, "7. Closing the connector"); each step runs even if one
+   * before it threw:
+   *   1. table.markClosed(): a second close() returns at once; every path that adds an entry where
+   *      the sweep looks reads the mark afterwards ("close() against publication");
+   *   2-3. table.closeAll(): the map, then the detached set; a dial in flight is failed (its
+   *      waiters get IllegalStateException at once), every channel closed by force, extra channels
+   *      before their first channel;
+   *   4. the connector's own dial threads are interrupted (a dialer is never waited for); on one of
+   *      them, close() takes its own interrupt back for the rest;
+   *   5. leak detection stops;
+   *   6. the closes are reported;
+   *   7. endDraining(): waits up to the grace period for every channel still draining, forces the
+   *      rest, ends its own scheduler's thread ("Draining");
+   *   8. the interrupt taken in step 4 is handed back.
    */
   @Override
   public void close() {

@@ -5,49 +5,19 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Predicate;
 
 /**
- * The bound on a connector's channels (rule 10 of DESIGN.md): before a dial creates a channel past
- * the bound, idle channels are closed, least recently used first, approximately. Thread-safe,
- * lock-free; a connector with a bound holds one.
+ * The bound on a connector's open channels: before a dial creates a channel past the bound, idle
+ * channels are closed, least recently leased first, approximately. Thread-safe, lock-free; a
+ * connector with a bound holds one.
  *
- * <p>Counting. {@link #claims} counts the channels open and the dials about to create one: a dial
- * claims a place ({@link #claim}) just before it calls the dialer, and gives it back ({@link
- * #unclaim}) when its channel has been shut down, or as soon as the dial fails (also when it is
- * abandoned past the dial timeout while the dialer hangs: a hung dialer holds no place, and a
- * channel it returns late is shut down at once, briefly past the bound). A place is taken by
- * compare-and-set only below the bound, so racing dials never both take the last place; and the
- * place of a channel is given back only after its shutdown. So the channels that dialers have
- * returned and that have not been shut down never outnumber the bound, as long as idle channels can
- * be found to close: the bound is soft only when they cannot (every channel holds a lease or a
- * call, or none idle is found among the channels examined, see below), and then the dial goes past
- * it, and later dials close more to come back under it.
- *
- * <p>Choosing what to close: the clock algorithm (second chance), as operating systems use for
- * pages, over {@link #ring}, a lock-free queue of the published channels in the order they were
- * created. Each lease sets the channel's RECENT bit in the same compare-and-set that counts the
- * lease (no cost on the hit path; see {@link Entry}); the lease reserved for the caller that dialed
- * a channel does not (callers that waited for the same dial lease it the usual way, and do), so a
- * channel dialed once (one of a burst of distinct addresses) goes before any channel dialed again,
- * and a hot address is not pushed out by a scan. A dial that needs a place takes channels from the
- * head of the ring: a closed one is dropped; one with RECENT set gets its bit cleared and goes to
- * the tail (its second chance); any other is closed if idle ({@code closeIdle}: no lease, no call,
- * no extra channel, under the same CLOSING protocol as expiry, so a lease or a call racing the
- * close either is seen or sees the channel closed and looks again), else it goes to the tail. So a
- * channel is closed only if no lease was taken since the hand last passed it, and channels leased
- * often stay. A dial examines at most {@link #SCAN_LIMIT} channels, and stops early when it meets
- * again the first channel it found in use (a lap with nothing to close): no dial walks the whole
- * cache, and a dial that finds nothing idle in its share goes past the bound rather than wait.
- * While idle channels are there to close, the cost of a place is amortized constant (each
- * examination closes a channel, drops one, or clears a bit that a lease had to set); when every
- * channel is busy, each dial past the bound pays its share of examinations (at most 64) for
- * nothing. The dial that evicts pays for the closes on its own thread: a graceful shutdown() each
- * (idle channels have no call to wait for), and the listeners hear of them once its own dial's
- * outcome is published, never inside it. Detached channels (closeOnRelease, maximum age) count as
- * open until closed, and are closed by the hand as soon as they are idle, whatever their RECENT
- * bit.
- *
- * <p>Why the ring holds no stale entries for long: channels closed elsewhere (expiry, close) stay
- * in it until the hand drops them or {@link #sweep()} does, which each expiry pass calls; so the
- * ring holds the open channels and at most those closed since the last pass.
+ * <p>{@link #claims} counts the channels open and the dials about to create one; a place is taken
+ * by compare-and-set only below the bound, and given back only after a channel's shutdown or its
+ * dial's failure (docs/design.md, "Places under the bound"). What to close is chosen by the clock
+ * (second-chance) algorithm over {@link #ring}, the published channels in creation order: a closed
+ * channel is dropped, one leased since the hand last passed it loses its mark and goes to the tail,
+ * any other is closed if idle, under the same close-if-idle protocol as expiry. A dial examines at
+ * most {@link #SCAN_LIMIT} channels and stops after a lap that found nothing idle, then goes past
+ * the bound rather than wait (docs/design.md, "10. The bound"). Channels closed elsewhere stay in
+ * the ring until the hand or {@link #sweep()}, which each expiry pass calls, drops them.
  */
 final class ChannelBound {
 

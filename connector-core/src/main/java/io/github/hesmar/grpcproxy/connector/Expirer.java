@@ -130,9 +130,9 @@ final class Expirer {
   }
 
   /**
-   * When a channel passes its maximum age (rule 11): its creation plus the maximum age, give or
-   * take 10 %, drawn from its id (so the same at every pass, and spread over a fifth of the age for
-   * channels created together). Saturates at {@link Long#MAX_VALUE}.
+   * When a channel passes its maximum age: its creation plus the maximum age, give or take 10 %,
+   * drawn from its id (so the same at every pass, and spread over a fifth of the age for channels
+   * created together). Saturates at {@link Long#MAX_VALUE}.
    */
   long retireAt(Entry entry) {
     // SplittableRandom's mix: consecutive ids give unrelated fractions.

@@ -26,20 +26,19 @@ import org.junit.jupiter.api.Test;
  * {@code closeOnRelease} calls and (rarely) {@code close()} over three addresses run against a real
  * connector and against a small reference model, and the two are compared after every step.
  *
- * <p>The model is a direct transcription of DESIGN.md and of the design comment of {@link
- * CachingConnector}, with no concurrency in it. It knows every channel the dialer created, in
- * creation order; per address the attached channels (the first, then the extra ones of rule 9 in
- * the order they were created), each with its leases, its calls in flight, its count of consecutive
- * idle passes and whether it was dialed since the last pass; the channels detached by {@code
- * closeOnRelease}, with their leases and calls; which channels are open and which are closed; every
- * call, with the lease it started on and how it ended; and which callbacks each step must fire. A
- * call started on a held lease belongs to that lease's channel until it ends, and may outlive the
- * lease (rule 8). An expiry pass that finds an attached channel without leases and without calls
- * counts an idle pass, one that finds either resets the count, and so does a dial; the channel
- * closes at the second consecutive idle pass. A detached channel closes at the first pass that
- * finds it without leases and calls. {@code close()} closes everything, cancelling the calls in
- * flight, after which dials throw, releases do nothing, and a call started on a lease still held
- * fails at once.
+ * <p>The model is a direct transcription of the rules of docs/design.md, with no concurrency in it.
+ * It knows every channel the dialer created, in creation order; per address the attached channels
+ * (the first, then the extra ones of rule 9 in the order they were created), each with its leases,
+ * its calls in flight, its count of consecutive idle passes and whether it was dialed since the
+ * last pass; the channels detached by {@code closeOnRelease}, with their leases and calls; which
+ * channels are open and which are closed; every call, with the lease it started on and how it
+ * ended; and which callbacks each step must fire. A call started on a held lease belongs to that
+ * lease's channel until it ends, and may outlive the lease (rule 8). An expiry pass that finds an
+ * attached channel without leases and without calls counts an idle pass, one that finds either
+ * resets the count, and so does a dial; the channel closes at the second consecutive idle pass. A
+ * detached channel closes at the first pass that finds it without leases and calls. {@code close()}
+ * closes everything, cancelling the calls in flight, after which dials throw, releases do nothing,
+ * and a call started on a lease still held fails at once.
  *
  * <p>Rule 9 with small limits: a channel with {@value #MAX_CALLS} calls in flight is full; a dial
  * leases the first channel of its address with room, in creation order, and opens one more channel

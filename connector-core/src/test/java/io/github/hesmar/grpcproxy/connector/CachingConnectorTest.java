@@ -31,8 +31,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
- * One test per numbered semantic rule and per error rule of DESIGN.md, with leases carrying real
- * calls to an in-process server with the health service.
+ * One test per rule (1-7) and per error rule of docs/design.md, with leases carrying real calls to
+ * an in-process server with the health service.
  */
 class CachingConnectorTest {
 

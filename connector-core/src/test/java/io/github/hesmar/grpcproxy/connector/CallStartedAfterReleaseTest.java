@@ -19,10 +19,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A call made on a held lease and started after the release, while an expiry pass has set CLOSED
- * but not yet called shutdown(): Entry says the call "runs uncounted on a channel that is shut down
- * (it fails, as any call on a shut-down channel does)", but it starts on the live channel, which is
- * then shut down under it (with a real channel: it runs until the grace period ends, then is
- * cancelled).
+ * but not yet called shutdown(), never starts on the closing channel: it fails at once with
+ * UNAVAILABLE (docs/design.md, "Calls and the close").
  */
 class CallStartedAfterReleaseTest {
 

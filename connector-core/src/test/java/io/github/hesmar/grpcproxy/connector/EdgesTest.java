@@ -44,8 +44,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
- * One test per item of DESIGN.md's "The edges", rule 8 (calls hold their channel) and rule 12 (a
- * bound on a dial in flight). Each of them failed before the connector became call-aware.
+ * One test per item of docs/design.md's "The edges", rule 8 (calls hold their channel) and rule 12
+ * (the dial timeout).
  */
 class EdgesTest {
 

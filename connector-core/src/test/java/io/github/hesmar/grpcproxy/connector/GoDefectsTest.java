@@ -26,8 +26,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
- * One test per defect of the Go original listed in DESIGN.md; each fails against the Go behaviour.
- * The default-dialer defect (no transport security) is pinned by {@link DefaultDialerTest}.
+ * One test per defect of the Go original that the connector must not repeat; each fails against the
+ * Go behaviour. The default-dialer defect (no transport security) is pinned by {@link
+ * DefaultDialerTest}.
  */
 class GoDefectsTest {
 

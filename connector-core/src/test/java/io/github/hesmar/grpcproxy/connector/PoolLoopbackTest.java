@@ -31,9 +31,9 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * The pool of channels per address (rule 9 of DESIGN.md) against a real loopback Netty backend that
- * allows {@value #STREAM_LIMIT} concurrent streams per connection, as Google's front ends and many
- * proxies do, through real plaintext client channels.
+ * The pool of channels per address (docs/design.md, "9. The pool of an address") against a real
+ * loopback Netty backend that allows {@value #STREAM_LIMIT} concurrent streams per connection, as
+ * Google's front ends and many proxies do, through real plaintext client channels.
  *
  * <p>Each call here is made as a proxy makes it (see the sample's {@code ReverseProxy}): dial,
  * start the call on the lease, and release the lease when the call ends, however it ends. The
@@ -48,7 +48,7 @@ import org.junit.jupiter.api.Test;
  *       client's transport until a stream ends. This is what the first test would see without the
  *       pool.
  *   <li>Unary calls, 10 per channel: 20 calls held open use two channels, 10 each, and a later dial
- *       leases the channel with the fewest calls in flight, not the first one with room.
+ *       leases the first channel with room, not the one with the fewest calls in flight.
  * </ul>
  *
  * <p>The calls of each test are started one after the other from the test thread, so that the load

@@ -163,9 +163,8 @@ class PoolTest {
   }
 
   /**
-   * Found by review: an extra channel whose dial hangs while its address is detached was in no
-   * collection that expire() walks, so it was never abandoned, and the detached first channel, kept
-   * open by it, never closed.
+   * An extra channel whose dial hangs while its address is detached stays where expire() finds it:
+   * it is abandoned past the dial timeout, and the detached first channel, kept open by it, closes.
    */
   @Test
   void anExtraChannelHungWhileItsAddressIsDetachedIsAbandonedByExpiryAndTheAddressCloses() {
@@ -203,8 +202,8 @@ class PoolTest {
   }
 
   /**
-   * Found by review: close() did not fail a caller waiting for the extra channel of a detached
-   * address, which waited for its own bound or the dialer instead.
+   * close() fails at once a caller waiting for the extra channel of a detached address, rather than
+   * leaving it to wait for its own bound or the dialer.
    */
   @Test
   void closeFailsAtOnceACallerWaitingForTheExtraChannelOfADetachedAddress() throws Exception {
