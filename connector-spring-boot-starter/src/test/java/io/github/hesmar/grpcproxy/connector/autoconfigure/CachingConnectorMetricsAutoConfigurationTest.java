@@ -78,8 +78,13 @@ class CachingConnectorMetricsAutoConfigurationTest {
 
           assertThat(count(registry, CachingConnectorMetrics.DIALS)).isEqualTo(3);
           assertThat(gauge(registry, CachingConnectorMetrics.LEASES_ACTIVE)).isZero();
-          assertThat(creations(registry, "success")).isEqualTo(1);
-          assertThat(creations(registry, "failure")).isEqualTo(1);
+          // A dial's outcome reaches the listeners on the dial thread after its waiters woke.
+          await()
+              .untilAsserted(
+                  () -> {
+                    assertThat(creations(registry, "success")).isEqualTo(1);
+                    assertThat(creations(registry, "failure")).isEqualTo(1);
+                  });
           // Each dial that called the dialer is a miss, whether the dialer failed or not.
           assertThat(count(registry, CachingConnectorMetrics.DIALS_MISSED)).isEqualTo(2);
 
