@@ -11,6 +11,7 @@ import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -108,6 +109,12 @@ public final class CachingConnector implements AutoCloseable {
 
   private final ScheduledExecutorService scheduler;
   private final boolean ownsScheduler;
+
+  /** The thread running the close() that won the mark, while it runs. */
+  private volatile @Nullable Thread closingThread;
+
+  /** Opened when the close() that won the mark has finished; later calls wait for it. */
+  private final CountDownLatch closed = new CountDownLatch(1);
 
   private CachingConnector(Builder builder) {
     this.listener = SafeListener.of(builder.listeners);
@@ -419,13 +426,16 @@ public final class CachingConnector implements AutoCloseable {
    * is shut down at once. When it returns, every channel it holds is shut down, and the threads it
    * started itself end (a dial thread once its dialer returns). A channel whose shutdown throws is
    * logged and does not stop the others. Afterwards {@link #dial(String)} throws {@link
-   * IllegalStateException}, and releasing a lease is a no-op. Idempotent.
+   * IllegalStateException}, and releasing a lease is a no-op. Idempotent: a call made while another
+   * thread's close() runs returns once that one has finished (a call from a listener that this
+   * close() runs returns at once).
    */
   /*
    * close(), step by step (docs/design.md, "7. Closing the connector"); each step runs even if one
    * before it threw:
-   *   1. table.markClosed(): a second close() returns at once; every path that adds an entry where
-   *      the sweep looks reads the mark afterwards ("close() against publication");
+   *   1. table.markClosed(): every path that adds an entry where the sweep looks reads the mark
+   *      afterwards ("close() against publication"); a concurrent close() waits for this one to
+   *      finish (`closed`), unless it runs inside it, on its thread (a listener);
    *   2-3. table.closeAll(): the map, then the detached set; a dial in flight is failed (its
    *      waiters get IllegalStateException at once), every channel closed by force, extra channels
    *      before their first channel;
@@ -440,8 +450,10 @@ public final class CachingConnector implements AutoCloseable {
   @Override
   public void close() {
     if (!table.markClosed()) {
+      awaitClosed();
       return;
     }
+    closingThread = Thread.currentThread();
     List<Closed> closes = new ArrayList<>();
     boolean selfInterrupted = false;
     try {
@@ -464,11 +476,35 @@ public final class CachingConnector implements AutoCloseable {
         try {
           endDraining();
         } finally {
+          closingThread = null;
+          closed.countDown();
           if (selfInterrupted) {
             Thread.currentThread().interrupt();
           }
         }
       }
+    }
+  }
+
+  /**
+   * Waits for the close() that won the mark to finish, without giving up when interrupted (the
+   * interrupt is kept); returns at once if called from inside it.
+   */
+  private void awaitClosed() {
+    if (closingThread == Thread.currentThread()) {
+      return;
+    }
+    boolean interrupted = false;
+    for (; ; ) {
+      try {
+        closed.await();
+        break;
+      } catch (InterruptedException e) {
+        interrupted = true;
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
     }
   }
 
@@ -556,9 +592,10 @@ public final class CachingConnector implements AutoCloseable {
      * first (cause {@link CloseCause#EVICTED}), so that a burst of distinct addresses does not hold
      * a connection each until expiry. A channel in use is never closed: when none is idle the bound
      * is exceeded, and later dials close idle channels to come back under it. The order is
-     * approximate (the clock algorithm: a channel leased since the last look is passed over once),
-     * and a dial examines at most 64 channels: no lock, no walk of the whole cache. Expiry runs as
-     * before. Unbounded by default.
+     * approximate (the clock algorithm: a channel leased since the last look is passed over once,
+     * and looked at again). No lock is taken; a dial examines at most 64 channels in use, so the
+     * bound is also exceeded when that many in a row are busy. Expiry runs as before. Unbounded by
+     * default.
      *
      * @param maximum the most channels open at once while idle ones can be closed; positive
      * @return this builder

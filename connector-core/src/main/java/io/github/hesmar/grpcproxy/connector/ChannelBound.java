@@ -14,18 +14,27 @@ import java.util.function.Predicate;
  * dial's failure (docs/design.md, "Places under the bound"). What to close is chosen by the clock
  * (second-chance) algorithm over {@link #ring}, the published channels in creation order: a closed
  * channel is dropped, one leased since the hand last passed it loses its mark and goes to the tail,
- * any other is closed if idle, under the same close-if-idle protocol as expiry. A dial examines at
- * most {@link #SCAN_LIMIT} channels and stops after a lap that found nothing idle, then goes past
- * the bound rather than wait (docs/design.md, "10. The bound"). Channels closed elsewhere stay in
- * the ring until the hand or {@link #sweep()}, which each expiry pass calls, drops them.
+ * any other is closed if idle, under the same close-if-idle protocol as expiry. A channel passed
+ * over is looked at again on the next lap, so the bound holds whenever an idle channel is in the
+ * ring. A dial examines at most {@link #SCAN_LIMIT} channels in use and stops after a lap that
+ * found nothing idle and cleared no mark, then goes past the bound rather than wait
+ * (docs/design.md, "10. The bound"). Dropping a closed channel and clearing a mark do not count:
+ * each is paid for once, by the close or the lease that caused it. Channels closed elsewhere stay
+ * in the ring until the hand or {@link #sweep()}, which each expiry pass calls, drops them.
  */
 final class ChannelBound {
 
-  /** Channels a dial examines, at most, to make a place for its own. */
+  /** Channels in use a dial examines, at most, to make a place for its own. */
   static final int SCAN_LIMIT = 64;
 
   /** The most channels open at once, unless every channel is in use. */
   final int maximum;
+
+  /**
+   * Second chances a dial gives, at most: a whole lap of a ring at the bound, and more. Only leases
+   * set the marks the hand clears, so this ends a scan that leases racing it keep marking.
+   */
+  private final int secondChanceLimit;
 
   /** Channels open, and dials that will create one; see the class comment. */
   private final AtomicInteger claims = new AtomicInteger();
@@ -35,18 +44,23 @@ final class ChannelBound {
 
   ChannelBound(int maximum) {
     this.maximum = maximum;
+    this.secondChanceLimit =
+        maximum > Integer.MAX_VALUE - SCAN_LIMIT ? maximum : maximum + SCAN_LIMIT;
   }
 
   /**
    * Takes a place for a channel about to be dialed, closing idle channels with {@code closeIdle}
    * (which returns whether it closed the channel, and gives its place back by {@link #unclaim}
-   * before it returns) while the bound is reached. Always takes the place: past the bound if no
-   * idle channel was found among {@link #SCAN_LIMIT}, or in a whole lap of the ring (it met again
-   * the first channel it found in use).
+   * before it returns) while the bound is reached. A channel leased since the hand last passed it
+   * loses its mark and is looked at again on the next lap, so an idle channel is found whenever one
+   * is in the ring. Always takes the place: past the bound if it examined {@link #SCAN_LIMIT}
+   * channels in use, or a whole lap of the ring found nothing to close and cleared no mark.
    */
   void claim(Predicate<Entry> closeIdle) {
-    int examined = 0;
-    Entry firstInUse = null; // met again: a whole lap found nothing to close
+    int inUse = 0;
+    int secondChances = 0;
+    Entry firstInUse = null; // met again with no mark cleared since: a lap found nothing to close
+    boolean clearedSinceFirstInUse = false;
     for (; ; ) {
       int claimed = claims.get();
       if (claimed < maximum) {
@@ -55,26 +69,31 @@ final class ChannelBound {
         }
         continue;
       }
-      Entry entry = examined < SCAN_LIMIT ? ring.poll() : null;
-      if (entry == null || entry == firstInUse) {
+      Entry entry = inUse < SCAN_LIMIT && secondChances < secondChanceLimit ? ring.poll() : null;
+      if (entry != null && entry == firstInUse && clearedSinceFirstInUse) {
+        clearedSinceFirstInUse = false; // another lap: the channels passed over get their look
+      } else if (entry == null || entry == firstInUse) {
         if (entry != null) {
           ring.offer(entry);
         }
         claims.incrementAndGet(); // nothing idle found: past the bound
         return;
       }
-      examined++;
       if (entry.isClosed()) {
         continue; // closed elsewhere: dropped
       }
       if (entry.takeSecondChance()) {
+        secondChances++;
+        clearedSinceFirstInUse = true;
         ring.offer(entry);
         continue;
       }
       if (!closeIdle.test(entry) && !entry.isClosed()) {
         ring.offer(entry); // in use
+        inUse++;
         if (firstInUse == null) {
           firstInUse = entry;
+          clearedSinceFirstInUse = false;
         }
       }
     }

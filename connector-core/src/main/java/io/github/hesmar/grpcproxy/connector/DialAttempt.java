@@ -132,8 +132,10 @@ final class DialAttempt {
           settle = true; // from the dial of that channel: it cannot wait for itself
         } else if (runner.isOverdue(pending)) {
           runner.abandon(growing, pending);
+          settle =
+              !growing.isLeasable(); // late: a full channel serves now, growth is retried later
         } else if (!awaitGrowth(growing, pending)) {
-          settle = true; // this call's bound passed: a full channel queues its call
+          settle = true; // no new channel in time: a full channel queues the call
         }
         continue;
       }
@@ -175,8 +177,9 @@ final class DialAttempt {
 
   /**
    * Waits for the dial of an address's extra channel within the caller's bound and the dial
-   * timeout; returns false if the caller's bound passed (it then leases a full channel), true if
-   * the caller should choose again (the dial ended or was abandoned).
+   * timeout; returns true if the channel was published (the caller chooses again, and finds it),
+   * false if it failed, was abandoned, or the caller's bound passed: the caller then leases a full
+   * channel at once, and a later dial of the address tries to grow it again, one dial at a time.
    */
   private boolean awaitGrowth(Entry extra, PendingDial pending) {
     PendingDial.WaitBound bound = bound();
@@ -186,7 +189,7 @@ final class DialAttempt {
     Object outcome = pending.await(dialBound ? dialDeadline : bound.deadlineNanos(), context);
     if (!(outcome instanceof PendingDial.Interruption interruption)) {
       table.checkOpen(); // failed by close(): this caller fails at once too
-      return true;
+      return outcome == PendingDial.SUCCEEDED;
     }
     switch (interruption) {
       case INTERRUPTED -> throw interrupted(extra);
@@ -195,14 +198,13 @@ final class DialAttempt {
         if (deadline == null || !deadline.isExpired()) {
           throw cancelled(extra, context);
         }
-        return false;
+        return extra.isLeasable(); // published, its waiters not woken yet: lease it
       }
       case TIMED_OUT -> {
         if (dialBound) {
           runner.abandon(extra, pending);
-          return true;
         }
-        return false;
+        return extra.isLeasable();
       }
     }
     throw new AssertionError(outcome);
@@ -243,7 +245,10 @@ final class DialAttempt {
 
   /**
    * Waits for the pending {@code entry}'s dial, within the caller's bound and the dial timeout;
-   * returns if it succeeded, else throws what the caller gets.
+   * returns if it succeeded, else throws what the caller gets. A dial whose channel was published
+   * succeeded, even if its waiters were not woken in time: the dial thread tells the count listener
+   * before it wakes them, and a listener that blocks (on a lock this caller holds, say) delays the
+   * callers to their bound, never fails them (docs/design.md, "Callbacks").
    */
   private void awaitDial(Entry entry, PendingDial pending) {
     PendingDial.WaitBound bound = bound();
@@ -265,14 +270,22 @@ final class DialAttempt {
           throw cancelled(entry, context);
         }
         // A Context is cancelled when its deadline passes: that is a deadline.
+        if (entry.isPublished()) {
+          return; // published, its waiters not woken yet (a listener still running): no timeout
+        }
         throw bound.exceeded(entry.address, /* contextBound= */ true);
       }
       case TIMED_OUT -> {
         if (dialBound) {
           runner.abandon(entry, pending);
-          throw runner.timedOut(entry.address);
         }
-        throw bound.exceeded(entry.address, bound.contextBound());
+        if (entry.isPublished()) {
+          return; // as above: a dial that published its channel is never reported as timed out
+        }
+        table.checkOpen();
+        throw dialBound
+            ? runner.timedOut(entry.address)
+            : bound.exceeded(entry.address, bound.contextBound());
       }
     }
     throw new AssertionError(outcome);

@@ -14,17 +14,25 @@ import java.util.concurrent.TimeUnit;
  * Closes channels gracefully: {@code shutdown()}, then {@code shutdownNow()} once the grace period
  * has passed, and lets {@link CachingConnector#close()} wait for them. Thread-safe.
  *
- * <p>A channel shut down with a grace period goes into {@link #draining}, and a task forces it once
- * the grace has passed. Whoever removes it from the set (that task, or {@link #awaitAll} and {@link
- * #forceAll} at close) forces it, so it is forced at most once. A channel whose {@code shutdown()},
- * {@code shutdownNow()} or {@code awaitTermination()} throws is logged and treated as not
- * terminated: it never stops the others from closing.
+ * <p>Only a channel with work in flight is kept: one that has terminated when it is shut down is
+ * let go at once. Any other goes into {@link #draining} with one {@link Check} on the scheduler,
+ * which looks at it again after {@link #FIRST_CHECK}, then twice as late each time: it lets the
+ * channel go once it has terminated, and forces it once the grace has passed, measured in the
+ * scheduler's delays. Whoever removes a channel from the set (a check, or {@link #awaitAll} and
+ * {@link #forceAll} at close) forces it if it has not terminated, so it is forced at most once
+ * (docs/design.md, "Draining"). A channel whose {@code shutdown()}, {@code shutdownNow()} or {@code
+ * awaitTermination()} throws is logged and treated as not terminated: it never stops the others
+ * from closing.
  */
 final class Drainer {
 
   private static final System.Logger LOG = System.getLogger(CachingConnector.class.getName());
 
+  /** The first look at a draining channel after its shutdown; later looks double the delay. */
+  static final Duration FIRST_CHECK = Duration.ofMillis(100);
+
   private final Duration gracePeriod;
+  private final long graceNanos;
   private final ScheduledExecutorService scheduler;
 
   /** Channels shut down gracefully whose forced shutdown is still to come. */
@@ -32,6 +40,7 @@ final class Drainer {
 
   Drainer(Duration gracePeriod, ScheduledExecutorService scheduler) {
     this.gracePeriod = gracePeriod;
+    this.graceNanos = CachingConnector.saturatedNanos(gracePeriod);
     this.scheduler = scheduler;
   }
 
@@ -46,15 +55,61 @@ final class Drainer {
       shutdownNowQuietly(channel);
       return;
     }
+    if (isTerminatedQuietly(channel)) {
+      return; // nothing in flight: nothing to wait for
+    }
     draining.add(channel);
-    try {
-      ScheduledFuture<?> unused =
-          scheduler.schedule(
-              () -> forceIfDraining(channel),
-              CachingConnector.saturatedNanos(gracePeriod),
-              TimeUnit.NANOSECONDS);
-    } catch (RejectedExecutionException e) {
-      forceIfDraining(channel); // closing: the scheduler is shut down
+    new Check(channel).schedule();
+  }
+
+  /** The channels kept until they terminate or the grace passes; for tests. */
+  int drainingCount() {
+    return draining.size();
+  }
+
+  /**
+   * The looks at one draining channel: each lets it go if it has terminated, forces it if the grace
+   * has passed, or schedules the next look, twice as late (never past the grace).
+   */
+  private final class Check implements Runnable {
+
+    private final ManagedChannel channel;
+
+    /** The delays scheduled so far, in all: the grace has passed when they reach it. */
+    private long waitedNanos;
+
+    private long delayNanos = Math.min(FIRST_CHECK.toNanos(), graceNanos);
+
+    Check(ManagedChannel channel) {
+      this.channel = channel;
+    }
+
+    void schedule() {
+      waitedNanos += delayNanos;
+      try {
+        ScheduledFuture<?> unused = scheduler.schedule(this, delayNanos, TimeUnit.NANOSECONDS);
+      } catch (RejectedExecutionException e) {
+        forceIfDraining(channel); // closing: the scheduler is shut down
+      }
+    }
+
+    @Override
+    public void run() {
+      if (!draining.contains(channel)) {
+        return; // awaited or forced by close()
+      }
+      if (isTerminatedQuietly(channel)) {
+        draining.remove(channel);
+        return;
+      }
+      long remaining = graceNanos - waitedNanos;
+      if (remaining <= 0) {
+        forceIfDraining(channel);
+        return;
+      }
+      delayNanos =
+          Math.min(delayNanos > Long.MAX_VALUE / 2 ? Long.MAX_VALUE : delayNanos * 2, remaining);
+      schedule();
     }
   }
 

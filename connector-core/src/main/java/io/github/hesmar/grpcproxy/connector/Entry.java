@@ -162,6 +162,11 @@ final class Entry {
     return (state & CLOSED) != 0;
   }
 
+  /** Whether the dial of this entry published its channel, and it is not closed. */
+  boolean isPublished() {
+    return (state & (PENDING | CLOSED)) == 0;
+  }
+
   /** Whether this entry was detached (it may be closed since). */
   boolean isDetached() {
     return (state & DETACHED) != 0;

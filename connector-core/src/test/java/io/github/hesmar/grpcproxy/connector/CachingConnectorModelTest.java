@@ -51,9 +51,10 @@ import org.junit.jupiter.api.Test;
  * #MAX_AGE_SECONDS} s (or none). The bound is the clock hand of {@link ChannelBound}, transcribed:
  * a ring of the channels in creation order, each with a recent bit that a lease of an existing
  * channel sets (the dial that creates a channel does not); before a dial creates a channel while
- * the open channels reach the bound, the hand takes channels from the ring's head, at most {@value
- * ChannelBound#SCAN_LIMIT}, until it meets again the first it found in use: a closed one is
- * dropped, a recent attached one loses its bit and goes to the tail, an idle one (no lease, no
+ * the open channels reach the bound, the hand takes channels from the ring's head, until it has met
+ * {@value ChannelBound#SCAN_LIMIT} in use, or meets again the first it found in use with no bit
+ * cleared since: a closed one is dropped, a recent attached one loses its bit and goes to the tail
+ * (at most the bound plus {@value ChannelBound#SCAN_LIMIT} of these), an idle one (no lease, no
  * call, and for the first channel of an address, no other channel attached) is closed ({@code
  * EVICTED}, or its detach cause if detached), any other goes to the tail; each expiry pass drops
  * the closed ones from the ring. The dial reports its evictions after its own channel is counted,
@@ -883,23 +884,30 @@ class CachingConnectorModelTest {
       if (limits.maximumChannels() == Limits.NONE) {
         return;
       }
-      int examined = 0;
+      int inUse = 0;
+      int secondChances = 0;
       ModelChannel firstInUse = null;
+      boolean clearedSinceFirstInUse = false;
       while (openCount() >= limits.maximumChannels()
-          && examined < ChannelBound.SCAN_LIMIT
+          && inUse < ChannelBound.SCAN_LIMIT
+          && secondChances < limits.maximumChannels() + ChannelBound.SCAN_LIMIT
           && !ring.isEmpty()) {
         ModelChannel channel = ring.pollFirst();
         if (channel == firstInUse) {
-          ring.addLast(
-              channel); // a lap with nothing to close: it goes to the tail, and the hand stops
-          break;
+          if (clearedSinceFirstInUse) {
+            clearedSinceFirstInUse = false; // another lap: the channels passed over get their look
+          } else {
+            ring.addLast(channel); // a lap with nothing to close: to the tail, and the hand stops
+            break;
+          }
         }
-        examined++;
         if (channel.closed) {
           continue;
         }
         if (channel.recent && !channel.detached) {
           channel.recent = false;
+          secondChances++;
+          clearedSinceFirstInUse = true;
           ring.addLast(channel);
         } else if (channel.leases == 0 && channel.calls == 0 && !isFirstOfSeveral(channel)) {
           if (channel.detached) {
@@ -916,8 +924,10 @@ class CachingConnectorModelTest {
           }
         } else {
           ring.addLast(channel);
+          inUse++;
           if (firstInUse == null) {
             firstInUse = channel;
+            clearedSinceFirstInUse = false;
           }
         }
       }

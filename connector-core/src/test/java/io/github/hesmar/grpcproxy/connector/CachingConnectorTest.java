@@ -386,10 +386,12 @@ class CachingConnectorTest {
     @Test
     void closeEndsTheThreadsTheConnectorStarted() {
       Set<Thread> before = Thread.getAllStackTraces().keySet();
-      CachingConnector ownThreads = CachingConnector.builder().dialer(dialer).build();
+      // A channel that terminates only when forced: expiry keeps it draining, on the scheduler.
+      CachingConnector ownThreads =
+          CachingConnector.builder().dialer(TrackingDialer.lingering()).build();
       ownThreads.dial("alpha").close();
       ownThreads.expire();
-      assertThat(ownThreads.expire()).containsExactly("alpha"); // schedules a forced shutdown
+      assertThat(ownThreads.expire()).containsExactly("alpha"); // schedules a look at it
       Set<Thread> started = new HashSet<>(Thread.getAllStackTraces().keySet());
       started.removeAll(before);
       started.removeIf(thread -> !thread.getName().startsWith("grpc-connector-"));

@@ -335,6 +335,11 @@ class EdgesTest {
                         ? channel
                         : new ForwardingChannel(channel) {
                           @Override
+                          public boolean isTerminated() {
+                            return false; // calls in flight when it is shut down: kept draining
+                          }
+
+                          @Override
                           public boolean awaitTermination(long timeout, TimeUnit unit) {
                             interruptedWhileAwaited.set(Thread.currentThread().isInterrupted());
                             return true; // its calls finished within the grace
@@ -952,6 +957,135 @@ class EdgesTest {
     @Override
     public String authority() {
       return "bad";
+    }
+  }
+
+  @Nested
+  class CountListenerAndConcurrentClose {
+
+    /**
+     * The count listener runs on the dial thread before the dial's callers wake; one that waits for
+     * a lock the caller holds delays the caller until the dial timeout, and the caller then gets
+     * its lease: a dial that published its channel is never reported as timed out.
+     */
+    @Test
+    void aCountListenerThatWaitsForTheCallersLockNeverFailsItsDial() throws Exception {
+      TrackingDialer dialer = TrackingDialer.fake();
+      Object callersLock = new Object();
+      List<Integer> counts = new CopyOnWriteArrayList<>();
+      CachingConnector connector =
+          track(
+              CachingConnector.builder()
+                  .dialer(dialer)
+                  .dialExecutor(threads)
+                  .dialTimeout(Duration.ofMillis(300))
+                  .shutdownGracePeriod(Duration.ZERO)
+                  .onConnectionCountUpdate(
+                      count -> {
+                        synchronized (callersLock) {
+                          counts.add(count);
+                        }
+                      })
+                  .build());
+
+      LeasedChannel lease;
+      synchronized (callersLock) {
+        lease = connector.dial("alpha");
+      }
+
+      assertThat(lease.isShutdown()).isFalse();
+      assertThat(connector.leaseCount()).isEqualTo(1);
+      await().until(() -> counts.contains(1));
+      lease.close();
+      assertThat(connector.connectionCount()).isEqualTo(1);
+      assertThat(dialer.dialsOf("alpha")).isEqualTo(1);
+    }
+
+    /**
+     * A close() that runs while another thread's close() is still shutting channels down returns
+     * only once that one has finished: every channel is shut down when either returns.
+     */
+    @Test
+    void aSecondCloseReturnsOnlyOnceTheFirstHasShutEverythingDown() throws Exception {
+      TrackingDialer dialer = TrackingDialer.fake();
+      CountDownLatch shuttingDown = new CountDownLatch(1);
+      CountDownLatch proceed = new CountDownLatch(1);
+      CachingConnector connector =
+          CachingConnector.builder()
+              .dialer(
+                  address -> {
+                    ManagedChannel channel = dialer.dial(address);
+                    return new ForwardingChannel(channel) {
+                      @Override
+                      public ManagedChannel shutdown() {
+                        if (shuttingDown.getCount() != 0) {
+                          shuttingDown.countDown();
+                          try {
+                            proceed.await(); // the first channel the sweep closes blocks it
+                          } catch (InterruptedException e) {
+                            Thread.currentThread().interrupt();
+                          }
+                        }
+                        return super.shutdown();
+                      }
+                    };
+                  })
+              .dialExecutor(Runnable::run)
+              .shutdownGracePeriod(Duration.ZERO)
+              .build();
+      connector.dial("alpha").close();
+      connector.dial("beta").close();
+      Future<?> first = threads.submit(connector::close);
+      assertThat(shuttingDown.await(10, TimeUnit.SECONDS)).isTrue();
+      AtomicReference<Thread> secondThread = new AtomicReference<>();
+      Future<Boolean> second =
+          threads.submit(
+              () -> {
+                secondThread.set(Thread.currentThread());
+                connector.close();
+                return dialer.created.stream().allMatch(TrackedChannel::isShutdown);
+              });
+      await()
+          .until(
+              () ->
+                  second.isDone()
+                      || (secondThread.get() != null
+                          && secondThread.get().getState() == Thread.State.WAITING));
+
+      proceed.countDown();
+
+      assertThat(second.get(10, TimeUnit.SECONDS)).as("all shut down when it returned").isTrue();
+      first.get(10, TimeUnit.SECONDS);
+    }
+
+    /**
+     * A close() called from a listener that close() runs returns at once: it cannot wait for
+     * itself.
+     */
+    @Test
+    void aCloseFromAListenerOfTheCloseReturnsAtOnce() {
+      TrackingDialer dialer = TrackingDialer.fake();
+      AtomicReference<CachingConnector> self = new AtomicReference<>();
+      AtomicInteger reentered = new AtomicInteger();
+      CachingConnector connector =
+          dialer
+              .inlineConnector()
+              .listener(
+                  new ConnectorListener() {
+                    @Override
+                    public void onClose(String address, CloseCause cause) {
+                      self.get().close();
+                      reentered.incrementAndGet();
+                    }
+                  })
+              .build();
+      self.set(connector);
+      connector.dial("alpha").close();
+
+      connector.close();
+
+      assertThat(reentered).hasValue(1);
+      assertThat(dialer.created).allMatch(TrackedChannel::isShutdown);
     }
   }
 }

@@ -270,4 +270,30 @@ class MaximumChannelsTest {
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("maximumChannels");
   }
+
+  /**
+   * A working set warmer than the hand's scan: every channel is leased again after its dial, and
+   * older ones between two new ones, so each is marked when the hand comes; the hand gives each its
+   * second chance and then looks again, and the bound holds for a bound above {@value
+   * ChannelBound#SCAN_LIMIT} as for one below it.
+   */
+  @Test
+  void aWarmWorkingSetLargerThanTheScanKeepsTheBound() {
+    for (int bound : new int[] {10, 70, 200}) {
+      TrackingDialer dialer = TrackingDialer.fake();
+      try (CachingConnector connector = dialer.inlineConnector().maximumChannels(bound).build()) {
+        int backends = 2 * bound;
+        for (int i = 0; i < backends; i++) {
+          connector.dial(address(i)).close();
+          connector.dial(address(i)).close(); // leased again: marked
+          if (i > 0) {
+            connector.dial(address(i / 2)).close(); // an older one, leased again
+          }
+          assertThat(connector.connectionCount())
+              .as("open after backend %d of %d, bound %d", i, backends, bound)
+              .isLessThanOrEqualTo(bound);
+        }
+      }
+    }
+  }
 }

@@ -297,4 +297,80 @@ class PoolTest {
       held.finish(dialer);
     }
   }
+
+  /**
+   * Callers waiting for an extra channel whose dial fails lease the full channel at once: none of
+   * them starts the next extra dial, so the dialer runs once for the eight of them, not once each.
+   */
+  @Test
+  void callersOfAFullAddressWhoseExtraDialFailsLeaseTheFullChannelAtOnce() throws Exception {
+    TrackingDialer dialer = TrackingDialer.fake();
+    CountDownLatch fail = new CountDownLatch(1);
+    CachingConnector connector = oneCallPerChannel(dialer).build();
+    try {
+      LeasedChannel first = connector.dial(ADDRESS);
+      FakeCall<?, ?> call = FakeCall.startOn(first); // the first channel is full
+      dialer.behaviour =
+          address -> {
+            fail.await();
+            throw new IllegalStateException("the extra channel's backend refused");
+          };
+      List<Future<LeasedChannel>> callers8 = new ArrayList<>();
+      for (int i = 0; i < 8; i++) {
+        callers8.add(callers.submit(() -> connector.dial(ADDRESS)));
+      }
+      await()
+          .untilAsserted(
+              () -> {
+                Entry growing = AddressPool.growing(first.entry);
+                assertThat(growing).isNotNull();
+                PendingDial pending = requireNonNull(growing).pendingDial();
+                assertThat(pending).isNotNull();
+                assertThat(requireNonNull(pending).waiterCount()).isEqualTo(8);
+              });
+
+      fail.countDown();
+
+      for (Future<LeasedChannel> caller : callers8) {
+        try (LeasedChannel lease = caller.get(30, TimeUnit.SECONDS)) {
+          assertThat(lease.entry).isSameAs(first.entry);
+        }
+      }
+      assertThat(dialer.dialsOf(ADDRESS)).as("the first channel and one extra").isEqualTo(2);
+      call.end();
+      first.close();
+    } finally {
+      connector.close();
+    }
+  }
+
+  /** The same when the extra dial hangs: it is abandoned once, at the dial timeout, for all. */
+  @Test
+  void callersOfAFullAddressWhoseExtraDialHangsAreServedAtTheDialTimeoutAllTogether()
+      throws Exception {
+    TrackingDialer dialer = TrackingDialer.fake();
+    CachingConnector connector =
+        oneCallPerChannel(dialer).dialTimeout(Duration.ofSeconds(1)).build();
+    try {
+      LeasedChannel first = connector.dial(ADDRESS);
+      FakeCall<?, ?> call = FakeCall.startOn(first);
+      hangUninterruptibly(dialer);
+      List<Future<LeasedChannel>> callers8 = new ArrayList<>();
+      for (int i = 0; i < 8; i++) {
+        callers8.add(callers.submit(() -> connector.dial(ADDRESS)));
+      }
+
+      for (Future<LeasedChannel> caller : callers8) {
+        try (LeasedChannel lease = caller.get(30, TimeUnit.SECONDS)) {
+          assertThat(lease.entry).isSameAs(first.entry);
+        }
+      }
+      // Callers that arrived after the abandonment may have tried once more; never one each.
+      assertThat(dialer.dialsOf(ADDRESS)).isLessThan(1 + 8);
+      call.end();
+      first.close();
+    } finally {
+      connector.close();
+    }
+  }
 }
