@@ -89,7 +89,7 @@ final class AddressPool {
   /**
    * Adds the pending {@code extra} to {@code first}'s channels, unless the address has {@link
    * #maxChannels} already or an extra channel pending; returns whether it did. The caller then
-   * reads the first channel's state (see the class comment).
+   * reads the first channel's state (docs/design.md, "The pool and its first channel").
    */
   boolean add(Entry first, Entry extra) {
     for (; ; ) {

@@ -110,11 +110,11 @@ public final class CachingConnector implements AutoCloseable {
   private final ScheduledExecutorService scheduler;
   private final boolean ownsScheduler;
 
-  /** The thread running the close() that won the mark, while it runs. */
+  /** The thread running the close() that won the mark, until its sweep is done. */
   private volatile @Nullable Thread closingThread;
 
-  /** Opened when the close() that won the mark has finished; later calls wait for it. */
-  private final CountDownLatch closed = new CountDownLatch(1);
+  /** Opened once the close() that won the mark has shut every channel down; see close(). */
+  private final CountDownLatch swept = new CountDownLatch(1);
 
   private CachingConnector(Builder builder) {
     this.listener = SafeListener.of(builder.listeners);
@@ -157,7 +157,7 @@ public final class CachingConnector implements AutoCloseable {
             clock,
             dialExecutor,
             builder.dialTimeout);
-    this.expirer = new Expirer(table, count, runner, clock, bound, builder.maxChannelAge);
+    this.expirer = new Expirer(table, count, runner, drainer, clock, bound, builder.maxChannelAge);
     Duration threshold = builder.leakDetectionThreshold;
     if (threshold == null) {
       this.leakDetector = null;
@@ -427,18 +427,19 @@ public final class CachingConnector implements AutoCloseable {
    * started itself end (a dial thread once its dialer returns). A channel whose shutdown throws is
    * logged and does not stop the others. Afterwards {@link #dial(String)} throws {@link
    * IllegalStateException}, and releasing a lease is a no-op. Idempotent: a call made while another
-   * thread's close() runs returns once that one has finished (a call from a listener that this
-   * close() runs returns at once).
+   * thread's close() runs returns once that one has shut every channel down (it does not wait for
+   * the grace period).
    */
   /*
    * close(), step by step (docs/design.md, "7. Closing the connector"); each step runs even if one
    * before it threw:
    *   1. table.markClosed(): every path that adds an entry where the sweep looks reads the mark
-   *      afterwards ("close() against publication"); a concurrent close() waits for this one to
-   *      finish (`closed`), unless it runs inside it, on its thread (a listener);
+   *      afterwards ("close() against publication");
    *   2-3. table.closeAll(): the map, then the detached set; a dial in flight is failed (its
    *      waiters get IllegalStateException at once), every channel closed by force, extra channels
-   *      before their first channel;
+   *      before their first channel. Then `swept` opens: a close() called meanwhile on another
+   *      thread returns only now, when every channel is shut down (one called from inside the
+   *      sweep, on its thread, returns at once); no listener has run yet, so none can hold it;
    *   4. the connector's own dial threads are interrupted (a dialer is never waited for); on one of
    *      them, close() takes its own interrupt back for the rest;
    *   5. leak detection stops;
@@ -450,7 +451,7 @@ public final class CachingConnector implements AutoCloseable {
   @Override
   public void close() {
     if (!table.markClosed()) {
-      awaitClosed();
+      awaitSwept();
       return;
     }
     closingThread = Thread.currentThread();
@@ -459,6 +460,8 @@ public final class CachingConnector implements AutoCloseable {
     try {
       table.closeAll(runner, closes);
     } finally {
+      closingThread = null;
+      swept.countDown();
       try {
         if (ownedDialExecutor != null) {
           boolean wasInterrupted = Thread.currentThread().isInterrupted();
@@ -476,8 +479,6 @@ public final class CachingConnector implements AutoCloseable {
         try {
           endDraining();
         } finally {
-          closingThread = null;
-          closed.countDown();
           if (selfInterrupted) {
             Thread.currentThread().interrupt();
           }
@@ -487,30 +488,23 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /**
-   * Waits for the close() that won the mark to finish, without giving up when interrupted (the
-   * interrupt is kept); returns at once if called from inside it.
+   * Waits until the close() that won the mark has shut every channel down; returns at once if
+   * called from inside its sweep, and when interrupted (with the interrupt flag set).
    */
-  private void awaitClosed() {
+  private void awaitSwept() {
     if (closingThread == Thread.currentThread()) {
       return;
     }
-    boolean interrupted = false;
-    for (; ; ) {
-      try {
-        closed.await();
-        break;
-      } catch (InterruptedException e) {
-        interrupted = true;
-      }
-    }
-    if (interrupted) {
+    try {
+      swept.await();
+    } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
   }
 
   /**
    * Waits for the draining channels, forces the rest, and ends the scheduler's thread if the
-   * connector owns it. See "Draining" in the design comment.
+   * connector owns it (docs/design.md, "Draining").
    */
   private void endDraining() {
     try {
@@ -594,8 +588,8 @@ public final class CachingConnector implements AutoCloseable {
      * is exceeded, and later dials close idle channels to come back under it. The order is
      * approximate (the clock algorithm: a channel leased since the last look is passed over once,
      * and looked at again). No lock is taken; a dial examines at most 64 channels in use, so the
-     * bound is also exceeded when that many in a row are busy. Expiry runs as before. Unbounded by
-     * default.
+     * bound is also exceeded when that many in a row are busy. Expiry is the same with a bound.
+     * Unbounded by default.
      *
      * @param maximum the most channels open at once while idle ones can be closed; positive
      * @return this builder

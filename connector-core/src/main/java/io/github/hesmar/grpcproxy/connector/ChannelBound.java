@@ -15,12 +15,14 @@ import java.util.function.Predicate;
  * (second-chance) algorithm over {@link #ring}, the published channels in creation order: a closed
  * channel is dropped, one leased since the hand last passed it loses its mark and goes to the tail,
  * any other is closed if idle, under the same close-if-idle protocol as expiry. A channel passed
- * over is looked at again on the next lap, so the bound holds whenever an idle channel is in the
- * ring. A dial examines at most {@link #SCAN_LIMIT} channels in use and stops after a lap that
- * found nothing idle and cleared no mark, then goes past the bound rather than wait
- * (docs/design.md, "10. The bound"). Dropping a closed channel and clearing a mark do not count:
- * each is paid for once, by the close or the lease that caused it. Channels closed elsewhere stay
- * in the ring until the hand or {@link #sweep()}, which each expiry pass calls, drops them.
+ * over for its mark is looked at again on the next lap: a mark delays its channel's close by one
+ * lap, never past the bound. A dial examines at most {@link #SCAN_LIMIT} channels in use and stops
+ * after a lap that found nothing idle and cleared no mark, then goes past the bound rather than
+ * wait (docs/design.md, "10. The bound"). Dropping a closed channel and clearing a mark do not
+ * count: each is paid for once, by the close or the lease that caused it, and one dial clears at
+ * most as many marks as the ring holds channels, plus {@link #SCAN_LIMIT}. Channels closed
+ * elsewhere stay in the ring until the hand or {@link #sweep()}, which each expiry pass calls,
+ * drops them.
  */
 final class ChannelBound {
 
@@ -30,22 +32,21 @@ final class ChannelBound {
   /** The most channels open at once, unless every channel is in use. */
   final int maximum;
 
-  /**
-   * Second chances a dial gives, at most: a whole lap of a ring at the bound, and more. Only leases
-   * set the marks the hand clears, so this ends a scan that leases racing it keep marking.
-   */
-  private final int secondChanceLimit;
-
   /** Channels open, and dials that will create one; see the class comment. */
   private final AtomicInteger claims = new AtomicInteger();
 
   /** The published channels, in the order the hand visits them. */
   private final ConcurrentLinkedQueue<Entry> ring = new ConcurrentLinkedQueue<>();
 
+  /**
+   * The channels in {@link #ring}, give or take those being moved: a dial gives at most this many
+   * second chances, and {@link #SCAN_LIMIT} more, so that leases racing the hand, which keep
+   * marking the channels it clears, cannot keep it going.
+   */
+  private final AtomicInteger ringSize = new AtomicInteger();
+
   ChannelBound(int maximum) {
     this.maximum = maximum;
-    this.secondChanceLimit =
-        maximum > Integer.MAX_VALUE - SCAN_LIMIT ? maximum : maximum + SCAN_LIMIT;
   }
 
   /**
@@ -59,6 +60,7 @@ final class ChannelBound {
   void claim(Predicate<Entry> closeIdle) {
     int inUse = 0;
     int secondChances = 0;
+    int secondChanceLimit = Math.max(0, ringSize.get()) + SCAN_LIMIT;
     Entry firstInUse = null; // met again with no mark cleared since: a lap found nothing to close
     boolean clearedSinceFirstInUse = false;
     for (; ; ) {
@@ -80,6 +82,7 @@ final class ChannelBound {
         return;
       }
       if (entry.isClosed()) {
+        ringSize.decrementAndGet();
         continue; // closed elsewhere: dropped
       }
       if (entry.takeSecondChance()) {
@@ -95,6 +98,8 @@ final class ChannelBound {
           firstInUse = entry;
           clearedSinceFirstInUse = false;
         }
+      } else {
+        ringSize.decrementAndGet(); // closed: by this dial, or meanwhile by another thread
       }
     }
   }
@@ -106,11 +111,19 @@ final class ChannelBound {
 
   /** Lets the hand find a channel just published. */
   void add(Entry entry) {
+    ringSize.incrementAndGet();
     ring.offer(entry);
   }
 
   /** Drops the closed channels from the ring; by each expiry pass. */
   void sweep() {
-    ring.removeIf(Entry::isClosed);
+    ring.removeIf(
+        entry -> {
+          if (!entry.isClosed()) {
+            return false;
+          }
+          ringSize.decrementAndGet();
+          return true;
+        });
   }
 }

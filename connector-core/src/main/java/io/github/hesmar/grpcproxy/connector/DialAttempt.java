@@ -68,9 +68,12 @@ final class DialAttempt {
       if (entry == null) {
         table.checkOpen();
         Entry fresh = table.newEntry(address, null);
+        // Read before the entry is shared: once in the table, a failure (close(), an abandonment)
+        // may end its dial, and pendingDial() returns null then.
+        PendingDial pending = requireNonNull(fresh.pendingDial());
         entry = table.putIfAbsent(fresh);
         if (entry == null) {
-          return dialOwn(fresh, requireNonNull(fresh.pendingDial()));
+          return dialOwn(fresh, pending);
         }
       }
       // Null if pending, closing or closed: then as with one channel per address.

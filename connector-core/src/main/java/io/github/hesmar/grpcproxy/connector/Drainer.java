@@ -62,6 +62,14 @@ final class Drainer {
     new Check(channel).schedule();
   }
 
+  /**
+   * Lets go of the draining channels that have terminated; by each expiry pass, so that they are
+   * not kept when the scheduler runs late or not at all.
+   */
+  void letGoTerminated() {
+    draining.removeIf(Drainer::isTerminatedQuietly);
+  }
+
   /** The channels kept until they terminate or the grace passes; for tests. */
   int drainingCount() {
     return draining.size();

@@ -28,6 +28,7 @@ final class Expirer {
   private final ChannelTable table;
   private final ChannelCount count;
   private final DialRunner runner;
+  private final Drainer drainer;
   private final InstantSource clock;
   private final @Nullable ChannelBound bound;
 
@@ -43,12 +44,14 @@ final class Expirer {
       ChannelTable table,
       ChannelCount count,
       DialRunner runner,
+      Drainer drainer,
       InstantSource clock,
       @Nullable ChannelBound bound,
       @Nullable Duration maxChannelAge) {
     this.table = table;
     this.count = count;
     this.runner = runner;
+    this.drainer = drainer;
     this.clock = clock;
     this.bound = bound;
     this.maxChannelAgeMillis =
@@ -85,6 +88,7 @@ final class Expirer {
       if (bound != null) {
         bound.sweep();
       }
+      drainer.letGoTerminated();
     } finally {
       passLock.unlock();
       count.reportAll(
@@ -100,7 +104,7 @@ final class Expirer {
 
   /**
    * One pass over one attached entry at {@code now} (the clock's millis); adds what it closed to
-   * {@code closes}. Under expireLock.
+   * {@code closes}. Under passLock.
    */
   private void expireAttached(Entry entry, long now, List<Closed> closes) {
     PendingDial pending = entry.pendingDial();
@@ -150,7 +154,7 @@ final class Expirer {
    * Detaches a channel past its maximum age (cause MAX_AGE), with its address's extra channels if
    * it is the first (they hang off it, see AddressPool), and closes it if it is idle; the extra
    * channels detached with it are closed by the pass's walk of the detached set (this pass's, if
-   * its weakly consistent iteration sees them, else the next). Under expireLock.
+   * its weakly consistent iteration sees them, else the next). Under passLock.
    */
   private void retire(Entry entry, List<Closed> closes) {
     if (!table.detach(entry, CloseCause.MAX_AGE, closes)) {

@@ -24,12 +24,11 @@ import org.jspecify.annotations.Nullable;
  * threshold and one and a quarter thresholds after its dial. Nothing is left queued on the
  * scheduler by a lease, whatever scheduler it is, and no lock that all threads share is taken.
  *
- * <p>Stacks are sampled. Capturing a stack costs about 2 µs even in a shallow benchmark, and more
- * in a deep application stack, against some 100 ns for the rest of a watch. So until the first leak
- * is found, a watch records the stack of the connector's first dial and of one dial in {@value
- * #SAMPLE} on each thread (every {@value #SAMPLE}th, from a random start); once a leak has been
- * found, every dial's stack is recorded, so that a leak that recurs is soon reported with the place
- * it comes from.
+ * <p>Stacks are sampled: capturing a stack costs an order of magnitude more than the rest of a
+ * watch, and more in a deep application stack (BENCHMARKS.md). So until the first leak is found, a
+ * watch records the stack of the connector's first dial and of one dial in {@value #SAMPLE} on each
+ * thread (every {@value #SAMPLE}th, from a random start); once a leak has been found, every dial's
+ * stack is recorded, so that a leak that recurs is soon reported with the place it comes from.
  */
 final class LeakDetector implements Runnable {
 

@@ -54,8 +54,8 @@ import org.junit.jupiter.api.Test;
  * the open channels reach the bound, the hand takes channels from the ring's head, until it has met
  * {@value ChannelBound#SCAN_LIMIT} in use, or meets again the first it found in use with no bit
  * cleared since: a closed one is dropped, a recent attached one loses its bit and goes to the tail
- * (at most the bound plus {@value ChannelBound#SCAN_LIMIT} of these), an idle one (no lease, no
- * call, and for the first channel of an address, no other channel attached) is closed ({@code
+ * (at most the ring's size plus {@value ChannelBound#SCAN_LIMIT} of these), an idle one (no lease,
+ * no call, and for the first channel of an address, no other channel attached) is closed ({@code
  * EVICTED}, or its detach cause if detached), any other goes to the tail; each expiry pass drops
  * the closed ones from the ring. The dial reports its evictions after its own channel is counted,
  * so an eviction and the new channel together may deliver no new count. An expiry pass retires each
@@ -886,11 +886,12 @@ class CachingConnectorModelTest {
       }
       int inUse = 0;
       int secondChances = 0;
+      int secondChanceLimit = ring.size() + ChannelBound.SCAN_LIMIT;
       ModelChannel firstInUse = null;
       boolean clearedSinceFirstInUse = false;
       while (openCount() >= limits.maximumChannels()
           && inUse < ChannelBound.SCAN_LIMIT
-          && secondChances < limits.maximumChannels() + ChannelBound.SCAN_LIMIT
+          && secondChances < secondChanceLimit
           && !ring.isEmpty()) {
         ModelChannel channel = ring.pollFirst();
         if (channel == firstInUse) {

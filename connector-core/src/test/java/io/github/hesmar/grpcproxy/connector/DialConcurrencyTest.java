@@ -229,4 +229,44 @@ class DialConcurrencyTest {
     assertThat(interrupted.await(10, TimeUnit.SECONDS)).isTrue();
     waiter.join();
   }
+
+  /**
+   * A miss racing close() ends with a lease, IllegalStateException or a gRPC status, never with
+   * anything else (the dial it started may be failed by the close as soon as it is in the table).
+   */
+  @Test
+  void missesRacingCloseFailOnlyAsTheContractSays() throws Exception {
+    ExecutorService racer = Executors.newSingleThreadExecutor();
+    try {
+      for (int round = 0; round < 300; round++) {
+        CachingConnector racing =
+            CachingConnector.builder()
+                .dialer(TrackingDialer.fake())
+                .shutdownGracePeriod(Duration.ZERO)
+                .build();
+        CountDownLatch started = new CountDownLatch(1);
+        Future<Throwable> misses =
+            racer.submit(
+                () -> {
+                  started.countDown();
+                  for (int i = 0; ; i++) {
+                    try {
+                      racing.dial("miss-" + i).close();
+                    } catch (IllegalStateException | StatusRuntimeException e) {
+                      if (racing.toString().contains("closed=true")) {
+                        return null;
+                      }
+                    } catch (RuntimeException | Error e) {
+                      return e;
+                    }
+                  }
+                });
+        started.await();
+        racing.close();
+        assertThat(misses.get(10, TimeUnit.SECONDS)).as("round %d", round).isNull();
+      }
+    } finally {
+      racer.shutdownNow();
+    }
+  }
 }

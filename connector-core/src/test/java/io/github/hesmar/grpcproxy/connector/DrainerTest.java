@@ -69,4 +69,16 @@ class DrainerTest {
     clock.forward(Duration.ofSeconds(30));
     assertThat(lingering.shutdownNows).hasValue(1);
   }
+
+  @Test
+  void terminatedChannelsAreLetGoEvenIfTheSchedulerNeverRuns() {
+    TrackedChannel busy = new TrackedChannel("alpha", 0, null, false);
+    FakeCall<?, ?> call = FakeCall.startOn(busy);
+    drainer.shutdown(busy);
+    call.end();
+
+    drainer.letGoTerminated();
+
+    assertThat(drainer.drainingCount()).isZero();
+  }
 }

@@ -30,7 +30,8 @@ class ExpirerTest {
         }
       };
   final ChannelCount count = new ChannelCount(recording, null);
-  final ChannelTable table = new ChannelTable(new Drainer(Duration.ZERO, clock.scheduler()), count);
+  final Drainer drainer = new Drainer(Duration.ZERO, clock.scheduler());
+  final ChannelTable table = new ChannelTable(drainer, count);
   int serial;
 
   @AfterEach
@@ -49,7 +50,7 @@ class ExpirerTest {
             clock,
             dialThreads,
             dialTimeout);
-    return new Expirer(table, count, runner, clock, null, maxAge);
+    return new Expirer(table, count, runner, drainer, clock, null, maxAge);
   }
 
   Expirer expirer() {
