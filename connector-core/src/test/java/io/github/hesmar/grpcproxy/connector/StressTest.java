@@ -4,6 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -46,7 +49,10 @@ import org.junit.jupiter.params.provider.CsvSource;
  * seconds on a clock that the churning thread moves by a second a pass (rules 10 and 11), so that
  * dials evict idle channels while other threads lease them and start calls on them, and passes
  * retire channels under leases and calls; it checks that both happened, and the same invariants: no
- * lease on a channel shut down, no channel shut down under a call.
+ * lease on a channel shut down, no channel shut down under a call. It runs once more with a dialer
+ * that refuses one dial in four (issue 21: callers of a full address whose extra dial fails settle
+ * on a full channel): a dial then returns a lease or fails with {@code UNAVAILABLE} carrying the
+ * dialer's cause, never anything else, and the same invariants hold.
  */
 class StressTest {
 
@@ -55,11 +61,23 @@ class StressTest {
   static final long BUDGET_NANOS = TimeUnit.SECONDS.toNanos(8);
   static final int CLOSE_ROUNDS = 200;
 
-  @ParameterizedTest(name = "{0} addresses, bounded and aging: {1}")
-  @CsvSource({"1, false", "16, false", "16, true"})
+  @ParameterizedTest(name = "{0} addresses, bounded and aging: {1}, failing dials: {2}")
+  @CsvSource({"1, false, false", "16, false, false", "16, true, false", "4, false, true"})
   void invariantsHoldUnderConcurrentDialReleaseExpireAndCloseOnRelease(
-      int addresses, boolean bounded) throws Exception {
+      int addresses, boolean bounded, boolean failing) throws Exception {
     TrackingDialer dialer = TrackingDialer.fake();
+    AtomicLong dialsRefused = new AtomicLong();
+    AtomicLong dialsFailed = new AtomicLong();
+    AtomicLong unexpectedFailures = new AtomicLong();
+    if (failing) {
+      dialer.behaviour =
+          address -> {
+            if (ThreadLocalRandom.current().nextInt(4) == 0) {
+              dialsRefused.incrementAndGet();
+              throw new IOException("refused by the stress test");
+            }
+          };
+    }
     AtomicInteger lastCount = new AtomicInteger(-1);
     AtomicInteger minCount = new AtomicInteger();
     FakeClock clock = new FakeClock();
@@ -115,7 +133,19 @@ class StressTest {
                   Deque<LeasedChannel> held = new ArrayDeque<>();
                   for (int i = 0; i < LEASES_PER_WORKER && System.nanoTime() < deadline; i++) {
                     String address = "backend-" + random.nextInt(addresses);
-                    LeasedChannel lease = connector.dial(address, Duration.ofSeconds(30));
+                    LeasedChannel lease;
+                    try {
+                      lease = connector.dial(address, Duration.ofSeconds(30));
+                    } catch (StatusRuntimeException e) {
+                      if (failing
+                          && e.getStatus().getCode() == Status.Code.UNAVAILABLE
+                          && e.getCause() instanceof IOException) {
+                        dialsFailed.incrementAndGet();
+                      } else {
+                        unexpectedFailures.incrementAndGet();
+                      }
+                      continue;
+                    }
                     leasesTaken.incrementAndGet();
                     if (((TrackedChannel) lease.entry.channel()).isShutdown()) {
                       closedHandedOut.incrementAndGet();
@@ -215,6 +245,15 @@ class StressTest {
       connector.expire();
 
       assertThat(closedHandedOut).as("leases handed out on shut-down channels").hasValue(0);
+      assertThat(unexpectedFailures)
+          .as("dials that failed other than as the dialer did")
+          .hasValue(0);
+      if (failing) {
+        assertThat(dialsRefused).as("dials the dialer refused").hasPositiveValue();
+        assertThat(dialsFailed)
+            .as("callers failed by a refused first dial (an extra one fails nobody)")
+            .hasPositiveValue();
+      }
       assertThat(negativeSeen).as("negative counts observed").hasValue(0);
       assertThat(minCount).as("smallest count delivered").hasValueGreaterThanOrEqualTo(0);
       assertThat(leasesTaken).hasPositiveValue();
