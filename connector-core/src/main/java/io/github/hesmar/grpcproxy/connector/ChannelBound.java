@@ -53,8 +53,8 @@ final class ChannelBound {
    * Takes a place for a channel about to be dialed, closing idle channels with {@code closeIdle}
    * (which returns whether it closed the channel, and gives its place back by {@link #unclaim}
    * before it returns) while the bound is reached. A channel leased since the hand last passed it
-   * loses its mark and is looked at again on the next lap, so an idle channel is found whenever one
-   * is in the ring. Always takes the place: past the bound if it examined {@link #SCAN_LIMIT}
+   * loses its mark and is looked at again on the next lap, so a mark never keeps an idle channel
+   * open past the bound. Always takes the place: past the bound if it examined {@link #SCAN_LIMIT}
    * channels in use, or a whole lap of the ring found nothing to close and cleared no mark.
    */
   void claim(Predicate<Entry> closeIdle) {
