@@ -142,15 +142,15 @@ final class ChannelTable {
 
   /**
    * Counts an expiry pass over a live entry, and closes it if this is its second idle pass (see
-   * {@link Entry#passAndCloseIfIdle()}). Returns whether this call closed it.
+   * {@link Entry#passAndCloseIfIdle()}): then takes it out and shuts its channel down.
    */
-  boolean closeIfSecondIdlePass(Entry entry) {
-    if (!entry.passAndCloseIfIdle()) {
-      return false;
+  Entry.Pass closeIfSecondIdlePass(Entry entry) {
+    Entry.Pass pass = entry.passAndCloseIfIdle();
+    if (pass == Entry.Pass.CLOSED) {
+      unlink(entry);
+      drainer.shutdown(entry.channel());
     }
-    unlink(entry);
-    drainer.shutdown(entry.channel());
-    return true;
+    return pass;
   }
 
   /** Every entry: attached (first channels and their extra channels), then detached. */

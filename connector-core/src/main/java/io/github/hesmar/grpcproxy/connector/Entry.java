@@ -488,50 +488,58 @@ final class Entry {
     return (state & (PENDING | DETACHED | CLOSED | CLOSING)) == 0;
   }
 
+  /** What one expiry pass did to an entry ({@link #passAndCloseIfIdle}). */
+  enum Pass {
+    /** Counted, left open. */
+    KEPT,
+    /** Closed at its second idle pass: the caller shuts its channel down. */
+    CLOSED,
+    /** The state changed under the pass: the caller looks at the entry again, from the start. */
+    CHANGED
+  }
+
   /**
-   * One expiry pass over this live entry: counts the pass as idle if the entry had no lease, no
-   * call and no dial since the last one, and closes it at its second idle pass. Returns whether
-   * this call closed it (the caller shuts its channel down). Only one pass runs at a time.
+   * One expiry pass over this entry: counts the pass as idle if the entry had no lease, no call and
+   * no dial since the last one, and closes it at its second idle pass. Only one pass runs at a
+   * time.
    */
-  boolean passAndCloseIfIdle() {
-    for (; ; ) {
-      long state = this.state;
-      if ((state & (PENDING | DETACHED | CLOSED | CLOSING)) != 0) {
-        return false;
-      }
-      if ((state & DIALED) != 0) {
-        if (STATE.compareAndSet(this, state, state & ~DIALED)) {
-          // Read after the CAS: a striped lease that saw DIALED set (and so did not set it) added
-          // to its cell before, and is counted here if it is still held.
-          long inUse = leases(this.state) + calls();
-          idlePasses = inUse == 0 ? 1 : 0;
-          return false;
-        }
-        continue;
-      }
-      if (leases(state) + calls() != 0) {
-        idlePasses = 0;
-        return false;
-      }
-      if (idlePasses < 1) {
-        idlePasses = 1;
-        return false;
-      }
-      switch (closeIfIdle(state)) {
-        case CLOSED_NOW -> {
-          idlePasses = 2;
-          return true;
-        }
-        case IN_USE -> {
-          // In use, or a first channel with extra channels: it stays, idle, while they are open.
-          if (calls() != 0 || leases() != 0) {
-            idlePasses = 0;
-          }
-          return false;
-        }
-        case CHANGED -> {} // look again
-      }
+  Pass passAndCloseIfIdle() {
+    long state = this.state;
+    if ((state & (PENDING | DETACHED | CLOSED | CLOSING)) != 0) {
+      return Pass.KEPT;
     }
+    if ((state & DIALED) != 0) {
+      if (!STATE.compareAndSet(this, state, state & ~DIALED)) {
+        return Pass.CHANGED;
+      }
+      // Read after the CAS: a striped lease that saw DIALED set (and so did not set it) added to
+      // its cell before, and is counted here if it is still held.
+      long inUse = leases(this.state) + calls();
+      idlePasses = inUse == 0 ? 1 : 0;
+      return Pass.KEPT;
+    }
+    if (leases(state) + calls() != 0) {
+      idlePasses = 0;
+      return Pass.KEPT;
+    }
+    if (idlePasses < 1) {
+      idlePasses = 1;
+      return Pass.KEPT;
+    }
+    return switch (closeIfIdle(state)) {
+      case CLOSED_NOW -> {
+        idlePasses = 2;
+        yield Pass.CLOSED;
+      }
+      case IN_USE -> {
+        // In use, or a first channel with extra channels: it stays, idle, while they are open.
+        if (calls() != 0 || leases() != 0) {
+          idlePasses = 0;
+        }
+        yield Pass.KEPT;
+      }
+      case CHANGED -> Pass.CHANGED;
+    };
   }
 
   /**

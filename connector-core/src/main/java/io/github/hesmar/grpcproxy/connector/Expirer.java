@@ -114,22 +114,31 @@ final class Expirer {
       }
       return;
     }
-    if (!entry.isLive()) {
-      return;
-    }
-    if (entry.channel().isShutdown()) {
-      table.detach(entry, CloseCause.STALE, closes);
-      if (table.close(entry, /* force= */ false)) {
-        closes.add(new Closed(entry.address, CloseCause.STALE));
+    for (; ; ) { // again from the start when a lease or a close changed the entry under the pass
+      if (!entry.isLive()) {
+        return;
       }
-      return;
-    }
-    if (maxChannelAgeMillis != 0 && now - retireAt(entry) >= 0) {
-      retire(entry, closes);
-      return;
-    }
-    if (table.closeIfSecondIdlePass(entry)) {
-      closes.add(new Closed(entry.address, CloseCause.EXPIRED));
+      if (entry.channel().isShutdown()) {
+        table.detach(entry, CloseCause.STALE, closes);
+        if (table.close(entry, /* force= */ false)) {
+          closes.add(new Closed(entry.address, CloseCause.STALE));
+        }
+        return;
+      }
+      if (maxChannelAgeMillis != 0 && now - retireAt(entry) >= 0) {
+        retire(entry, closes);
+        return;
+      }
+      switch (table.closeIfSecondIdlePass(entry)) {
+        case CLOSED -> {
+          closes.add(new Closed(entry.address, CloseCause.EXPIRED));
+          return;
+        }
+        case KEPT -> {
+          return;
+        }
+        case CHANGED -> {}
+      }
     }
   }
 

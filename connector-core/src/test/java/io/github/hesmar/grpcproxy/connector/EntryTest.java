@@ -131,11 +131,11 @@ class EntryTest {
   void expiryClosesAtTheSecondIdlePassAndALeaseStartsTheCountAgain() {
     Entry entry = published();
 
-    assertThat(entry.passAndCloseIfIdle()).as("pass 1 after the dial").isFalse();
+    assertThat(entry.passAndCloseIfIdle()).as("pass 1 after the dial").isEqualTo(Entry.Pass.KEPT);
     entry.release(entry.lease(clock));
-    assertThat(entry.passAndCloseIfIdle()).as("pass 1 after the lease").isFalse();
+    assertThat(entry.passAndCloseIfIdle()).as("pass 1 after the lease").isEqualTo(Entry.Pass.KEPT);
     assertThat(entry.info().idlePasses()).isEqualTo(1);
-    assertThat(entry.passAndCloseIfIdle()).as("pass 2").isTrue();
+    assertThat(entry.passAndCloseIfIdle()).as("pass 2").isEqualTo(Entry.Pass.CLOSED);
     assertThat(entry.isClosed()).isTrue();
     assertThat(entry.isLive()).isFalse();
   }
