@@ -198,11 +198,16 @@ final class Entry {
       if ((now & CLOSING) == 0) {
         return now;
       }
-      if (spins < 64) {
-        Thread.onSpinWait();
-      } else {
-        Thread.yield();
-      }
+      pause(spins);
+    }
+  }
+
+  /** One step of waiting for another thread's few steps: a spin at first, then a yield. */
+  private static void pause(int spins) {
+    if (spins < 64) {
+      Thread.onSpinWait();
+    } else {
+      Thread.yield();
     }
   }
 
@@ -417,11 +422,7 @@ final class Entry {
       if ((state & DETACHED) == 0) {
         return CloseCause.SHUTDOWN;
       }
-      if (spins < 64) {
-        Thread.onSpinWait();
-      } else {
-        Thread.yield();
-      }
+      pause(spins);
     }
   }
 

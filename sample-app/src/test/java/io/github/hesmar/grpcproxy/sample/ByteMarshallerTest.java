@@ -11,7 +11,6 @@ import io.grpc.ServerServiceDefinition;
 import io.grpc.inprocess.InProcessChannelBuilder;
 import io.grpc.inprocess.InProcessServerBuilder;
 import io.grpc.stub.ClientCalls;
-import io.grpc.stub.ServerCalls;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.InputStream;
@@ -70,23 +69,13 @@ class ByteMarshallerTest {
 
   @Test
   void aCallWithTheMarshallerOnBothSidesCarriesTheBytesThereAndBack() throws Exception {
-    MethodDescriptor<byte[], byte[]> method =
-        MethodDescriptor.newBuilder(marshaller, marshaller)
-            .setFullMethodName("pkg.Service/Echo")
-            .setType(MethodDescriptor.MethodType.UNARY)
-            .build();
+    MethodDescriptor<byte[], byte[]> method = EchoMethod.ECHO; // ByteMarshaller both ways
     String name = InProcessServerBuilder.generateName();
     Server server =
         InProcessServerBuilder.forName(name)
             .addService(
                 ServerServiceDefinition.builder("pkg.Service")
-                    .addMethod(
-                        method,
-                        ServerCalls.asyncUnaryCall(
-                            (request, response) -> {
-                              response.onNext(request);
-                              response.onCompleted();
-                            }))
+                    .addMethod(method, EchoMethod.echoing())
                     .build())
             .build()
             .start();

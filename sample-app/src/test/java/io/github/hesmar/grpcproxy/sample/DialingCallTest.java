@@ -15,7 +15,6 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.inprocess.InProcessChannelBuilder;
 import io.grpc.inprocess.InProcessServerBuilder;
 import io.grpc.stub.ClientCalls;
-import io.grpc.stub.ServerCalls;
 import java.io.IOException;
 import java.time.Duration;
 import org.junit.jupiter.api.AfterEach;
@@ -29,11 +28,7 @@ import org.junit.jupiter.api.Test;
  */
 class DialingCallTest {
 
-  static final MethodDescriptor<byte[], byte[]> ECHO =
-      MethodDescriptor.newBuilder(ByteMarshaller.INSTANCE, ByteMarshaller.INSTANCE)
-          .setFullMethodName("pkg.Service/Echo")
-          .setType(MethodDescriptor.MethodType.UNARY)
-          .build();
+  static final MethodDescriptor<byte[], byte[]> ECHO = EchoMethod.ECHO;
 
   final String backendName = InProcessServerBuilder.generateName();
   final String frontName = InProcessServerBuilder.generateName();
@@ -57,13 +52,7 @@ class DialingCallTest {
         InProcessServerBuilder.forName(backendName)
             .addService(
                 ServerServiceDefinition.builder("pkg.Service")
-                    .addMethod(
-                        ECHO,
-                        ServerCalls.asyncUnaryCall(
-                            (request, response) -> {
-                              response.onNext(request);
-                              response.onCompleted();
-                            }))
+                    .addMethod(ECHO, EchoMethod.echoing())
                     .build())
             .build()
             .start();

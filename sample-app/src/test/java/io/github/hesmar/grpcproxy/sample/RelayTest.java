@@ -23,7 +23,6 @@ import io.grpc.inprocess.InProcessChannelBuilder;
 import io.grpc.inprocess.InProcessServerBuilder;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.MetadataUtils;
-import io.grpc.stub.ServerCalls;
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
@@ -36,11 +35,7 @@ import org.junit.jupiter.api.Test;
  */
 class RelayTest {
 
-  static final MethodDescriptor<byte[], byte[]> ECHO =
-      MethodDescriptor.newBuilder(ByteMarshaller.INSTANCE, ByteMarshaller.INSTANCE)
-          .setFullMethodName("pkg.Service/Echo")
-          .setType(MethodDescriptor.MethodType.UNARY)
-          .build();
+  static final MethodDescriptor<byte[], byte[]> ECHO = EchoMethod.ECHO;
   static final MethodDescriptor<byte[], byte[]> REFUSE =
       ECHO.toBuilder().setFullMethodName("pkg.Service/Refuse").build();
 
@@ -64,13 +59,7 @@ class RelayTest {
   void setUp() throws Exception {
     ServerServiceDefinition backendService =
         ServerServiceDefinition.builder("pkg.Service")
-            .addMethod(
-                ECHO,
-                ServerCalls.asyncUnaryCall(
-                    (request, response) -> {
-                      response.onNext(request);
-                      response.onCompleted();
-                    }))
+            .addMethod(ECHO, EchoMethod.echoing())
             .addMethod(
                 REFUSE,
                 (call, headers) -> {
