@@ -19,45 +19,39 @@ import org.jspecify.annotations.Nullable;
  */
 final class AddressPool {
 
-  /** Calls in flight at which a channel is full. */
-  final int maxCalls;
-
   /** Channels an address may have, its first channel included. */
   final int maxChannels;
 
-  AddressPool(int maxCalls, int maxChannels) {
-    this.maxCalls = maxCalls;
+  AddressPool(int maxChannels) {
     this.maxChannels = maxChannels;
-  }
-
-  /** Whether {@code entry} has {@link #maxCalls} calls in flight or more. */
-  boolean isFull(Entry entry) {
-    return entry.calls() >= maxCalls;
   }
 
   /**
    * The channel a dial of the address leases, among those that can be leased now (published, not
-   * detached, not closed): the first with room, in creation order; if all are full, the one with
-   * the fewest calls (the first on a tie); null if there is none.
+   * detached, not closed): the first with room (its load below its limit, see {@link
+   * Entry#load()}), in creation order; if all are full, the one with the least load (the first on a
+   * tie); null if there is none.
    */
   @Nullable Entry choose(Entry first) {
     Entry best = null;
-    long bestCalls = Long.MAX_VALUE;
+    long bestLoad = Long.MAX_VALUE;
+    boolean room = false;
     if (first.isLeasable()) {
       best = first;
-      bestCalls = first.calls();
+      bestLoad = first.load();
+      room = bestLoad < first.limit();
     }
     Entry[] extras = first.extras;
-    if (extras != null) {
+    if (extras != null && !room) {
       for (Entry extra : extras) {
-        if (bestCalls < maxCalls) {
-          break; // the first with room
-        }
         if (extra.isLeasable()) {
-          long calls = extra.calls();
-          if (calls < bestCalls) {
+          long load = extra.load();
+          if (load < extra.limit()) {
+            return extra; // the first with room
+          }
+          if (load < bestLoad) {
             best = extra;
-            bestCalls = calls;
+            bestLoad = load;
           }
         }
       }

@@ -98,11 +98,10 @@ public final class CachingConnector implements AutoCloseable {
   private final @Nullable LeakDetector leakDetector;
 
   /**
-   * The hit path leases an address's first channel at once below this many calls in flight: {@code
-   * maxCallsPerChannel}, or {@link Long#MAX_VALUE} with one channel per address (the pool's limit
-   * copied here: one dependent load fewer per dial).
+   * Whether the load of each channel is counted against its limit: with more than one channel per
+   * address (the pool's setting copied here: one dependent load fewer per dial).
    */
-  private final long leaseFirstCalls;
+  private final boolean countsLoad;
 
   /** The dial executor, if the connector made it (it then shuts it down). */
   private final @Nullable ExecutorService ownedDialExecutor;
@@ -119,9 +118,8 @@ public final class CachingConnector implements AutoCloseable {
   private CachingConnector(Builder builder) {
     this.listener = SafeListener.of(builder.listeners);
     this.clock = builder.clock;
-    this.pool = new AddressPool(builder.maxCallsPerChannel, builder.maxChannelsPerAddress);
-    this.leaseFirstCalls =
-        builder.maxChannelsPerAddress == 1 ? Long.MAX_VALUE : builder.maxCallsPerChannel;
+    this.pool = new AddressPool(builder.maxChannelsPerAddress);
+    this.countsLoad = builder.maxChannelsPerAddress > 1;
     ChannelBound bound =
         builder.maximumChannels == Integer.MAX_VALUE
             ? null
@@ -146,7 +144,12 @@ public final class CachingConnector implements AutoCloseable {
     }
     this.count = new ChannelCount(listener, bound);
     this.drainer = new Drainer(builder.shutdownGracePeriod, scheduler);
-    this.table = new ChannelTable(drainer, count);
+    ChannelStreams.Watch watch =
+        new ChannelStreams.Watch(
+            scheduler,
+            SafeListener.isSilent(listener) ? null : listener,
+            builder.maxCallsPerChannel);
+    this.table = new ChannelTable(drainer, count, watch);
     this.runner =
         new DialRunner(
             table,
@@ -235,22 +238,22 @@ public final class CachingConnector implements AutoCloseable {
       listener.onConnect(address);
     } else {
       listener.onConnect(address);
-      if (leaseFirstCalls == Long.MAX_VALUE || entry.calls() < leaseFirstCalls) {
-        LeasedChannel lease = tryLease(entry); // the hit path: small, so that it is inlined
-        if (lease != null) {
-          return lease;
-        }
+      // The hit path: small, so that it is inlined. The first channel, if it has room.
+      LeasedChannel lease = tryLease(entry, countsLoad ? entry.limit() : Entry.NO_LIMIT);
+      if (lease != null) {
+        return lease;
       }
     }
     return new DialAttempt(this, address, timeoutNanos, timeout).lease(entry);
   }
 
   /**
-   * Takes a lease on {@code entry}, or returns null if it is pending, closing or closed (the caller
-   * looks the address up again). Drops an entry whose channel someone else shut down.
+   * Takes a lease on {@code entry} within {@code limit} (see {@link Entry#lease}), or returns null
+   * if it is pending, closing, closed (the caller looks the address up again) or full. Drops an
+   * entry whose channel someone else shut down.
    */
-  @Nullable LeasedChannel tryLease(Entry entry) {
-    int slot = entry.lease(clock);
+  @Nullable LeasedChannel tryLease(Entry entry, long limit) {
+    int slot = entry.lease(clock, limit);
     if (slot < Entry.BASE) {
       if (slot == Entry.GONE) {
         table.unlink(entry); // help a concurrent close or detach
@@ -415,6 +418,18 @@ public final class CachingConnector implements AutoCloseable {
    */
   public int callCount() {
     return table.callCount();
+  }
+
+  /**
+   * Returns the number of calls whose headers wait in their channel's transport now: queued behind
+   * a connection's limit of concurrent streams (MAX_CONCURRENT_STREAMS), or for a moment for the
+   * transport's event loop. Walks every entry and is not an atomic snapshot, as {@link
+   * #leaseCount()}.
+   *
+   * @return the calls queued in the transports of this connector's channels
+   */
+  public int queuedCallCount() {
+    return table.queuedCallCount();
   }
 
   /**

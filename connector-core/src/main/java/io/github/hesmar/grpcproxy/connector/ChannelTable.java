@@ -40,9 +40,13 @@ final class ChannelTable {
   private final Drainer drainer;
   private final ChannelCount count;
 
-  ChannelTable(Drainer drainer, ChannelCount count) {
+  /** What every channel's {@link ChannelStreams} shares. */
+  private final ChannelStreams.Watch watch;
+
+  ChannelTable(Drainer drainer, ChannelCount count, ChannelStreams.Watch watch) {
     this.drainer = drainer;
     this.count = count;
+    this.watch = watch;
   }
 
   /** The first channel of {@code address}, pending or published, or null. */
@@ -53,7 +57,7 @@ final class ChannelTable {
   /** A new pending entry for {@code address}: its first channel if {@code first} is null. */
   Entry newEntry(String address, @Nullable Entry first) {
     return new Entry(
-        address, channelIds.incrementAndGet(), first, new PendingDial(System.nanoTime()));
+        address, channelIds.incrementAndGet(), first, new PendingDial(System.nanoTime()), watch);
   }
 
   /** Puts a pending first channel in the map; returns the entry already there, or null. */
@@ -195,6 +199,13 @@ final class ChannelTable {
     long[] calls = {0};
     forEach(entry -> calls[0] += entry.calls());
     return (int) Math.min(Integer.MAX_VALUE, calls[0]);
+  }
+
+  /** See {@link CachingConnector#queuedCallCount()}. */
+  int queuedCallCount() {
+    long[] queued = {0};
+    forEach(entry -> queued[0] += entry.streams.queued());
+    return (int) Math.min(Integer.MAX_VALUE, queued[0]);
   }
 
   /**

@@ -17,6 +17,12 @@ import org.jspecify.annotations.Nullable;
  * @param leases the number of outstanding leases on the channel
  * @param calls the number of calls in flight on the channel: started on a lease and not yet closed,
  *     whether or not their lease was released (a channel with calls is never expired)
+ * @param queued the number of those calls whose headers wait in the channel's transport: queued
+ *     behind the connection's limit of concurrent streams (MAX_CONCURRENT_STREAMS), or for a moment
+ *     for the transport's event loop
+ * @param limit the load at which the channel counts as full and a dial of its address opens another
+ *     channel (see {@link CachingConnector.Builder#maxCallsPerChannel(int)}): the configured
+ *     maximum, or the number of calls the channel carried when calls started to queue on it
  * @param idlePasses the number of consecutive expiry passes that found the channel unused (the
  *     channel closes at the second)
  * @param state the channel's connectivity state, or {@code null} if the channel does not report it
@@ -32,6 +38,8 @@ public record ConnectionInfo(
     String address,
     int leases,
     int calls,
+    int queued,
+    int limit,
     int idlePasses,
     @Nullable ConnectivityState state,
     boolean closing,

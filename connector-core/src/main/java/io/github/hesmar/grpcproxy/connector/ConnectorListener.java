@@ -64,6 +64,17 @@ public interface ConnectorListener {
   default void onClose(String address, CloseCause cause) {}
 
   /**
+   * Called once per call made on a lease, when its headers leave the channel's transport (or the
+   * call ends before they do), with how long they waited there: queued behind the connection's
+   * limit of concurrent streams, or for a moment for the transport's event loop. On a transport
+   * thread: keep it short.
+   *
+   * @param address the address of the call's channel
+   * @param queued how long the call's headers waited in the transport
+   */
+  default void onCallQueued(String address, Duration queued) {}
+
+  /**
    * Called when a lease has been held longer than the {@link
    * CachingConnector.Builder#leakDetectionThreshold(Duration) leak detection threshold}; at most
    * once per lease.

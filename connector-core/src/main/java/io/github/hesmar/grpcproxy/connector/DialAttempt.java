@@ -77,7 +77,8 @@ final class DialAttempt {
         }
       }
       // Null if pending, closing or closed: then as with one channel per address.
-      LeasedChannel lease = entry.isPending() ? connector.tryLease(entry) : leaseFromPool(entry);
+      LeasedChannel lease =
+          entry.isPending() ? connector.tryLease(entry, Entry.NO_LIMIT) : leaseFromPool(entry);
       if (lease != null) {
         return lease;
       }
@@ -110,20 +111,21 @@ final class DialAttempt {
    */
   private @Nullable LeasedChannel leaseFromPool(Entry first) {
     if (pool.maxChannels == 1) {
-      return connector.tryLease(first);
+      return connector.tryLease(first, Entry.NO_LIMIT);
     }
     boolean settle = false; // lease the least-loaded channel even if it is full
     for (; ; ) {
       Entry best = pool.choose(first);
       if (best == null) {
-        return connector.tryLease(first); // detached or closed: helps unlink it, and returns null
+        // Detached or closed: helps unlink it, and returns null.
+        return connector.tryLease(first, Entry.PAST_LIMIT);
       }
-      if (settle || !pool.isFull(best)) {
-        LeasedChannel lease = connector.tryLease(best);
+      if (settle || !best.isFull()) {
+        LeasedChannel lease = connector.tryLease(best, settle ? Entry.PAST_LIMIT : best.limit());
         if (lease != null) {
           return lease;
         }
-        continue; // detached, closed or found shut down meanwhile: choose again
+        continue; // full, detached, closed or found shut down meanwhile: choose again
       }
       Entry growing = AddressPool.growing(first);
       if (growing != null) {

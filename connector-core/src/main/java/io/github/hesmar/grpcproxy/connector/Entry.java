@@ -14,7 +14,7 @@ import org.jspecify.annotations.Nullable;
 
 /**
  * One channel of one address, from the claim to dial it until it is closed: its state word, its
- * lease cells and its count of calls in flight. Thread-safe, lock-free.
+ * lease cells, its count of calls in flight and its load. Thread-safe, lock-free.
  *
  * <p>Every change of state is a method of this class; no other class reads or writes the state
  * word's bits (docs/design.md, "The state word"). The word (64 bits, changed by compare-and-set,
@@ -53,6 +53,15 @@ final class Entry {
   /** A lease slot: the lease is counted in the state word, not in a cell. */
   static final int BASE = -1;
 
+  /** The limit of a lease when the connector counts no load: one channel per address. */
+  static final long NO_LIMIT = Long.MAX_VALUE;
+
+  /**
+   * The limit of a lease taken whatever the load, on a channel whose load is counted: all the
+   * channels of its address are full. Counted on the state word, never in a cell.
+   */
+  static final long PAST_LIMIT = -1;
+
   /** {@link #lease} found the entry pending (its dial in flight) or closing for good. */
   static final int NOT_LEASABLE = -2;
 
@@ -62,9 +71,13 @@ final class Entry {
   /** {@link #lease} found the channel shut down by someone else. */
   static final int STALE = -4;
 
+  /** {@link #lease} found the channel's load at its limit: the lease would have passed it. */
+  static final int FULL = -5;
+
   private static final VarHandle STATE;
   private static final VarHandle CELLS;
   private static final VarHandle CALLS;
+  private static final VarHandle UNCOVERED;
   private static final VarHandle EXTRAS;
 
   static {
@@ -73,6 +86,7 @@ final class Entry {
       STATE = lookup.findVarHandle(Entry.class, "state", long.class);
       CELLS = lookup.findVarHandle(Entry.class, "cells", AtomicLongArray.class);
       CALLS = lookup.findVarHandle(Entry.class, "calls", long.class);
+      UNCOVERED = lookup.findVarHandle(Entry.class, "uncovered", long.class);
       EXTRAS = lookup.findVarHandle(Entry.class, "extras", Entry[].class);
     } catch (ReflectiveOperationException e) {
       throw new ExceptionInInitializerError(e);
@@ -111,6 +125,19 @@ final class Entry {
   @SuppressWarnings("unused") // changed through CALLS
   private volatile long calls;
 
+  /**
+   * Calls in flight that no held lease covers: a held lease covers one of its calls, so this counts
+   * the calls of released leases and the second and later calls of held ones (see {@link #load()}).
+   */
+  @SuppressWarnings("unused") // changed through UNCOVERED
+  private volatile long uncovered;
+
+  /**
+   * Load at which this channel is full: {@code maxCallsPerChannel}, or less once calls queued on it
+   * (see {@link ChannelStreams}).
+   */
+  private volatile int limit;
+
   /** Consecutive idle passes; written only by expiry passes, which run one at a time. */
   private volatile int idlePasses;
 
@@ -134,11 +161,25 @@ final class Entry {
       Math.min(
           16, Integer.highestOneBit(Math.max(1, Runtime.getRuntime().availableProcessors())) * 2);
 
-  Entry(String address, long id, @Nullable Entry firstChannel, PendingDial pending) {
+  /** The tracer factory of this channel's calls: its streams as the transport reports them. */
+  final ChannelStreams streams;
+
+  /**
+   * A pending entry; its limit is the configured one, or its first channel's if that learned a
+   * lower one (the same backend).
+   */
+  Entry(
+      String address,
+      long id,
+      @Nullable Entry firstChannel,
+      PendingDial pending,
+      ChannelStreams.Watch watch) {
     this.address = address;
     this.id = id;
     this.firstChannel = firstChannel;
     this.pending = pending;
+    this.limit = firstChannel == null ? watch.maxCalls() : firstChannel.limit();
+    this.streams = new ChannelStreams(this, watch);
   }
 
   ManagedChannel channel() {
@@ -215,11 +256,20 @@ final class Entry {
 
   /**
    * Takes a lease: returns its slot ({@link #BASE} or a cell), or {@link #NOT_LEASABLE}, {@link
-   * #GONE} or {@link #STALE}. Sets DIALED and RECENT, and records the time of the first lease since
-   * the last expiry pass on {@code clock}. A lease that collides with another on the state word
-   * stripes this entry.
+   * #GONE}, {@link #STALE} or {@link #FULL}. Sets DIALED and RECENT, and records the time of the
+   * first lease since the last expiry pass on {@code clock}. A lease that collides with another on
+   * the state word stripes this entry.
+   *
+   * <p>The lease counts in the load from here on, so it is refused ({@link #FULL}) if the load
+   * would pass {@code limitOrPast} ({@link #NO_LIMIT} and {@link #PAST_LIMIT}: never refused).
+   * Leases racing for the last room never pass it together (docs/design.md, "Load counted at the
+   * pick"): a lease on the state word adds, then reads the cells; a lease in a cell adds, then
+   * reads the state word, and stays in its cell only while no cell holds more than its share of the
+   * room ({@link #cellShare}), else it moves to the state word.
    */
-  int lease(InstantSource clock) {
+  int lease(InstantSource clock, long limitOrPast) {
+    boolean inWord = limitOrPast == PAST_LIMIT; // also once a cell lease was refused its share
+    long limit = inWord ? NO_LIMIT : limitOrPast;
     for (; ; ) {
       long state = settledState();
       if ((state & PENDING) != 0) {
@@ -233,20 +283,33 @@ final class Entry {
       }
       AtomicLongArray striped = cells;
       int slot;
-      if (striped == null) {
+      if (striped == null || inWord) {
+        if (limit != NO_LIMIT && (state & LEASES) + uncovered() >= limit) {
+          return FULL;
+        }
         if (!STATE.compareAndSet(this, state, (state + 1) | USED)) {
-          if ((this.state & ~LEASES) == (state & ~LEASES)) {
+          if (striped == null && (this.state & ~LEASES) == (state & ~LEASES)) {
             stripe(); // lost to another lease of this entry: count leases in cells
           }
           continue;
         }
         slot = BASE;
+        striped = cells; // read after the add: a cell lease that missed it is counted here
+        if (limit != NO_LIMIT && striped != null && load(this.state, striped) > limit) {
+          STATE.getAndAdd(this, -1L);
+          return FULL;
+        }
       } else {
         // Add to a cell, then read the flags; a close sets CLOSING, then sums the cells.
         slot = addToCell(striped);
         long now = this.state;
         if ((now & (PENDING | DETACHED | CLOSED | CLOSING)) != 0) {
           striped.getAndDecrement(slot);
+          continue;
+        }
+        if (limit != NO_LIMIT && !withinShare(striped, slot, now, limit)) {
+          striped.getAndDecrement(slot);
+          inWord = true;
           continue;
         }
         if ((now & USED) != USED) {
@@ -259,6 +322,23 @@ final class Entry {
       }
       return slot;
     }
+  }
+
+  /**
+   * Whether the lease just added to {@code slot} keeps the load within {@code limit} without a look
+   * at the other cells, given {@code state}, read after the add. Each cell may hold its share of
+   * half the room (a power of two cells: shifts, no division); every lease in a cell was admitted
+   * here, so the cells hold at most {@code cells * share}, and the state word and the uncovered
+   * calls must leave that much room.
+   */
+  private boolean withinShare(AtomicLongArray striped, int slot, long state, long limit) {
+    int shift = Integer.numberOfTrailingZeros(cellCount(striped));
+    long share = (limit >> 1) >> shift;
+    return striped.get(slot) <= share && (state & LEASES) + uncovered() <= limit - (share << shift);
+  }
+
+  private static int cellCount(AtomicLongArray cells) {
+    return cells.length() / CELL_STRIDE - 1;
   }
 
   /** Gives back a lease taken in {@code slot}. */
@@ -285,7 +365,7 @@ final class Entry {
    */
   @SuppressWarnings("deprecation") // Thread.getId(): threadId() is JDK 19+, the baseline is 17
   private static int addToCell(AtomicLongArray cells) {
-    int count = cells.length() / CELL_STRIDE - 1;
+    int count = cellCount(cells);
     int slot = ((int) Thread.currentThread().getId() & (count - 1)) * CELL_STRIDE + CELL_STRIDE;
     cells.getAndIncrement(slot);
     return slot;
@@ -309,6 +389,45 @@ final class Entry {
   long leases() {
     long state = this.state;
     return (state & (PENDING | CLOSED)) != 0 ? 0 : leases(state);
+  }
+
+  // ---- load ------------------------------------------------------------------------------------
+
+  /**
+   * The load of this channel: its leases plus the calls no held lease covers. A lease counts from
+   * the moment a dial takes it, so a dial about to make a call counts before its call starts; a
+   * held lease covers one of its calls, and each further call counts.
+   */
+  long load() {
+    return load(state, cells);
+  }
+
+  private long load(long state, @Nullable AtomicLongArray striped) {
+    return (state & LEASES) + (striped == null ? 0 : sum(striped)) + uncovered();
+  }
+
+  private long uncovered() {
+    return (long) UNCOVERED.getVolatile(this);
+  }
+
+  /** Adds {@code delta} (1 or -1) to the calls no held lease covers (see {@link LeasedChannel}). */
+  void addUncovered(long delta) {
+    UNCOVERED.getAndAdd(this, delta);
+  }
+
+  /** The load at which this channel is full. */
+  int limit() {
+    return limit;
+  }
+
+  /** Sets the load at which this channel is full (see {@link ChannelStreams}). */
+  void setLimit(int limit) {
+    this.limit = limit;
+  }
+
+  /** Whether this channel's load is at its limit. */
+  boolean isFull() {
+    return load() >= limit;
   }
 
   // ---- calls -----------------------------------------------------------------------------------
@@ -581,6 +700,8 @@ final class Entry {
         address,
         (int) Math.min(Integer.MAX_VALUE, leases(state)),
         (int) Math.min(Integer.MAX_VALUE, calls()),
+        (int) Math.min(Integer.MAX_VALUE, streams.queued()),
+        limit,
         (state & DIALED) != 0 ? 0 : idlePasses,
         connectivity,
         (state & DETACHED) != 0,

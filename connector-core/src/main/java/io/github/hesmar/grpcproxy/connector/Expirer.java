@@ -114,6 +114,7 @@ final class Expirer {
       }
       return;
     }
+    entry.streams.pass(); // a limit learned from queueing lasts while the queueing does
     for (; ; ) { // again from the start when a lease or a close changed the entry under the pass
       if (!entry.isLive()) {
         return;

@@ -45,14 +45,22 @@ import org.jspecify.annotations.Nullable;
  */
 public final class LeasedChannel extends ManagedChannel implements AutoCloseable {
 
-  private static final VarHandle RELEASED;
-  private static final VarHandle CALLS;
+  /*
+   * The lease word: RELEASED, and the calls started on this lease and not yet ended. One word, so
+   * that each change knows whether this lease covers the call it starts or ends: a held lease
+   * counts once in its channel's load, for its leasing and for one call; every other call in
+   * flight counts as uncovered (Entry.addUncovered). A call starting on a held lease with no call
+   * is covered (no change); a call ending on a held lease with one call was covered (no change);
+   * any other start or end adds or takes one uncovered call; releasing a lease with calls makes one
+   * of them uncovered, before the lease stops counting. docs/design.md, "Load counted at the pick".
+   */
+  private static final VarHandle WORD;
+
+  private static final int RELEASED = 1 << 31;
 
   static {
     try {
-      MethodHandles.Lookup lookup = MethodHandles.lookup();
-      RELEASED = lookup.findVarHandle(LeasedChannel.class, "released", boolean.class);
-      CALLS = lookup.findVarHandle(LeasedChannel.class, "calls", int.class);
+      WORD = MethodHandles.lookup().findVarHandle(LeasedChannel.class, "word", int.class);
     } catch (ReflectiveOperationException e) {
       throw new ExceptionInInitializerError(e);
     }
@@ -67,12 +75,9 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
   private final ManagedChannel channel;
   final LeakDetector.@Nullable Watch leakWatch;
 
-  @SuppressWarnings("unused") // written through RELEASED
-  private volatile boolean released;
-
-  /** Calls started on this lease and not yet ended. */
-  @SuppressWarnings("unused") // changed through CALLS
-  private volatile int calls;
+  /** {@link #RELEASED}, plus the calls started on this lease and not yet ended. */
+  @SuppressWarnings("unused") // changed through WORD
+  private volatile int word;
 
   /**
    * Set once a thread waits in {@link #awaitTermination}: then ends notify this lease's monitor.
@@ -101,13 +106,24 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
     return this.connector == connector;
   }
 
-  /** Marks this lease released; returns whether this call did it (false if already released). */
+  /**
+   * Marks this lease released; returns whether this call did it (false if already released). The
+   * caller then gives the lease back to its channel.
+   */
   boolean markReleased() {
-    if (!RELEASED.compareAndSet(this, false, true)) {
+    int before = (int) WORD.getAndBitwiseOr(this, RELEASED);
+    if ((before & RELEASED) != 0) {
       return false;
+    }
+    if (before != 0) {
+      entry.addUncovered(1); // one of its calls was covered by the lease
     }
     signalIfAwaited();
     return true;
+  }
+
+  private boolean released() {
+    return (word & RELEASED) != 0;
   }
 
   /**
@@ -145,13 +161,13 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
   /** Returns whether this lease was released. */
   @Override
   public boolean isShutdown() {
-    return released;
+    return released();
   }
 
   /** Returns whether this lease was released and every call it started has ended. */
   @Override
   public boolean isTerminated() {
-    return released && (int) CALLS.getVolatile(this) == 0;
+    return word == RELEASED;
   }
 
   /**
@@ -197,12 +213,15 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
   public <RequestT, ResponseT> ClientCall<RequestT, ResponseT> newCall(
       MethodDescriptor<RequestT, ResponseT> methodDescriptor, CallOptions callOptions) {
     checkHeld("newCall");
-    return new CountedCall<>(this, channel.newCall(methodDescriptor, callOptions));
+    CallOptions traced = callOptions.withStreamTracerFactory(entry.streams);
+    return new CountedCall<>(this, channel.newCall(methodDescriptor, traced));
   }
 
   /** Counts a call starting on this lease; returns whether its channel counted it. */
   boolean callStarted() {
-    CALLS.getAndAdd(this, 1);
+    if ((int) WORD.getAndAdd(this, 1) != 0) {
+      entry.addUncovered(1); // not the one call a held lease covers
+    }
     return entry.startCall();
   }
 
@@ -211,13 +230,17 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
     if (countedByChannel) {
       entry.endCall();
     }
-    if ((int) CALLS.getAndAdd(this, -1) == 1 && released) {
+    int before = (int) WORD.getAndAdd(this, -1);
+    if (before != 1) {
+      entry.addUncovered(-1); // not the one call a held lease covered
+    }
+    if (before == (RELEASED | 1)) {
       signalIfAwaited();
     }
   }
 
   private void checkHeld(String method) {
-    if (released) {
+    if (released()) {
       throw new IllegalStateException(
           method
               + " on a released lease: the lease on "
@@ -273,7 +296,7 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
 
   @Override
   public String toString() {
-    return "LeasedChannel{address=" + entry.address + ", released=" + released + "}";
+    return "LeasedChannel{address=" + entry.address + ", released=" + released() + "}";
   }
 
   /**

@@ -29,6 +29,11 @@ final class SafeListener implements ConnectorListener {
         : new SafeListener(listeners.toArray(new ConnectorListener[0]));
   }
 
+  /** Whether {@code listener} is the one {@link #of} returns for no listener: it hears nothing. */
+  static boolean isSilent(ConnectorListener listener) {
+    return listener == NONE;
+  }
+
   private static void failed(String callback, Throwable t) {
     if (t instanceof VirtualMachineError error) {
       throw error; // the JVM is failing; the state change the callback reports is complete
@@ -98,6 +103,17 @@ final class SafeListener implements ConnectorListener {
         l.onLeak(address, heldFor);
       } catch (Throwable t) {
         failed("onLeak", t);
+      }
+    }
+  }
+
+  @Override
+  public void onCallQueued(String address, Duration queued) {
+    for (ConnectorListener l : listeners) {
+      try {
+        l.onCallQueued(address, queued);
+      } catch (Throwable t) {
+        failed("onCallQueued", t);
       }
     }
   }

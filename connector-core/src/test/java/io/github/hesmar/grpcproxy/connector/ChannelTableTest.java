@@ -20,8 +20,9 @@ class ChannelTableTest {
 
   final ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor();
   final ChannelCount count = new ChannelCount(new ConnectorListener() {}, null);
-  final ChannelTable table = new ChannelTable(new Drainer(Duration.ZERO, scheduler), count);
-  final AddressPool pool = new AddressPool(1, 4);
+  final ChannelTable table =
+      new ChannelTable(new Drainer(Duration.ZERO, scheduler), count, Watches.of(1));
+  final AddressPool pool = new AddressPool(4);
   int serial;
 
   @AfterEach
@@ -109,7 +110,7 @@ class ChannelTableTest {
   @Test
   void aLeasedEntryIsClosedOnlyByForce() {
     Entry first = published("alpha");
-    int slot = first.lease(InstantSource.system());
+    int slot = first.lease(InstantSource.system(), Entry.NO_LIMIT);
 
     assertThat(table.close(first, /* force= */ false)).isFalse();
     assertThat(table.close(first, /* force= */ true)).isTrue();
@@ -140,7 +141,7 @@ class ChannelTableTest {
     Entry alphaExtra = extraOf(alpha);
     Entry pending = table.newEntry("gamma", null);
     table.putIfAbsent(pending);
-    int slot = alphaExtra.lease(InstantSource.system());
+    int slot = alphaExtra.lease(InstantSource.system(), Entry.NO_LIMIT);
 
     assertThat(table.connections())
         .extracting(ConnectionInfo::id)

@@ -66,7 +66,8 @@ class DialRunnerTest {
   @Test
   void aDialThatSucceedsPublishesItsChannelAndCountsIt() throws Exception {
     ChannelCount count = new ChannelCount(recording, null);
-    ChannelTable table = new ChannelTable(new Drainer(Duration.ZERO, scheduler), count);
+    ChannelTable table =
+        new ChannelTable(new Drainer(Duration.ZERO, scheduler), count, Watches.of(1));
     DialRunner runner = runner(table, count, null, this::channelFor);
     Entry entry = table.newEntry("alpha", null);
     table.putIfAbsent(entry);
@@ -86,7 +87,8 @@ class DialRunnerTest {
   @Test
   void aDialerThatThrowsFailsTheEntryAndTakesItOutOfTheTable() {
     ChannelCount count = new ChannelCount(recording, null);
-    ChannelTable table = new ChannelTable(new Drainer(Duration.ZERO, scheduler), count);
+    ChannelTable table =
+        new ChannelTable(new Drainer(Duration.ZERO, scheduler), count, Watches.of(1));
     IllegalStateException broken = new IllegalStateException("broken");
     DialRunner runner =
         runner(
@@ -112,7 +114,8 @@ class DialRunnerTest {
   @Test
   void aChannelReturnedAfterItsDialWasAbandonedIsShutDownAndNeverCounted() throws Exception {
     ChannelCount count = new ChannelCount(recording, null);
-    ChannelTable table = new ChannelTable(new Drainer(Duration.ZERO, scheduler), count);
+    ChannelTable table =
+        new ChannelTable(new Drainer(Duration.ZERO, scheduler), count, Watches.of(1));
     CountDownLatch returnChannel = new CountDownLatch(1);
     List<TrackedChannel> returned = new CopyOnWriteArrayList<>();
     DialRunner runner =
@@ -147,7 +150,8 @@ class DialRunnerTest {
   @Test
   void aDialIsOverdueOnlyOnceItsTimeoutHasPassed() {
     ChannelCount count = new ChannelCount(recording, null);
-    ChannelTable table = new ChannelTable(new Drainer(Duration.ZERO, scheduler), count);
+    ChannelTable table =
+        new ChannelTable(new Drainer(Duration.ZERO, scheduler), count, Watches.of(1));
     DialRunner patient = runner(table, count, null, this::channelFor);
     DialRunner hasty =
         new DialRunner(
@@ -170,7 +174,8 @@ class DialRunnerTest {
   void aFailedDialGivesItsPlaceUnderTheBoundBack() {
     ChannelBound bound = new ChannelBound(1);
     ChannelCount count = new ChannelCount(recording, bound);
-    ChannelTable table = new ChannelTable(new Drainer(Duration.ZERO, scheduler), count);
+    ChannelTable table =
+        new ChannelTable(new Drainer(Duration.ZERO, scheduler), count, Watches.of(1));
     DialRunner runner =
         runner(
             table,

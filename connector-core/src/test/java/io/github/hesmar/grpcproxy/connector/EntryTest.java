@@ -14,7 +14,7 @@ class EntryTest {
   final TrackedChannel channel = new TrackedChannel("alpha", 0, null, false);
 
   Entry pending() {
-    return new Entry("alpha", 1, null, new PendingDial(System.nanoTime()));
+    return new Entry("alpha", 1, null, new PendingDial(System.nanoTime()), Watches.defaults());
   }
 
   /** A published entry whose dialing caller gave its lease back. */
@@ -28,7 +28,7 @@ class EntryTest {
   @Test
   void aPendingEntryIsNotLeasableAndHoldsTheReservedLeaseOnceItIsPublished() {
     Entry entry = pending();
-    assertThat(entry.lease(clock)).isEqualTo(Entry.NOT_LEASABLE);
+    assertThat(entry.lease(clock, Entry.NO_LIMIT)).isEqualTo(Entry.NOT_LEASABLE);
     assertThat(entry.pendingDial()).isNotNull();
 
     assertThat(entry.publish(channel, clock.millis())).isTrue();
@@ -66,9 +66,9 @@ class EntryTest {
   @Test
   void leasesAreCountedInTheWordThenInCellsAndADetachedEntryIsGone() {
     Entry entry = published();
-    int base = entry.lease(clock);
+    int base = entry.lease(clock, Entry.NO_LIMIT);
     entry.stripe();
-    int cell = entry.lease(clock);
+    int cell = entry.lease(clock, Entry.NO_LIMIT);
 
     assertThat(base).isEqualTo(Entry.BASE);
     assertThat(cell).isGreaterThan(Entry.BASE);
@@ -76,7 +76,7 @@ class EntryTest {
     assertThat(entry.detach(CloseCause.RELEASED)).isTrue();
     assertThat(entry.detach(CloseCause.EXPIRED)).isFalse();
     assertThat(entry.detachCause()).isEqualTo(CloseCause.RELEASED);
-    assertThat(entry.lease(clock)).isEqualTo(Entry.GONE);
+    assertThat(entry.lease(clock, Entry.NO_LIMIT)).isEqualTo(Entry.GONE);
     entry.release(base);
     entry.release(cell);
     assertThat(entry.leases()).isZero();
@@ -87,13 +87,13 @@ class EntryTest {
     Entry entry = published();
     channel.shutdown();
 
-    assertThat(entry.lease(clock)).isEqualTo(Entry.STALE);
+    assertThat(entry.lease(clock, Entry.NO_LIMIT)).isEqualTo(Entry.STALE);
   }
 
   @Test
   void aCloseThatIsNotForcedWaitsForEveryLeaseAndCall() {
     Entry entry = published();
-    int slot = entry.lease(clock);
+    int slot = entry.lease(clock, Entry.NO_LIMIT);
     assertThat(entry.close(/* force= */ false)).isFalse();
     entry.release(slot);
     assertThat(entry.startCall()).isTrue();
@@ -104,13 +104,13 @@ class EntryTest {
     assertThat(entry.close(/* force= */ true)).as("closed once").isFalse();
     assertThat(entry.startCall()).as("a call on a closed channel").isFalse();
     assertThat(entry.calls()).isZero();
-    assertThat(entry.lease(clock)).isEqualTo(Entry.GONE);
+    assertThat(entry.lease(clock, Entry.NO_LIMIT)).isEqualTo(Entry.GONE);
   }
 
   @Test
   void aForcedCloseClosesAnEntryInUse() {
     Entry entry = published();
-    entry.lease(clock);
+    entry.lease(clock, Entry.NO_LIMIT);
 
     assertThat(entry.close(/* force= */ true)).isTrue();
     assertThat(entry.info()).isNull();
@@ -119,8 +119,9 @@ class EntryTest {
   @Test
   void aFirstChannelWithAnExtraChannelIsNotClosedIdle() {
     Entry first = published();
-    Entry extra = new Entry("alpha", 2, first, new PendingDial(System.nanoTime()));
-    assertThat(new AddressPool(1, 2).add(first, extra)).isTrue();
+    Entry extra =
+        new Entry("alpha", 2, first, new PendingDial(System.nanoTime()), Watches.defaults());
+    assertThat(new AddressPool(2).add(first, extra)).isTrue();
 
     assertThat(first.close(/* force= */ false)).isFalse();
     AddressPool.remove(extra);
@@ -132,7 +133,7 @@ class EntryTest {
     Entry entry = published();
 
     assertThat(entry.passAndCloseIfIdle()).as("pass 1 after the dial").isEqualTo(Entry.Pass.KEPT);
-    entry.release(entry.lease(clock));
+    entry.release(entry.lease(clock, Entry.NO_LIMIT));
     assertThat(entry.passAndCloseIfIdle()).as("pass 1 after the lease").isEqualTo(Entry.Pass.KEPT);
     assertThat(entry.info().idlePasses()).isEqualTo(1);
     assertThat(entry.passAndCloseIfIdle()).as("pass 2").isEqualTo(Entry.Pass.CLOSED);
@@ -145,7 +146,7 @@ class EntryTest {
     Entry entry = published();
     assertThat(entry.takeSecondChance()).as("never leased since its dial").isFalse();
 
-    entry.release(entry.lease(InstantSource.system()));
+    entry.release(entry.lease(InstantSource.system(), Entry.NO_LIMIT));
 
     assertThat(entry.takeSecondChance()).isTrue();
     assertThat(entry.takeSecondChance()).isFalse();
@@ -158,10 +159,10 @@ class EntryTest {
     entry.passAndCloseIfIdle();
     clock.forward(Duration.ofSeconds(5));
 
-    entry.release(entry.lease(clock));
+    entry.release(entry.lease(clock, Entry.NO_LIMIT));
     long first = entry.lastDialedMillis;
     clock.forward(Duration.ofSeconds(5));
-    entry.release(entry.lease(clock));
+    entry.release(entry.lease(clock, Entry.NO_LIMIT));
 
     assertThat(first).isEqualTo(created + 5_000);
     assertThat(entry.lastDialedMillis).as("not the second before the next pass").isEqualTo(first);

@@ -31,7 +31,7 @@ class ExpirerTest {
       };
   final ChannelCount count = new ChannelCount(recording, null);
   final Drainer drainer = new Drainer(Duration.ZERO, clock.scheduler());
-  final ChannelTable table = new ChannelTable(drainer, count);
+  final ChannelTable table = new ChannelTable(drainer, count, Watches.defaults());
   int serial;
 
   @AfterEach
@@ -85,11 +85,11 @@ class ExpirerTest {
   void aChannelClosesAtTheSecondPassAfterItsLastLease() {
     Expirer expirer = expirer();
     Entry alpha = published("alpha");
-    int slot = alpha.lease(clock);
+    int slot = alpha.lease(clock, Entry.NO_LIMIT);
     expirer.expire();
     expirer.expire();
     alpha.release(slot);
-    alpha.release(alpha.lease(clock));
+    alpha.release(alpha.lease(clock, Entry.NO_LIMIT));
 
     assertThat(expirer.expire()).as("the first pass after the last lease").isEmpty();
     assertThat(expirer.expire()).containsExactly("alpha");
@@ -113,7 +113,7 @@ class ExpirerTest {
   void aDetachedChannelClosesAtThePassAfterItsLastLease() {
     Expirer expirer = expirer();
     Entry alpha = published("alpha");
-    int slot = alpha.lease(clock);
+    int slot = alpha.lease(clock, Entry.NO_LIMIT);
     table.detach(alpha, CloseCause.RELEASED, new ArrayList<>());
 
     assertThat(expirer.expire()).isEmpty();
@@ -126,7 +126,7 @@ class ExpirerTest {
   void aChannelIsRetiredWithinTenPercentOfItsMaximumAge() {
     Expirer expirer = expirer(Duration.ofSeconds(100), Duration.ofDays(1));
     Entry alpha = published("alpha");
-    int slot = alpha.lease(clock);
+    int slot = alpha.lease(clock, Entry.NO_LIMIT);
     long retireAt = expirer.retireAt(alpha);
     assertThat(retireAt - alpha.createdMillis).isBetween(90_000L, 110_000L);
 
@@ -150,7 +150,8 @@ class ExpirerTest {
             "alpha",
             1,
             null,
-            new PendingDial(System.nanoTime() - TimeUnit.MILLISECONDS.toNanos(1)));
+            new PendingDial(System.nanoTime() - TimeUnit.MILLISECONDS.toNanos(1)),
+            Watches.defaults());
     table.putIfAbsent(hung);
     PendingDial pending = requireNonNull(hung.pendingDial());
 

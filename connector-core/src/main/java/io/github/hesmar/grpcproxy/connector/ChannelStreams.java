@@ -1,0 +1,195 @@
+package io.github.hesmar.grpcproxy.connector;
+
+import io.grpc.Attributes;
+import io.grpc.ClientStreamTracer;
+import io.grpc.Metadata;
+import io.grpc.Status;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.time.Duration;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * The streams of one channel as its transport reports them: the stream tracer factory that every
+ * call made on a lease of the channel carries. It counts the streams whose headers wait in the
+ * transport (queued), and learns from them the load at which the channel is full. Thread-safe,
+ * lock-free.
+ *
+ * <p>A transport creates a stream ({@code streamCreated}) when a call starts, and writes its
+ * headers ({@code outboundHeaders}) when the connection may carry one more stream: a Netty
+ * transport at the peer's MAX_CONCURRENT_STREAMS holds the headers until a stream ends. In between
+ * the stream is queued. Every stream waits a little there (for the transport's event loop), so a
+ * wait alone proves nothing; a wait longer than {@link #CONFIRM_NANOS} does. When streams start
+ * waiting, one check is scheduled that long after; if a stream created before it still waits then,
+ * the channel is full at the calls it carries that are not queued, and its limit becomes that
+ * (docs/design.md, "Queueing seen, the limit learned"). An expiry pass that finds no queueing
+ * confirmed since the last one gives the channel back its configured limit.
+ */
+final class ChannelStreams extends ClientStreamTracer.Factory {
+
+  /** How long a stream's headers wait in the transport before its channel counts as full. */
+  static final long CONFIRM_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+
+  private static final VarHandle CREATED;
+  private static final VarHandle SENT;
+  private static final VarHandle ARMED;
+
+  static {
+    try {
+      MethodHandles.Lookup lookup = MethodHandles.lookup();
+      CREATED = lookup.findVarHandle(ChannelStreams.class, "created", long.class);
+      SENT = lookup.findVarHandle(ChannelStreams.class, "sent", long.class);
+      ARMED = lookup.findVarHandle(ChannelStreams.class, "armed", boolean.class);
+    } catch (ReflectiveOperationException e) {
+      throw new ExceptionInInitializerError(e);
+    }
+  }
+
+  /**
+   * What the channels of one connector share: where checks run, who hears of waits (null: no one),
+   * the configured limit.
+   */
+  record Watch(
+      ScheduledExecutorService scheduler, @Nullable ConnectorListener listener, int maxCalls) {}
+
+  private final Entry entry;
+  private final Watch watch;
+
+  /** Streams created on this channel; only grows. */
+  @SuppressWarnings("unused") // changed through CREATED
+  private volatile long created;
+
+  /** Streams whose headers were written, or that ended before; only grows, never past created. */
+  @SuppressWarnings("unused") // changed through SENT
+  private volatile long sent;
+
+  /** Whether a check is scheduled. */
+  @SuppressWarnings("unused") // changed through ARMED
+  private volatile boolean armed;
+
+  /** Whether a check found queueing since the last expiry pass. */
+  private volatile boolean queuedSincePass;
+
+  ChannelStreams(Entry entry, Watch watch) {
+    this.entry = entry;
+    this.watch = watch;
+  }
+
+  @Override
+  public ClientStreamTracer newClientStreamTracer(
+      ClientStreamTracer.StreamInfo info, Metadata headers) {
+    return new Tracer(this);
+  }
+
+  /** Streams whose headers wait in the transport now. */
+  long queued() {
+    long sent = (long) SENT.getVolatile(this); // first: created, read second, is never below it
+    return (long) CREATED.getVolatile(this) - sent;
+  }
+
+  private void streamCreated() {
+    long createdNow = (long) CREATED.getAndAdd(this, 1L) + 1;
+    if (!armed && ARMED.compareAndSet(this, false, true)) {
+      try {
+        watch.scheduler().schedule(() -> check(createdNow), CONFIRM_NANOS, TimeUnit.NANOSECONDS);
+      } catch (RejectedExecutionException e) {
+        armed = false; // the connector is closing: nothing to learn
+      }
+    }
+  }
+
+  private void streamSent(long createdNanos) {
+    SENT.getAndAdd(this, 1L);
+    ConnectorListener listener = watch.listener();
+    if (listener != null) {
+      listener.onCallQueued(entry.address, Duration.ofNanos(System.nanoTime() - createdNanos));
+    }
+  }
+
+  /**
+   * The check scheduled when the stream numbered {@code createdThen} was created: if some stream
+   * created by then still waits, the channel is full at the calls it carries that are not queued.
+   */
+  private void check(long createdThen) {
+    armed = false;
+    if ((long) SENT.getVolatile(this) >= createdThen) {
+      return;
+    }
+    long carried = entry.calls() - queued();
+    int limit = (int) Math.max(1, Math.min(watch.maxCalls(), carried));
+    entry.setLimit(limit);
+    Entry first = entry.firstChannel;
+    if (first != null && first.limit() > limit) {
+      first.setLimit(limit); // the same backend: the address's next channels start from it
+    }
+    queuedSincePass = true;
+  }
+
+  /**
+   * An expiry pass's look: gives the channel back its configured limit if no check found queueing
+   * since the last pass.
+   */
+  void pass() {
+    if (queuedSincePass) {
+      queuedSincePass = false;
+    } else if (entry.limit() != watch.maxCalls()) {
+      entry.setLimit(watch.maxCalls());
+    }
+  }
+
+  /** One stream's tracer: reports its creation, and the end of its wait exactly once. */
+  private static final class Tracer extends ClientStreamTracer {
+
+    private static final VarHandle STATE;
+
+    static {
+      try {
+        STATE = MethodHandles.lookup().findVarHandle(Tracer.class, "state", int.class);
+      } catch (ReflectiveOperationException e) {
+        throw new ExceptionInInitializerError(e);
+      }
+    }
+
+    private static final int NEW = 0;
+    private static final int WAITING = 1;
+    private static final int SENT_OR_ENDED = 2;
+
+    private final ChannelStreams streams;
+
+    /** When the stream was created; written before state becomes WAITING. */
+    private long createdNanos;
+
+    @SuppressWarnings("unused") // changed through STATE
+    private volatile int state;
+
+    Tracer(ChannelStreams streams) {
+      this.streams = streams;
+    }
+
+    @Override
+    public void streamCreated(Attributes transportAttrs, Metadata headers) {
+      createdNanos = System.nanoTime();
+      streams.streamCreated();
+      state = WAITING;
+    }
+
+    @Override
+    public void outboundHeaders() {
+      done();
+    }
+
+    @Override
+    public void streamClosed(Status status) {
+      done();
+    }
+
+    private void done() {
+      if (STATE.compareAndSet(this, WAITING, SENT_OR_ENDED)) {
+        streams.streamSent(createdNanos);
+      }
+    }
+  }
+}
