@@ -30,8 +30,12 @@ import org.jspecify.annotations.Nullable;
  */
 final class ChannelStreams extends ClientStreamTracer.Factory {
 
-  /** How long a stream's headers wait in the transport before its channel counts as full. */
-  static final long CONFIRM_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+  /**
+   * How long a stream's headers wait in the transport before its channel counts as full: far longer
+   * than an event loop busy with a burst of new streams holds them (50 ms was seen in tests on a
+   * loaded 2-core machine), far shorter than a stream limit holds them behind long calls.
+   */
+  static final long CONFIRM_NANOS = TimeUnit.SECONDS.toNanos(1);
 
   private static final VarHandle CREATED;
   private static final VarHandle SENT;
@@ -119,6 +123,9 @@ final class ChannelStreams extends ClientStreamTracer.Factory {
       return;
     }
     long carried = entry.calls() - queued();
+    if (carried <= 0) {
+      return; // nothing runs on it: the connection is not up, there is no limit to learn
+    }
     int limit = (int) Math.max(1, Math.min(watch.maxCalls(), carried));
     entry.setLimit(limit);
     Entry first = entry.firstChannel;

@@ -237,28 +237,39 @@ class PoolTest {
     assertThat(dialer.created.get(0).shutdowns).hasValue(1);
   }
 
-  /** A dial waiting for the extra channel another dial opened gets it once it is published. */
+  /**
+   * A dial waiting for the extra channel another dial opened gets it once it is published, if it
+   * has room: two calls per channel here, since the opener's lease counts on the new channel from
+   * its publication (load counted at the pick).
+   */
   @Test
   void dialsThatFindAllChannelsFullWaitForTheExtraChannelInFlight() throws Exception {
     TrackingDialer dialer = TrackingDialer.fake();
-    try (CachingConnector connector = oneCallPerChannel(dialer).build()) {
-      ExtraDialHeld held = fillTheChannelAndHoldTheExtraDial(connector, dialer);
+    try (CachingConnector connector = oneCallPerChannel(dialer).maxCallsPerChannel(2).build()) {
+      LeasedChannel first = connector.dial(ADDRESS);
+      FakeCall<?, ?> covered = FakeCall.startOn(first);
+      FakeCall<?, ?> uncovered = FakeCall.startOn(first); // the lease covers one call: load 2
+      dialer.holdDials(address -> {});
+      Future<LeasedChannel> opener = callers.submit(() -> connector.dial(ADDRESS));
+      assertThat(dialer.dialing.await(30, TimeUnit.SECONDS)).isTrue();
       Future<LeasedChannel> waiter = callers.submit(() -> connector.dial(ADDRESS));
-      Entry growing = requireNonNull(AddressPool.growing(held.first().entry));
+      Entry growing = requireNonNull(AddressPool.growing(first.entry));
       await() // the opener and the waiter
           .untilAsserted(
               () -> assertThat(requireNonNull(growing.pendingDial()).waiterCount()).isEqualTo(2));
 
       dialer.proceed.countDown();
 
-      try (LeasedChannel opened = held.opener().get(30, TimeUnit.SECONDS);
+      try (LeasedChannel opened = opener.get(30, TimeUnit.SECONDS);
           LeasedChannel waited = waiter.get(30, TimeUnit.SECONDS)) {
         assertThat(opened.entry).isSameAs(growing);
         assertThat(waited.entry).as("the new channel had room").isSameAs(growing);
+        assertThat(growing.load()).isEqualTo(2);
       }
       assertThat(dialer.dials).hasValue(2);
-      held.call().end();
-      held.first().close();
+      covered.end();
+      uncovered.end();
+      first.close();
     }
   }
 
