@@ -95,13 +95,31 @@ final class ChannelStreams extends ClientStreamTracer.Factory {
   }
 
   private void streamCreated() {
-    long createdNow = (long) CREATED.getAndAdd(this, 1L) + 1;
-    if (!armed && ARMED.compareAndSet(this, false, true)) {
-      try {
-        watch.scheduler().schedule(() -> check(createdNow), CONFIRM_NANOS, TimeUnit.NANOSECONDS);
-      } catch (RejectedExecutionException e) {
-        armed = false; // the connector is closing: nothing to learn
+    CREATED.getAndAdd(this, 1L);
+    armIfQueued();
+  }
+
+  /**
+   * Schedules a check unless one is: it will look at the streams created by now. Called when a
+   * stream is created, and by a check that leaves streams waiting. The flag is cleared before the
+   * look at the counts, so that a stream created meanwhile either sees it clear or is seen.
+   */
+  private void armIfQueued() {
+    if (armed || !ARMED.compareAndSet(this, false, true)) {
+      return;
+    }
+    long createdNow = (long) CREATED.getVolatile(this);
+    if ((long) SENT.getVolatile(this) >= createdNow) {
+      armed = false; // nothing waits (all written before this look)
+      if ((long) CREATED.getVolatile(this) > createdNow) {
+        armIfQueued(); // one created meanwhile may have seen the flag set
       }
+      return;
+    }
+    try {
+      watch.scheduler().schedule(() -> check(createdNow), CONFIRM_NANOS, TimeUnit.NANOSECONDS);
+    } catch (RejectedExecutionException e) {
+      armed = false; // the connector is closing: nothing to learn
     }
   }
 
@@ -114,14 +132,20 @@ final class ChannelStreams extends ClientStreamTracer.Factory {
   }
 
   /**
-   * The check scheduled when the stream numbered {@code createdThen} was created: if some stream
-   * created by then still waits, the channel is full at the calls it carries that are not queued.
+   * The check scheduled {@link #CONFIRM_NANOS} after {@code createdThen} streams had been created:
+   * if one of them still waits (streams are written in the order they were created), the channel is
+   * full at the calls it carries that are not queued. Then checks again while streams wait, so that
+   * a stream created after the last look is looked at within two checks.
    */
   private void check(long createdThen) {
-    armed = false;
-    if ((long) SENT.getVolatile(this) >= createdThen) {
-      return;
+    if ((long) SENT.getVolatile(this) < createdThen) {
+      learn();
     }
+    armed = false;
+    armIfQueued();
+  }
+
+  private void learn() {
     long carried = entry.calls() - queued();
     if (carried <= 0) {
       return; // nothing runs on it: the connection is not up, there is no limit to learn
