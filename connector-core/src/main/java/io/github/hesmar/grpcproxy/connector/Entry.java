@@ -284,44 +284,75 @@ final class Entry {
       AtomicLongArray striped = cells;
       int slot;
       if (striped == null || inWord) {
-        if (limit != NO_LIMIT && (state & LEASES) + uncovered() >= limit) {
-          return FULL;
-        }
-        if (!STATE.compareAndSet(this, state, (state + 1) | USED)) {
-          if (striped == null && (this.state & ~LEASES) == (state & ~LEASES)) {
-            stripe(); // lost to another lease of this entry: count leases in cells
-          }
-          continue;
-        }
-        slot = BASE;
-        striped = cells; // read after the add: a cell lease that missed it is counted here
-        if (limit != NO_LIMIT && striped != null && load(this.state, striped) > limit) {
-          STATE.getAndAdd(this, -1L);
-          return FULL;
-        }
+        slot = leaseOnWord(state, striped, limit);
       } else {
-        // Add to a cell, then read the flags; a close sets CLOSING, then sums the cells.
-        slot = addToCell(striped);
-        long now = this.state;
-        if ((now & (PENDING | DETACHED | CLOSED | CLOSING)) != 0) {
-          striped.getAndDecrement(slot);
-          continue;
-        }
-        if (limit != NO_LIMIT && !withinShare(striped, slot, now, limit)) {
-          striped.getAndDecrement(slot);
+        slot = leaseInCell(striped, limit);
+        if (slot == TO_WORD) {
           inWord = true;
           continue;
         }
-        if ((now & USED) != USED) {
-          STATE.getAndBitwiseOr(this, USED);
-        }
-        state = now;
       }
-      if ((state & DIALED) == 0) {
-        lastDialedMillis = clock.millis();
+      if (slot == RETRY) {
+        continue;
+      }
+      if (slot >= BASE && (state & DIALED) == 0) {
+        lastDialedMillis =
+            clock.millis(); // the first lease since the last pass (lazy: approximate)
       }
       return slot;
     }
+  }
+
+  /** Internal outcomes of a lease attempt: look at the state again, or lease on the word. */
+  private static final int RETRY = -100;
+
+  private static final int TO_WORD = -101;
+
+  /**
+   * Leases on the state word, given {@code state} without PENDING, DETACHED or CLOSED and {@code
+   * striped}, the cells read after it (null if none): returns {@link #BASE}, {@link #FULL} or
+   * {@link #RETRY}. Stripes the entry when it loses to another lease.
+   */
+  private int leaseOnWord(long state, @Nullable AtomicLongArray striped, long limit) {
+    if (limit != NO_LIMIT && (state & LEASES) + uncovered() >= limit) {
+      return FULL;
+    }
+    if (!STATE.compareAndSet(this, state, (state + 1) | USED)) {
+      if (striped == null && (this.state & ~LEASES) == (state & ~LEASES)) {
+        stripe(); // lost to another lease of this entry: count leases in cells
+      }
+      return RETRY;
+    }
+    if (limit != NO_LIMIT) {
+      AtomicLongArray now = cells; // read after the add: a cell lease that missed it is seen here
+      if (now != null && load(this.state, now) > limit) {
+        STATE.getAndAdd(this, -1L);
+        return FULL;
+      }
+    }
+    return BASE;
+  }
+
+  /**
+   * Leases in this thread's cell: returns the cell, {@link #RETRY} (the state changed under it) or
+   * {@link #TO_WORD} (past its share of {@code limit}).
+   */
+  private int leaseInCell(AtomicLongArray striped, long limit) {
+    // Add to a cell, then read the flags; a close sets CLOSING, then sums the cells.
+    int slot = addToCell(striped);
+    long now = this.state;
+    if ((now & (PENDING | DETACHED | CLOSED | CLOSING)) != 0) {
+      striped.getAndDecrement(slot);
+      return RETRY;
+    }
+    if (limit != NO_LIMIT && !withinShare(striped, slot, now, limit)) {
+      striped.getAndDecrement(slot);
+      return TO_WORD;
+    }
+    if ((now & USED) != USED) {
+      STATE.getAndBitwiseOr(this, USED);
+    }
+    return slot;
   }
 
   /**
