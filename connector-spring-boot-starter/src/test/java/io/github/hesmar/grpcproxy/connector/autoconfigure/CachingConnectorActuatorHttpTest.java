@@ -247,6 +247,8 @@ class CachingConnectorActuatorHttpTest {
               "grpc.connector.channels.closed", "channels",
               "grpc.connector.leases.active", "leases",
               "grpc.connector.calls.active", "calls",
+              "grpc.connector.calls.queued", "calls",
+              "grpc.connector.calls.queue.wait", "seconds",
               "grpc.connector.leases.leaked", "leases");
       Map<String, Object> names = client(port).get().uri("/actuator/metrics").retrieve().body(JSON);
       @SuppressWarnings("unchecked")
