@@ -183,6 +183,12 @@ public class CachingConnectorEndpoint {
    * @param address the target address
    * @param leases outstanding leases
    * @param calls calls in flight on it, whether or not their lease was released
+   * @param queued those of its calls whose headers wait in its transport: queued behind the
+   *     connection's limit of concurrent streams (the server's MAX_CONCURRENT_STREAMS), or for a
+   *     moment for the transport's event loop
+   * @param limit the load at which it counts as full and a dial of its address opens another
+   *     channel: {@code grpc.connector.pool.max-calls-per-channel}, or the calls it carried when
+   *     calls started to queue on it
    * @param idlePasses consecutive expiry passes that found it unused (it closes at the second)
    * @param state its connectivity state, or {@code null} if unknown
    * @param closing whether it closes once its leases are released and its calls have ended
@@ -196,6 +202,8 @@ public class CachingConnectorEndpoint {
       String address,
       int leases,
       int calls,
+      int queued,
+      int limit,
       int idlePasses,
       @Nullable String state,
       boolean closing,
@@ -209,6 +217,8 @@ public class CachingConnectorEndpoint {
           info.address(),
           info.leases(),
           info.calls(),
+          info.queued(),
+          info.limit(),
           info.idlePasses(),
           info.state() == null ? null : info.state().name(),
           info.closing(),

@@ -45,6 +45,10 @@ import org.jspecify.annotations.Nullable;
  *       <td>{@link CachingConnector#leaseCount()}</td></tr>
  *   <tr><td>{@value #CALLS_ACTIVE}</td><td>gauge</td><td>calls</td><td></td>
  *       <td>{@link CachingConnector#callCount()}</td></tr>
+ *   <tr><td>{@value #CALLS_QUEUED}</td><td>gauge</td><td>calls</td><td></td>
+ *       <td>{@link CachingConnector#queuedCallCount()}</td></tr>
+ *   <tr><td>{@value #CALLS_QUEUE_WAIT}</td><td>timer</td><td>seconds</td><td></td>
+ *       <td>{@code onCallQueued}</td></tr>
  *   <tr><td>{@value #LEASES_LEAKED}</td><td>counter</td><td>leases</td><td></td>
  *       <td>{@code onLeak}</td></tr>
  * </table>
@@ -62,8 +66,8 @@ import org.jspecify.annotations.Nullable;
  *
  * <p>It is both the connector's {@link ConnectorListener}, which must be registered when the
  * connector is built, and the {@link MeterBinder} that registers the meters; the connector itself
- * is needed only by the {@value #LEASES_ACTIVE} and {@value #CALLS_ACTIVE} gauges and is looked up
- * when they are read:
+ * is needed only by the {@value #LEASES_ACTIVE}, {@value #CALLS_ACTIVE} and {@value #CALLS_QUEUED}
+ * gauges and is looked up when they are read:
  *
  * <pre>{@code
  * AtomicReference<CachingConnector> ref = new AtomicReference<>();
@@ -108,6 +112,20 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
   /** Gauge of calls in flight, whether or not their lease was released. */
   public static final String CALLS_ACTIVE = "grpc.connector.calls.active";
 
+  /**
+   * Gauge of calls whose headers wait in their channel's transport: queued behind a connection's
+   * limit of concurrent streams (the server's MAX_CONCURRENT_STREAMS), or for a moment for the
+   * transport's event loop. Above 0 for more than a moment, a backend's stream limit holds calls
+   * back; the connector then counts that channel as full at the calls it carries.
+   */
+  public static final String CALLS_QUEUED = "grpc.connector.calls.queued";
+
+  /**
+   * Timer of how long each call's headers waited in its channel's transport before being sent (or
+   * before the call ended, if it ended first), one record per call made on a lease.
+   */
+  public static final String CALLS_QUEUE_WAIT = "grpc.connector.calls.queue.wait";
+
   /** Counter of leases held longer than the leak detection threshold. */
   public static final String LEASES_LEAKED = "grpc.connector.leases.leaked";
 
@@ -123,8 +141,9 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
   /**
    * Creates the meters of a connector.
    *
-   * @param connector gives the connector for the {@value #LEASES_ACTIVE} and {@value #CALLS_ACTIVE}
-   *     gauges when they are read; may return {@code null} (the gauges then read NaN)
+   * @param connector gives the connector for the {@value #LEASES_ACTIVE}, {@value #CALLS_ACTIVE}
+   *     and {@value #CALLS_QUEUED} gauges when they are read; may return {@code null} (the gauges
+   *     then read NaN)
    * @param name the value of the {@code name} tag, for example the connector's bean name
    * @param tags more tags for every meter
    */
@@ -138,8 +157,9 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
    * CachingConnector.Builder#maximumChannels(int) bound}: they include the {@value #CHANNELS_MAX}
    * gauge ({@link Integer#MAX_VALUE}, the connector's unbounded default, gives none).
    *
-   * @param connector gives the connector for the {@value #LEASES_ACTIVE} and {@value #CALLS_ACTIVE}
-   *     gauges when they are read; may return {@code null} (the gauges then read NaN)
+   * @param connector gives the connector for the {@value #LEASES_ACTIVE}, {@value #CALLS_ACTIVE}
+   *     and {@value #CALLS_QUEUED} gauges when they are read; may return {@code null} (the gauges
+   *     then read NaN)
    * @param name the value of the {@code name} tag, for example the connector's bean name
    * @param tags more tags for every meter
    * @param maximumChannels the connector's bound; positive
@@ -189,6 +209,14 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
         .baseUnit("calls")
         .strongReference(true)
         .register(registry);
+    Gauge.builder(CALLS_QUEUED, this, CachingConnectorMetrics::callsQueued)
+        .tags(tags)
+        .description(
+            "Calls whose headers wait in their channel's transport: queued behind the"
+                + " connection's stream limit or the event loop.")
+        .baseUnit("calls")
+        .strongReference(true)
+        .register(registry);
     bound.add(new Meters(registry, tags));
   }
 
@@ -200,6 +228,11 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
   private double callsActive() {
     CachingConnector current = connector.get();
     return current == null ? Double.NaN : current.callCount();
+  }
+
+  private double callsQueued() {
+    CachingConnector current = connector.get();
+    return current == null ? Double.NaN : current.queuedCallCount();
   }
 
   @Override
@@ -236,6 +269,13 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
   }
 
   @Override
+  public void onCallQueued(String address, Duration queued) {
+    for (Meters meters : bound) {
+      meters.queueWait.record(queued);
+    }
+  }
+
+  @Override
   public void onLeak(String address, Duration heldFor) {
     for (Meters meters : bound) {
       meters.leasesLeaked.increment();
@@ -250,6 +290,7 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
     final Timer creationSuccess;
     final Timer creationFailure;
     final Map<CloseCause, Counter> closed = new EnumMap<>(CloseCause.class);
+    final Timer queueWait;
     final Counter leasesLeaked;
 
     Meters(MeterRegistry registry, Tags tags) {
@@ -279,6 +320,13 @@ public final class CachingConnectorMetrics implements ConnectorListener, MeterBi
                 .baseUnit("channels")
                 .register(registry));
       }
+      queueWait =
+          Timer.builder(CALLS_QUEUE_WAIT)
+              .tags(tags)
+              .description(
+                  "Time a call's headers waited in the channel's transport before being sent:"
+                      + " queued behind the connection's stream limit or the event loop.")
+              .register(registry);
       leasesLeaked =
           Counter.builder(LEASES_LEAKED)
               .tags(tags)

@@ -142,11 +142,17 @@ class CachingConnectorActuatorHttpTest {
             .containsKey("id")
             .containsEntry("leases", 1)
             .containsEntry("calls", 1)
+            .containsEntry("queued", 0)
+            .containsEntry("limit", 100)
             .containsEntry("idlePasses", 0)
             .containsEntry("state", "READY")
             .containsEntry("closing", false)
             .containsKeys("createdAt", "lastDialedAt", "age");
-        assertThat(connections.get(1)).containsEntry("leases", 1).containsEntry("calls", 0);
+        assertThat(connections.get(1))
+            .containsEntry("leases", 1)
+            .containsEntry("calls", 0)
+            .containsEntry("queued", 0)
+            .containsEntry("limit", 100);
 
         ResponseEntity<Map<String, Object>> one =
             client(port)
@@ -164,6 +170,56 @@ class CachingConnectorActuatorHttpTest {
                         .containsEntry("address", backend.dnsAddress())
                         .containsEntry("leases", 1)
                         .containsEntry("calls", 1));
+      }
+    }
+
+    @Test
+    void endpointShowsCallsQueuedBehindTheBackendsStreamLimitAndTheLimitLearnedFromThem()
+        throws InterruptedException {
+      LoopbackBackend limited = LoopbackBackend.withStreamLimit(1);
+      URI uri = connectionUri(port, limited.address());
+      try (limited) {
+        try (LeasedChannel lease = connector.dial(limited.address());
+            LoopbackBackend.Watch first = LoopbackBackend.watch(lease)) {
+          await().atMost(Duration.ofSeconds(10)).until(() -> !first.statuses.isEmpty());
+          assertThat(connectionsIn(client(port).get().uri(uri).retrieve().body(JSON)))
+              .singleElement()
+              .satisfies(
+                  channel ->
+                      assertThat(channel)
+                          .containsEntry("calls", 1)
+                          .containsEntry("queued", 0)
+                          .containsEntry("limit", 100));
+
+          // The connection's one stream is taken: the second call's headers wait in the
+          // transport, and the channel counts as full at the one call it carries.
+          try (LoopbackBackend.Watch second = LoopbackBackend.watch(lease)) {
+            await()
+                .atMost(Duration.ofSeconds(10))
+                .untilAsserted(
+                    () ->
+                        assertThat(connectionsIn(client(port).get().uri(uri).retrieve().body(JSON)))
+                            .singleElement()
+                            .satisfies(
+                                channel ->
+                                    assertThat(channel)
+                                        .containsEntry("calls", 2)
+                                        .containsEntry("queued", 1)
+                                        .containsEntry("limit", 1)));
+            assertThat(second.statuses).isEmpty();
+          }
+        } finally {
+          // The class's tests share the context: leave no channel of this backend behind.
+          connector.closeOnRelease(limited.address());
+          await()
+              .atMost(Duration.ofSeconds(10))
+              .until(
+                  () -> {
+                    connector.expire();
+                    return connector.connections().stream()
+                        .noneMatch(info -> info.address().equals(limited.address()));
+                  });
+        }
       }
     }
 
@@ -247,6 +303,8 @@ class CachingConnectorActuatorHttpTest {
               "grpc.connector.channels.closed", "channels",
               "grpc.connector.leases.active", "leases",
               "grpc.connector.calls.active", "calls",
+              "grpc.connector.calls.queued", "calls",
+              "grpc.connector.calls.queue.wait", "seconds",
               "grpc.connector.leases.leaked", "leases");
       Map<String, Object> names = client(port).get().uri("/actuator/metrics").retrieve().body(JSON);
       @SuppressWarnings("unchecked")
@@ -324,6 +382,8 @@ class CachingConnectorActuatorHttpTest {
                 connection ->
                     assertThat(connection)
                         .containsEntry("leases", 1)
+                        .containsEntry("queued", 0)
+                        .containsEntry("limit", 1)
                         .containsEntry("state", "READY")
                         .containsEntry("closing", false));
 

@@ -12,6 +12,7 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Tag;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -230,6 +231,89 @@ class CachingConnectorMetricsAutoConfigurationTest {
   }
 
   @Test
+  void everyCallOnALeaseRecordsItsQueueWaitOnceAndNoneQueuesBelowTheStreamLimit() {
+    contextRunner.run(
+        context -> {
+          CachingConnector connector = context.getBean(CachingConnector.class);
+          MeterRegistry registry = context.getBean(MeterRegistry.class);
+          Meter.Id queued = registry.get(CachingConnectorMetrics.CALLS_QUEUED).gauge().getId();
+          Meter.Id queueWait =
+              registry.get(CachingConnectorMetrics.CALLS_QUEUE_WAIT).timer().getId();
+          assertThat(queued.getTags()).containsExactly(Tag.of("name", "cachingConnector"));
+          assertThat(queueWait.getTags()).containsExactly(Tag.of("name", "cachingConnector"));
+          assertThat(gauge(registry, CachingConnectorMetrics.CALLS_QUEUED)).isZero();
+          assertThat(queueWaits(registry)).isZero();
+
+          LoopbackBackend.checkAndRelease(connector, backend.address());
+          LoopbackBackend.checkAndRelease(connector, backend.address());
+          // Recorded by the transport thread that sent each call's headers: once per call.
+          await()
+              .atMost(Duration.ofSeconds(10))
+              .untilAsserted(() -> assertThat(queueWaits(registry)).isEqualTo(2));
+          assertThat(gauge(registry, CachingConnectorMetrics.CALLS_QUEUED)).isZero();
+
+          try (LeasedChannel lease = connector.dial(backend.address());
+              LoopbackBackend.Watch watch = LoopbackBackend.watch(lease)) {
+            await()
+                .atMost(Duration.ofSeconds(10))
+                .until(() -> watch.statuses.contains(ServingStatus.SERVING));
+            // In flight with its headers sent: active, not queued.
+            assertThat(gauge(registry, CachingConnectorMetrics.CALLS_ACTIVE)).isEqualTo(1);
+            assertThat(gauge(registry, CachingConnectorMetrics.CALLS_QUEUED)).isZero();
+            await()
+                .atMost(Duration.ofSeconds(10))
+                .untilAsserted(() -> assertThat(queueWaits(registry)).isEqualTo(3));
+          }
+        });
+  }
+
+  @Test
+  void callQueuedBehindTheBackendsStreamLimitShowsInTheGaugeAndItsWaitInTheTimer()
+      throws InterruptedException {
+    try (LoopbackBackend limited = LoopbackBackend.withStreamLimit(1)) {
+      contextRunner.run(
+          context -> {
+            CachingConnector connector = context.getBean(CachingConnector.class);
+            MeterRegistry registry = context.getBean(MeterRegistry.class);
+            try (LeasedChannel lease = connector.dial(limited.address());
+                LoopbackBackend.Watch first = LoopbackBackend.watch(lease)) {
+              await()
+                  .atMost(Duration.ofSeconds(10))
+                  .until(() -> first.statuses.contains(ServingStatus.SERVING));
+              await()
+                  .atMost(Duration.ofSeconds(10))
+                  .untilAsserted(() -> assertThat(queueWaits(registry)).isEqualTo(1));
+              // The connection's one stream is taken: the second call's headers wait.
+              try (LoopbackBackend.Watch second = LoopbackBackend.watch(lease)) {
+                await()
+                    .atMost(Duration.ofSeconds(10))
+                    .untilAsserted(
+                        () ->
+                            assertThat(gauge(registry, CachingConnectorMetrics.CALLS_QUEUED))
+                                .isEqualTo(1));
+                assertThat(gauge(registry, CachingConnectorMetrics.CALLS_ACTIVE)).isEqualTo(2);
+                assertThat(queueWaits(registry)).isEqualTo(1);
+                assertThat(second.statuses).isEmpty();
+
+                // Cancelled while queued: its wait ends with it, and is recorded once.
+                second.close();
+                await()
+                    .atMost(Duration.ofSeconds(10))
+                    .untilAsserted(
+                        () -> {
+                          assertThat(gauge(registry, CachingConnectorMetrics.CALLS_QUEUED))
+                              .isZero();
+                          assertThat(queueWaits(registry)).isEqualTo(2);
+                          assertThat(gauge(registry, CachingConnectorMetrics.CALLS_ACTIVE))
+                              .isEqualTo(1);
+                        });
+              }
+            }
+          });
+    }
+  }
+
+  @Test
   void evictionOfAnIdleChannelIsCountedByCause() {
     contextRunner
         .withPropertyValues("grpc.connector.maximum-channels=1")
@@ -352,6 +436,14 @@ class CachingConnectorMetricsAutoConfigurationTest {
     return registry
         .get(CachingConnectorMetrics.CHANNELS_CREATION)
         .tag("result", result)
+        .timer()
+        .count();
+  }
+
+  private static long queueWaits(MeterRegistry registry) {
+    return registry
+        .get(CachingConnectorMetrics.CALLS_QUEUE_WAIT)
+        .tag("name", "cachingConnector")
         .timer()
         .count();
   }

@@ -10,9 +10,11 @@ import io.grpc.Context;
 import io.grpc.Grpc;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
+import io.grpc.ServerBuilder;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
@@ -32,12 +34,24 @@ final class LoopbackBackend implements AutoCloseable {
   }
 
   static LoopbackBackend start() {
+    return start(Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create()));
+  }
+
+  /**
+   * Starts a backend whose connections carry at most {@code maxConcurrentStreams} calls at once
+   * (HTTP/2 MAX_CONCURRENT_STREAMS): a client's further calls on a connection queue in its
+   * transport until one of them ends.
+   */
+  static LoopbackBackend withStreamLimit(int maxConcurrentStreams) {
+    return start(
+        NettyServerBuilder.forPort(0, InsecureServerCredentials.create())
+            .maxConcurrentCallsPerConnection(maxConcurrentStreams));
+  }
+
+  private static LoopbackBackend start(ServerBuilder<?> builder) {
     try {
       return new LoopbackBackend(
-          Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create())
-              .addService(new HealthStatusManager().getHealthService())
-              .build()
-              .start());
+          builder.addService(new HealthStatusManager().getHealthService()).build().start());
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
