@@ -148,7 +148,8 @@ public final class CachingConnector implements AutoCloseable {
         new ChannelStreams.Watch(
             scheduler,
             SafeListener.isSilent(listener) ? null : listener,
-            builder.maxCallsPerChannel);
+            builder.maxCallsPerChannel,
+            /* learns= */ builder.maxChannelsPerAddress > 1);
     this.table = new ChannelTable(drainer, count, watch);
     this.runner =
         new DialRunner(

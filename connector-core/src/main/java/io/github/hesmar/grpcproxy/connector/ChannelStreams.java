@@ -54,10 +54,14 @@ final class ChannelStreams extends ClientStreamTracer.Factory {
 
   /**
    * What the channels of one connector share: where checks run, who hears of waits (null: no one),
-   * the configured limit.
+   * the configured limit, and whether limits are learned (not with one channel per address, where
+   * no load is counted and the only channel takes every call).
    */
   record Watch(
-      ScheduledExecutorService scheduler, @Nullable ConnectorListener listener, int maxCalls) {}
+      ScheduledExecutorService scheduler,
+      @Nullable ConnectorListener listener,
+      int maxCalls,
+      boolean learns) {}
 
   private final Entry entry;
   private final Watch watch;
@@ -105,7 +109,7 @@ final class ChannelStreams extends ClientStreamTracer.Factory {
    * look at the counts, so that a stream created meanwhile either sees it clear or is seen.
    */
   private void armIfQueued() {
-    if (armed || !ARMED.compareAndSet(this, false, true)) {
+    if (!watch.learns() || armed || !ARMED.compareAndSet(this, false, true)) {
       return;
     }
     long createdNow = (long) CREATED.getVolatile(this);

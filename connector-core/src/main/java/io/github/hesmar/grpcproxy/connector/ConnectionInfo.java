@@ -22,7 +22,8 @@ import org.jspecify.annotations.Nullable;
  *     for the transport's event loop
  * @param limit the load at which the channel counts as full and a dial of its address opens another
  *     channel (see {@link CachingConnector.Builder#maxCallsPerChannel(int)}): the configured
- *     maximum, or the number of calls the channel carried when calls started to queue on it
+ *     maximum, or the number of calls the channel carried when calls started to queue on it (never
+ *     learned with one channel per address, where the only channel takes every call)
  * @param idlePasses the number of consecutive expiry passes that found the channel unused (the
  *     channel closes at the second)
  * @param state the channel's connectivity state, or {@code null} if the channel does not report it

@@ -32,7 +32,8 @@ class ChannelStreamsTest {
           waits.add(address);
         }
       };
-  final ChannelStreams.Watch watch = new ChannelStreams.Watch(clock.scheduler(), listener, 100);
+  final ChannelStreams.Watch watch =
+      new ChannelStreams.Watch(clock.scheduler(), listener, 100, true);
 
   Entry published(@Nullable Entry first) {
     Entry entry =
@@ -153,7 +154,7 @@ class ChannelStreamsTest {
 
   @Test
   void theLearnedLimitIsNeverAboveTheConfiguredOne() {
-    ChannelStreams.Watch small = new ChannelStreams.Watch(clock.scheduler(), null, 5);
+    ChannelStreams.Watch small = new ChannelStreams.Watch(clock.scheduler(), null, 5, true);
     Entry entry = new Entry("alpha", 1, null, new PendingDial(System.nanoTime()), small);
     entry.publish(new TrackedChannel("alpha", 0, null, false), clock.millis());
     entry.dropReservation();
@@ -163,5 +164,21 @@ class ChannelStreamsTest {
     twoChecks();
 
     assertThat(entry.limit()).isEqualTo(5);
+  }
+
+  @Test
+  void withOneChannelPerAddressQueueingIsCountedButNoLimitIsLearned() {
+    ChannelStreams.Watch single = new ChannelStreams.Watch(clock.scheduler(), null, 100, false);
+    Entry entry = new Entry("alpha", 1, null, new PendingDial(System.nanoTime()), single);
+    entry.publish(new TrackedChannel("alpha", 0, null, false), clock.millis());
+    entry.dropReservation();
+    List<ClientStreamTracer> streams = startStreams(entry, 11);
+    streams.subList(0, 10).forEach(ClientStreamTracer::outboundHeaders);
+
+    assertThat(clock.pendingTasks()).as("no check scheduled").isZero();
+    twoChecks();
+
+    assertThat(entry.streams.queued()).isEqualTo(1);
+    assertThat(entry.limit()).isEqualTo(100);
   }
 }

@@ -63,11 +63,11 @@ import org.junit.jupiter.api.Test;
  * the calls its handler is running.
  *
  * <p>The first test runs on the connector's own scheduler, as users run it. The others run the
- * connector's scheduler by hand ({@link FakeClock}): the check that confirms a stream's wait 50 ms
- * after its creation runs once the test has seen the stream run at the backend, or wait behind the
- * backend's cap. On a busy machine a stream's headers may wait longer than 50 ms without any cap (a
- * cold JVM's first stream, a loaded event loop), and the check would then learn a limit the backend
- * does not have; these tests look at what the connector learns from real queueing.
+ * connector's scheduler by hand ({@link FakeClock}): the check that confirms a stream's wait (a
+ * second after its creation) runs once the test has seen the stream run at the backend, or wait
+ * behind the backend's cap. These tests look at what the connector learns from real queueing, not
+ * at how long a loaded machine's event loop holds headers (a cold JVM's first stream waited 215 ms
+ * without any cap in one run).
  */
 class StreamLimitLoopbackTest {
 
@@ -173,8 +173,8 @@ class StreamLimitLoopbackTest {
               assertThat(channel.queued()).isZero();
             });
     assertThat(channels.stream().mapToInt(ConnectionInfo::calls).sum()).isEqualTo(total);
-    // The limits are not looked at: on the real scheduler, headers of a burst that wait past 50 ms
-    // for a busy machine (not for the backend's cap) may lower them.
+    // The limits are not looked at: on the real scheduler, headers of a burst that a loaded
+    // machine holds for a second (not the backend's cap) would lower them.
     assertThat(backend.maxRunning.get()).isEqualTo(total);
     assertThat(streams).noneSatisfy(stream -> assertThat(stream.closed).isDone());
   }
@@ -274,9 +274,9 @@ class StreamLimitLoopbackTest {
    * Starts a stream named {@code name} and waits until it has settled: it runs at {@code backend},
    * or it waits in its channel's transport while the connection carries as many streams as the
    * backend allows; in both cases the transport holds exactly the streams past that cap. Then the
-   * confirmation check its creation scheduled runs (50 ms on the hand-run scheduler): it finds the
-   * stream sent, or still waiting behind the cap, which teaches the channel its limit. No check is
-   * left pending, so the next stream's creation schedules its own.
+   * confirmation check its creation scheduled runs (the clock moved by hand): it finds the stream
+   * sent, or still waiting behind the cap, which teaches the channel its limit. No check is left
+   * pending, so the next stream's creation schedules its own.
    */
   private ProxiedStream startSettled(String address, Backend backend, String name) {
     ProxiedStream stream = startStream(address, name, CallOptions.DEFAULT.withWaitForReady());

@@ -18,7 +18,7 @@ final class Watches {
 
   /** Channels full at {@code maxCalls}, no listener. */
   static ChannelStreams.Watch of(int maxCalls) {
-    return new ChannelStreams.Watch(SCHEDULER, null, maxCalls);
+    return new ChannelStreams.Watch(SCHEDULER, null, maxCalls, true);
   }
 
   /** Channels full at 100 calls, no listener. */
