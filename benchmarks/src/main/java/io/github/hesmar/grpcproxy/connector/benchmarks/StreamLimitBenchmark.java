@@ -90,8 +90,9 @@ import org.jspecify.annotations.Nullable;
  * <p>Server streaming: 500 {@code Hold} streams opened by one thread, through the shared channel
  * and through the connector with its defaults; once the number of streams running at the backend
  * has reached 500 (and every stream got its message), or these numbers have not changed for a
- * second, it is reported with the channels the connector opened; then the backend ends every stream
- * (and ends at once the streams that start after), and the program waits for all 500 to close.
+ * second since a stream first ran, it is reported with the channels the connector opened; then the
+ * backend ends every stream (and ends at once the streams that start after), and the program waits
+ * for all 500 to close.
  *
  * <p>Streams and queueing (issue 22), in both tables: the calls running at the backend (most at
  * once, and at the end: of the measurement, or when the held streams are reported); the calls
@@ -470,13 +471,14 @@ public final class StreamLimitBenchmark {
         }
       }
       // Until every stream runs at the backend and has its first message at the client, or both
-      // numbers stopped moving for a second.
+      // numbers stopped moving for a second once a stream runs (a channel may still be connecting
+      // in a cold JVM: --workload streams), or 20 s.
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
       int running = backend.running();
       int first = firstMessages.get();
       long since = System.nanoTime();
       while ((running < STREAMS || first < STREAMS)
-          && System.nanoTime() - since < TimeUnit.SECONDS.toNanos(1)
+          && (running == 0 || System.nanoTime() - since < TimeUnit.SECONDS.toNanos(1))
           && System.nanoTime() - deadline < 0) {
         Thread.sleep(20);
         int runningNow = backend.running();
