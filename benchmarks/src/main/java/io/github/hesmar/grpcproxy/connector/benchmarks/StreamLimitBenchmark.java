@@ -5,15 +5,19 @@ import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
 import io.github.hesmar.grpcproxy.connector.Dialer;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
+import io.grpc.Attributes;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
+import io.grpc.ClientStreamTracer;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.Server;
 import io.grpc.ServerServiceDefinition;
+import io.grpc.Status;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCallStreamObserver;
@@ -25,6 +29,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
@@ -35,7 +40,10 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Collectors;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The proof of issue 10 (several channels per address), a program that prints two tables, not a JMH
@@ -43,13 +51,15 @@ import java.util.stream.Collectors;
  * limits its streams, which JMH's one-operation-per-invocation model does not fit.
  *
  * <p>The backend is a loopback Netty server in the same JVM with {@code
- * maxConcurrentCallsPerConnection(100)}, as Google's front ends and many proxies have, and two
- * methods defined here with byte-array marshallers (no generated code): {@code Delayed}, a unary
- * method that answers after 20 ms (or the third argument's milliseconds) through a scheduled
- * completion (no thread sleeps, so the backend can have any number of calls waiting), and {@code
- * Hold}, a server-streaming method that sends one message and then holds its stream open until the
- * program ends all streams, counting the streams running at the backend. Each case gets a backend
- * of its own.
+ * maxConcurrentCallsPerConnection(100)}, as Google's front ends and many proxies have ({@code
+ * --backend-limit 10}: 10, a backend stricter than the connector's {@code maxCallsPerChannel(100)},
+ * whose limit the connector has to learn from the calls that queue, issue 22), and two methods
+ * defined here with byte-array marshallers (no generated code): {@code Delayed}, a unary method
+ * that answers after 20 ms (or the third number's milliseconds) through a scheduled completion (no
+ * thread sleeps, so the backend can have any number of calls waiting), and {@code Hold}, a
+ * server-streaming method that sends one message and then holds its stream open until the program
+ * ends all streams. The backend counts the calls of both methods running at once. Each case gets a
+ * backend of its own.
  *
  * <p>Three ways of getting a channel to the backend:
  *
@@ -68,11 +78,11 @@ import java.util.stream.Collectors;
  *
  * <p>Unary: one driver thread keeps 1,000 calls in flight (a semaphore of 1,000 permits: a call
  * takes one before it starts, its close gives it back), for a warm-up (5 s by default) and then a
- * measurement (10 s by default), without a pause between them. Before the three cases, a round of
- * all three for two warm-ups each, not reported, lets the JIT compile the paths they share, so that
- * the case run first is not the one that pays for it. A call's latency runs from before its dial
- * (or {@code newCall}) to its close, by {@link System#nanoTime()}; calls per second are the calls
- * that closed during the measurement, divided by its length. The channel column is the connector's
+ * measurement (10 s by default), without a pause between them. Before the cases, a round of all of
+ * them for two warm-ups each, not reported, lets the JIT compile the paths they share, so that the
+ * case run first is not the one that pays for it. A call's latency runs from before its dial (or
+ * {@code newCall}) to its close, by {@link System#nanoTime()}; calls per second are the calls that
+ * closed during the measurement, divided by its length. The channel column is the connector's
  * {@link CachingConnector#connections()} at the end of the measurement, with the calls in flight on
  * each channel (calls queued inside grpc-java included); the CPU columns are the process's CPU time
  * during the measurement (client, backend and driver together), per second and per call.
@@ -80,27 +90,45 @@ import java.util.stream.Collectors;
  * <p>Server streaming: 500 {@code Hold} streams opened by one thread, through the shared channel
  * and through the connector with its defaults; once the number of streams running at the backend
  * has reached 500 (and every stream got its message), or these numbers have not changed for a
- * second, it is reported with the channels the connector opened; then the backend ends every stream
- * (and ends at once the streams that start after), and the program waits for all 500 to close.
+ * second since a stream first ran, it is reported with the channels the connector opened; then the
+ * backend ends every stream (and ends at once the streams that start after), and the program waits
+ * for all 500 to close.
+ *
+ * <p>Streams and queueing (issue 22), in both tables: the calls running at the backend (most at
+ * once, and at the end: of the measurement, or when the held streams are reported); the calls
+ * queued, whose headers wait in the client's transport behind the connection's limit, as the
+ * connector counts them ({@link CachingConnector#queuedCallCount()}; n/a for the shared channel)
+ * and as a stream tracer of this program counts them on every call of every case (the same
+ * definition: created, headers not yet written nor the stream closed), each sampled every 10 ms
+ * during the measurement: the most seen, the count at its end, and the count once every call has
+ * closed (0 unless a count leaks); and for the connector, each channel's queued calls and limit
+ * ({@link ConnectionInfo#queued()}, {@link ConnectionInfo#limit()}: the configured 100, or the load
+ * it learned) at the end.
  *
  * <p>Client, backend and the driver share the machine's cores, so the throughput includes the
  * backend's work: on 2 cores the unary cases with several channels run out of CPU long before they
  * run out of streams. A longer delay (200 ms: 4,000 calls/s at most with 8 channels) shows the pool
- * where CPU does not limit it. The whole run takes about two minutes with the defaults.
+ * where CPU does not limit it. The whole run takes about two minutes with the defaults; {@code
+ * --workload} and {@code --arms} run a part of it (the JIT round then runs the selected cases
+ * only).
  *
  * <pre>
  * ./mvnw -B package -pl benchmarks -am -DskipTests
  * java -Xms2g -Xmx2g -cp benchmarks/target/benchmarks.jar \
  *     io.github.hesmar.grpcproxy.connector.benchmarks.StreamLimitBenchmark \
+ *     [--backend-limit 100] [--workload unary|streams|both] [--arms a,b,c] \
  *     [warm-up s, 5] [measured s, 10] [backend delay ms, 20]
  * </pre>
+ *
+ * {@code --arms} defaults to all three for the unary case and to (a) and (c) for the streams; when
+ * given, both workloads run the arms it names.
  */
 public final class StreamLimitBenchmark {
 
-  /** The backend's limit of concurrent streams per HTTP/2 connection. */
+  /** The backend's limit of concurrent streams per HTTP/2 connection, unless --backend-limit. */
   static final int MAX_STREAMS_PER_CONNECTION = 100;
 
-  /** How long the backend takes to answer a unary call, unless the third argument says. */
+  /** How long the backend takes to answer a unary call, unless the third number says. */
   static final long DEFAULT_DELAY_MILLIS = 20;
 
   /** Unary calls kept in flight. */
@@ -108,6 +136,16 @@ public final class StreamLimitBenchmark {
 
   /** Server streams held open. */
   static final int STREAMS = 500;
+
+  /** How often the queued calls are sampled. */
+  static final long SAMPLE_MILLIS = 10;
+
+  static final String USAGE =
+      "usage: StreamLimitBenchmark [--backend-limit N (100)] [--workload unary|streams|both]"
+          + " [--arms a,b,c] [warm-up s (5)] [measured s (10)] [backend delay ms (20)]\n"
+          + "  arms: a = shared channel, b = connector with 1 channel, c = connector with its"
+          + " defaults;\n"
+          + "  default: a,b,c for unary and a,c for streams";
 
   private static final String SERVICE = "bench.StreamLimit";
   private static final byte[] REQUEST = new byte[16];
@@ -134,96 +172,224 @@ public final class StreamLimitBenchmark {
 
   private StreamLimitBenchmark() {}
 
+  /** One way to the backend: its letter on the command line, its name in the tables. */
+  private record Arm(char letter, String name, RouteFactory routes) {}
+
+  private static final List<Arm> ARMS =
+      List.of(
+          new Arm('a', "(a) shared channel", SharedChannelRoute::new),
+          new Arm('b', "(b) connector, 1 channel", target -> new ConnectorRoute(target, 1)),
+          new Arm('c', "(c) connector, defaults", target -> new ConnectorRoute(target, 0)));
+
+  /** The command line. */
+  private record Options(
+      int backendLimit,
+      boolean unary,
+      boolean streams,
+      List<Arm> unaryArms,
+      List<Arm> streamArms,
+      Duration warmUp,
+      Duration measure,
+      long delayMillis) {
+
+    static Options parse(String[] args) {
+      int backendLimit = MAX_STREAMS_PER_CONNECTION;
+      String workload = "both";
+      String arms = null;
+      List<String> positional = new ArrayList<>();
+      for (int i = 0; i < args.length; i++) {
+        String arg = args[i];
+        if (!arg.startsWith("--")) {
+          positional.add(arg);
+          continue;
+        }
+        String name = arg;
+        String value;
+        int equals = arg.indexOf('=');
+        if (equals >= 0) {
+          name = arg.substring(0, equals);
+          value = arg.substring(equals + 1);
+        } else if (i + 1 < args.length) {
+          value = args[++i];
+        } else {
+          throw new IllegalArgumentException(arg + " needs a value");
+        }
+        switch (name) {
+          case "--backend-limit" -> backendLimit = Integer.parseInt(value);
+          case "--workload" -> workload = value;
+          case "--arms" -> arms = value;
+          default -> throw new IllegalArgumentException("unknown option " + name);
+        }
+      }
+      if (backendLimit < 1) {
+        throw new IllegalArgumentException("--backend-limit must be at least 1");
+      }
+      if (!Set.of("unary", "streams", "both").contains(workload)) {
+        throw new IllegalArgumentException("--workload is unary, streams or both: " + workload);
+      }
+      if (positional.size() > 3) {
+        throw new IllegalArgumentException("at most three numbers: " + positional);
+      }
+      List<Arm> unaryArms = ARMS;
+      List<Arm> streamArms = List.of(ARMS.get(0), ARMS.get(2));
+      if (arms != null) {
+        Set<Character> letters = new LinkedHashSet<>();
+        for (String letter : arms.split(",", -1)) {
+          String trimmed = letter.trim();
+          if (trimmed.length() != 1 || "abc".indexOf(trimmed.charAt(0)) < 0) {
+            throw new IllegalArgumentException("--arms lists a, b and c: " + arms);
+          }
+          letters.add(trimmed.charAt(0));
+        }
+        unaryArms = ARMS.stream().filter(arm -> letters.contains(arm.letter())).toList();
+        streamArms = unaryArms;
+      }
+      return new Options(
+          backendLimit,
+          !workload.equals("streams"),
+          !workload.equals("unary"),
+          unaryArms,
+          streamArms,
+          Duration.ofSeconds(positional.size() > 0 ? Long.parseLong(positional.get(0)) : 5),
+          Duration.ofSeconds(positional.size() > 1 ? Long.parseLong(positional.get(1)) : 10),
+          positional.size() > 2 ? Long.parseLong(positional.get(2)) : DEFAULT_DELAY_MILLIS);
+    }
+  }
+
   /**
    * Runs the unary and the server-streaming cases and prints their tables.
    *
-   * @param args optionally, the warm-up and the measurement of each unary case, in seconds (default
-   *     5 and 10), and the backend's delay in milliseconds (default 20)
+   * @param args optionally {@code --backend-limit N} (the backend's streams per connection, default
+   *     100), {@code --workload unary|streams|both} (default both), {@code --arms a,b,c} (the cases
+   *     to run), then the warm-up and the measurement of each unary case, in seconds (default 5 and
+   *     10), and the backend's delay in milliseconds (default 20)
    * @throws Exception if the backend cannot start or a case does not finish
    */
   public static void main(String[] args) throws Exception {
-    Duration warmUp = Duration.ofSeconds(args.length > 0 ? Long.parseLong(args[0]) : 5);
-    Duration measure = Duration.ofSeconds(args.length > 1 ? Long.parseLong(args[1]) : 10);
-    long delayMillis = args.length > 2 ? Long.parseLong(args[2]) : DEFAULT_DELAY_MILLIS;
+    Options options;
+    try {
+      if (Arrays.asList(args).contains("--help") || Arrays.asList(args).contains("-h")) {
+        System.out.println(USAGE);
+        return;
+      }
+      options = Options.parse(args);
+    } catch (IllegalArgumentException e) {
+      System.err.println("StreamLimitBenchmark: " + e.getMessage());
+      System.err.println(USAGE);
+      System.exit(2);
+      return;
+    }
+    Duration warmUp = options.warmUp();
+    Duration measure = options.measure();
+    long delayMillis = options.delayMillis();
+    int backendLimit = options.backendLimit();
     System.out.printf(
         Locale.ROOT,
         "StreamLimitBenchmark: JDK %s, %d cores, backend: %d streams per connection, answers"
             + " after %d ms; unary: %,d calls in flight, %d s warm-up, %d s measured%n%n",
         Runtime.version(),
         Runtime.getRuntime().availableProcessors(),
-        MAX_STREAMS_PER_CONNECTION,
+        backendLimit,
         delayMillis,
         UNARY_CONCURRENCY,
         warmUp.toSeconds(),
         measure.toSeconds());
 
-    List<String> names =
-        List.of("(a) shared channel", "(b) connector, 1 channel", "(c) connector, defaults");
-    List<RouteFactory> routes =
-        List.of(
-            SharedChannelRoute::new,
-            target -> new ConnectorRoute(target, 1),
-            target -> new ConnectorRoute(target, 0));
-    // A first round, not reported, so that the case run first does not pay for the JIT compiling
-    // the gRPC, Netty and connector paths that all three cases share (C2 works for about half a
-    // minute on 2 cores, taking most of one).
-    for (int i = 0; i < names.size(); i++) {
-      runUnary(
-          "JIT warm-up, " + names.get(i),
-          routes.get(i),
-          delayMillis,
-          Duration.ZERO,
-          warmUp.multipliedBy(2));
-    }
     List<UnaryResult> unary = new ArrayList<>();
-    for (int i = 0; i < names.size(); i++) {
-      unary.add(runUnary(names.get(i), routes.get(i), delayMillis, warmUp, measure));
-    }
-    System.out.println();
-    System.out.println(
-        "| unary, 1,000 in flight | calls/s | p50 ms | p99 ms | max ms | CPU: cores busy |"
-            + " CPU µs per call | failed | channels: calls in flight on each |");
-    System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (UnaryResult result : unary) {
-      System.out.println(result.row());
+    if (options.unary() && !options.unaryArms().isEmpty()) {
+      // A first round, not reported, so that the case run first does not pay for the JIT
+      // compiling the gRPC, Netty and connector paths that all cases share (C2 works for about
+      // half a minute on 2 cores, taking most of one).
+      for (Arm arm : options.unaryArms()) {
+        runUnary(
+            "JIT warm-up, " + arm.name(),
+            arm.routes(),
+            delayMillis,
+            backendLimit,
+            Duration.ZERO,
+            warmUp.multipliedBy(2));
+      }
+      for (Arm arm : options.unaryArms()) {
+        unary.add(runUnary(arm.name(), arm.routes(), delayMillis, backendLimit, warmUp, measure));
+      }
+      System.out.println();
+      System.out.println(
+          "| unary, 1,000 in flight | calls/s | p50 ms | p99 ms | max ms | CPU: cores busy |"
+              + " CPU µs per call | failed | channels: calls in flight on each |"
+              + " running at the backend: most at once / at the end |"
+              + " queued, connector: most / at the end / after all closed |"
+              + " queued, own tracer: most / at the end / after all closed |"
+              + " channels: queued / limit on each |");
+      System.out.println(
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+      for (UnaryResult result : unary) {
+        System.out.println(result.row());
+      }
     }
 
-    List<StreamResult> streams = new ArrayList<>();
-    streams.add(runStreams(names.get(0), routes.get(0)));
-    streams.add(runStreams(names.get(2), routes.get(2)));
-    System.out.println();
-    System.out.println(
-        "| 500 server streams held | running at the backend | got their first message |"
-            + " channels: streams on each | all closed after the end | failed |");
-    System.out.println("| --- | --- | --- | --- | --- | --- |");
-    for (StreamResult result : streams) {
-      System.out.println(result.row());
+    if (options.streams() && !options.streamArms().isEmpty()) {
+      List<StreamResult> streams = new ArrayList<>();
+      for (Arm arm : options.streamArms()) {
+        streams.add(runStreams(arm.name(), arm.routes(), backendLimit));
+      }
+      System.out.println();
+      System.out.println(
+          "| 500 server streams held | running at the backend | got their first message |"
+              + " channels: streams on each | all closed after the end | failed |"
+              + " queued, connector: most / at the end / after all closed |"
+              + " queued, own tracer: most / at the end / after all closed |"
+              + " channels: queued / limit on each |");
+      System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+      for (StreamResult result : streams) {
+        System.out.println(result.row());
+      }
     }
 
-    UnaryResult shared = unary.get(0);
-    UnaryResult pooled = unary.get(2);
-    System.out.printf(
-        Locale.ROOT,
-        "%nGoal: (c) >= 5x the calls/s of (a): %.2fx; (c) p99 <= 3x %d ms = %d ms: %.1f ms%n",
-        pooled.callsPerSecond / shared.callsPerSecond,
-        delayMillis,
-        3 * delayMillis,
-        pooled.p99Millis);
+    UnaryResult shared = find(unary, ARMS.get(0));
+    UnaryResult pooled = find(unary, ARMS.get(2));
+    if (shared != null && pooled != null) {
+      System.out.printf(
+          Locale.ROOT,
+          "%nGoal: (c) >= 5x the calls/s of (a): %.2fx; (c) p99 <= 3x %d ms = %d ms: %.1f ms%n",
+          pooled.callsPerSecond / shared.callsPerSecond,
+          delayMillis,
+          3 * delayMillis,
+          pooled.p99Millis);
+    }
+  }
+
+  private static @Nullable UnaryResult find(List<UnaryResult> results, Arm arm) {
+    return results.stream()
+        .filter(result -> result.name().equals(arm.name()))
+        .findFirst()
+        .orElse(null);
   }
 
   private static UnaryResult runUnary(
-      String name, RouteFactory routes, long delayMillis, Duration warmUp, Duration measure)
+      String name,
+      RouteFactory routes,
+      long delayMillis,
+      int backendLimit,
+      Duration warmUp,
+      Duration measure)
       throws Exception {
-    try (Backend backend = Backend.start(delayMillis);
-        Route route = routes.open(backend.target())) {
+    try (Backend backend = Backend.start(delayMillis, backendLimit);
+        Route route = routes.open(backend.target());
+        QueueSampler sampler = new QueueSampler(route)) {
       UnaryLoad load =
           new UnaryLoad(route, (int) Math.max(1_000_000, measure.toSeconds() * 200_000));
       load.drive(System.nanoTime() + warmUp.toNanos());
       load.recording = true;
+      backend.resetMaxRunning();
+      sampler.start();
       long cpuStart = PROCESS.getProcessCpuTime();
       long start = System.nanoTime();
       load.drive(start + measure.toNanos());
       String channels = route.channels(UNARY_CONCURRENCY - load.permits.availablePermits());
+      Queued queuedEnd = sampler.stop();
+      int runningEnd = backend.running();
+      int maxRunning = backend.maxRunning.get();
+      String limits = route.limits();
       load.recording = false;
       long elapsed = System.nanoTime() - start;
       long cpu = PROCESS.getProcessCpuTime() - cpuStart;
@@ -231,6 +397,7 @@ public final class StreamLimitBenchmark {
       if (!load.permits.tryAcquire(UNARY_CONCURRENCY, 60, TimeUnit.SECONDS)) {
         throw new IllegalStateException(name + ": calls still in flight a minute after the end");
       }
+      Queued queuedAfter = sampler.sample();
       long[] latencies = Arrays.copyOf(load.latencies, count);
       Arrays.sort(latencies);
       UnaryResult result =
@@ -243,7 +410,13 @@ public final class StreamLimitBenchmark {
               (double) cpu / elapsed,
               count == 0 ? 0 : cpu / 1e3 / count,
               load.failed.get(),
-              channels);
+              channels,
+              maxRunning,
+              runningEnd,
+              sampler.max(),
+              queuedEnd,
+              queuedAfter,
+              limits);
       System.out.println("# " + result.row());
       return result;
     }
@@ -257,9 +430,12 @@ public final class StreamLimitBenchmark {
     return sorted[Math.max(0, index)] / 1e6;
   }
 
-  private static StreamResult runStreams(String name, RouteFactory routes) throws Exception {
-    try (Backend backend = Backend.start(DEFAULT_DELAY_MILLIS);
-        Route route = routes.open(backend.target())) {
+  private static StreamResult runStreams(String name, RouteFactory routes, int backendLimit)
+      throws Exception {
+    try (Backend backend = Backend.start(DEFAULT_DELAY_MILLIS, backendLimit);
+        Route route = routes.open(backend.target());
+        QueueSampler sampler = new QueueSampler(route)) {
+      sampler.start();
       AtomicInteger firstMessages = new AtomicInteger();
       AtomicInteger failed = new AtomicInteger();
       CountDownLatch closed = new CountDownLatch(STREAMS);
@@ -295,13 +471,14 @@ public final class StreamLimitBenchmark {
         }
       }
       // Until every stream runs at the backend and has its first message at the client, or both
-      // numbers stopped moving for a second.
+      // numbers stopped moving for a second once a stream runs (a channel may still be connecting
+      // in a cold JVM: --workload streams), or 20 s.
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
       int running = backend.running();
       int first = firstMessages.get();
       long since = System.nanoTime();
       while ((running < STREAMS || first < STREAMS)
-          && System.nanoTime() - since < TimeUnit.SECONDS.toNanos(1)
+          && (running == 0 || System.nanoTime() - since < TimeUnit.SECONDS.toNanos(1))
           && System.nanoTime() - deadline < 0) {
         Thread.sleep(20);
         int runningNow = backend.running();
@@ -313,11 +490,15 @@ public final class StreamLimitBenchmark {
         }
       }
       String channels = route.channels((int) closed.getCount());
+      Queued queuedEnd = sampler.stop();
+      String limits = route.limits();
       long ending = System.nanoTime();
       backend.endStreams();
       if (!closed.await(60, TimeUnit.SECONDS)) {
         throw new IllegalStateException(name + ": streams still open a minute after their end");
       }
+      double closedAfterMillis = (System.nanoTime() - ending) / 1e6;
+      Queued queuedAfter = sampler.sample();
       StreamResult result =
           new StreamResult(
               name,
@@ -325,8 +506,12 @@ public final class StreamLimitBenchmark {
               backend.maxRunning.get(),
               first,
               channels,
-              (System.nanoTime() - ending) / 1e6,
-              failed.get());
+              closedAfterMillis,
+              failed.get(),
+              sampler.max(),
+              queuedEnd,
+              queuedAfter,
+              limits);
       System.out.println("# " + result.row());
       return result;
     }
@@ -341,12 +526,18 @@ public final class StreamLimitBenchmark {
       double coresBusy,
       double cpuMicrosPerCall,
       int failed,
-      String channels) {
+      String channels,
+      int maxRunning,
+      int runningAtEnd,
+      Queued queuedMost,
+      Queued queuedAtEnd,
+      Queued queuedAfter,
+      String limits) {
 
     String row() {
       return String.format(
           Locale.ROOT,
-          "| %s | %,.0f | %.1f | %.1f | %.1f | %.2f | %.0f | %d | %s |",
+          "| %s | %,.0f | %.1f | %.1f | %.1f | %.2f | %.0f | %d | %s | %d / %d | %s | %s | %s |",
           name,
           callsPerSecond,
           p50Millis,
@@ -355,7 +546,12 @@ public final class StreamLimitBenchmark {
           coresBusy,
           cpuMicrosPerCall,
           failed,
-          channels);
+          channels,
+          maxRunning,
+          runningAtEnd,
+          Queued.connectorColumn(queuedMost, queuedAtEnd, queuedAfter),
+          Queued.tracerColumn(queuedMost, queuedAtEnd, queuedAfter),
+          limits);
     }
   }
 
@@ -366,19 +562,167 @@ public final class StreamLimitBenchmark {
       int firstMessages,
       String channels,
       double closedAfterMillis,
-      int failed) {
+      int failed,
+      Queued queuedMost,
+      Queued queuedAtEnd,
+      Queued queuedAfter,
+      String limits) {
 
     String row() {
       return String.format(
           Locale.ROOT,
-          "| %s | %d (most at once: %d) | %d | %s | %.0f ms | %d |",
+          "| %s | %d (most at once: %d) | %d | %s | %.0f ms | %d | %s | %s | %s |",
           name,
           running,
           maxRunning,
           firstMessages,
           channels,
           closedAfterMillis,
-          failed);
+          failed,
+          Queued.connectorColumn(queuedMost, queuedAtEnd, queuedAfter),
+          Queued.tracerColumn(queuedMost, queuedAtEnd, queuedAfter),
+          limits);
+    }
+  }
+
+  /**
+   * Calls queued at one moment (or the most seen): as the connector counts them ({@code -1}: no
+   * connector), and as this program's stream tracer counts them.
+   */
+  private record Queued(int connector, long tracer) {
+
+    static final Queued NONE = new Queued(-1, 0);
+
+    Queued max(Queued other) {
+      return new Queued(Math.max(connector, other.connector), Math.max(tracer, other.tracer));
+    }
+
+    static String connectorColumn(Queued most, Queued atEnd, Queued after) {
+      if (most.connector < 0) {
+        return "n/a";
+      }
+      return most.connector + " / " + atEnd.connector + " / " + after.connector;
+    }
+
+    static String tracerColumn(Queued most, Queued atEnd, Queued after) {
+      return most.tracer + " / " + atEnd.tracer + " / " + after.tracer;
+    }
+  }
+
+  /**
+   * Samples a route's queued calls every {@link #SAMPLE_MILLIS} between {@link #start()} and {@link
+   * #stop()}, on a thread of its own, keeping the most seen.
+   */
+  private static final class QueueSampler implements AutoCloseable {
+
+    private final Route route;
+    private final ScheduledExecutorService thread =
+        Executors.newSingleThreadScheduledExecutor(
+            task -> {
+              Thread sampler = new Thread(task, "queue-sampler");
+              sampler.setDaemon(true);
+              return sampler;
+            });
+    private volatile Queued max = Queued.NONE;
+
+    QueueSampler(Route route) {
+      this.route = route;
+    }
+
+    /** Forgets the most seen so far and samples from now on. */
+    @SuppressWarnings("FutureReturnValueIgnored") // stopped by shutting the executor down
+    void start() {
+      max = sample();
+      thread.scheduleAtFixedRate(this::record, 0, SAMPLE_MILLIS, TimeUnit.MILLISECONDS);
+    }
+
+    private void record() {
+      max = max.max(sample()); // one thread writes
+    }
+
+    /** Stops sampling; returns a last sample, counted in the most seen. */
+    Queued stop() throws InterruptedException {
+      thread.shutdownNow();
+      thread.awaitTermination(10, TimeUnit.SECONDS);
+      Queued last = sample();
+      max = max.max(last);
+      return last;
+    }
+
+    /** The most seen between start and stop. */
+    Queued max() {
+      return max;
+    }
+
+    /** The queued calls now. */
+    Queued sample() {
+      return new Queued(route.connectorQueued(), route.tracerQueued());
+    }
+
+    @Override
+    public void close() {
+      thread.shutdownNow();
+    }
+  }
+
+  /**
+   * Counts the streams whose headers wait in their transport, as the connector's own tracer does:
+   * created ({@code streamCreated}), headers not yet written ({@code outboundHeaders}) nor the
+   * stream closed before. Added to every call of every case.
+   */
+  private static final class QueueCounter extends ClientStreamTracer.Factory {
+
+    private final AtomicLong created = new AtomicLong();
+    private final AtomicLong sent = new AtomicLong();
+
+    @Override
+    public ClientStreamTracer newClientStreamTracer(
+        ClientStreamTracer.StreamInfo info, Metadata headers) {
+      return new Tracer(this);
+    }
+
+    /** The streams waiting now. */
+    long queued() {
+      long sentNow = sent.get(); // first: created, read second, is never below it
+      return created.get() - sentNow;
+    }
+
+    private static final class Tracer extends ClientStreamTracer {
+
+      private static final AtomicIntegerFieldUpdater<Tracer> STATE =
+          AtomicIntegerFieldUpdater.newUpdater(Tracer.class, "state");
+      private static final int NEW = 0;
+      private static final int WAITING = 1;
+      private static final int DONE = 2;
+
+      private final QueueCounter counter;
+      private volatile int state = NEW;
+
+      Tracer(QueueCounter counter) {
+        this.counter = counter;
+      }
+
+      @Override
+      public void streamCreated(Attributes transportAttrs, Metadata headers) {
+        counter.created.incrementAndGet();
+        state = WAITING;
+      }
+
+      @Override
+      public void outboundHeaders() {
+        done();
+      }
+
+      @Override
+      public void streamClosed(Status status) {
+        done();
+      }
+
+      private void done() {
+        if (STATE.compareAndSet(this, WAITING, DONE)) {
+          counter.sent.incrementAndGet();
+        }
+      }
     }
   }
 
@@ -468,6 +812,15 @@ public final class StreamLimitBenchmark {
     /** The channels now, each with its calls in flight ({@code inFlight}: the caller's count). */
     String channels(int inFlight);
 
+    /** The channels now, each with its queued calls and its limit; n/a without a connector. */
+    String limits();
+
+    /** The calls queued now as the connector counts them; -1 without a connector. */
+    int connectorQueued();
+
+    /** The calls queued now as this program's tracer counts them. */
+    long tracerQueued();
+
     @Override
     void close();
   }
@@ -476,6 +829,8 @@ public final class StreamLimitBenchmark {
   private static final class SharedChannelRoute implements Route {
 
     private final ManagedChannel channel;
+    private final QueueCounter queue = new QueueCounter();
+    private final CallOptions options = CallOptions.DEFAULT.withStreamTracerFactory(queue);
 
     SharedChannelRoute(String target) {
       channel = Grpc.newChannelBuilder(target, InsecureChannelCredentials.create()).build();
@@ -484,12 +839,27 @@ public final class StreamLimitBenchmark {
     @Override
     public void call(
         MethodDescriptor<byte[], byte[]> method, Invoker invoker, StreamObserver<byte[]> observer) {
-      invoker.invoke(channel.newCall(method, CallOptions.DEFAULT), REQUEST, observer);
+      invoker.invoke(channel.newCall(method, options), REQUEST, observer);
     }
 
     @Override
     public String channels(int inFlight) {
       return "1: " + inFlight;
+    }
+
+    @Override
+    public String limits() {
+      return "n/a";
+    }
+
+    @Override
+    public int connectorQueued() {
+      return -1;
+    }
+
+    @Override
+    public long tracerQueued() {
+      return queue.queued();
     }
 
     @Override
@@ -507,6 +877,8 @@ public final class StreamLimitBenchmark {
 
     private final String target;
     private final CachingConnector connector;
+    private final QueueCounter queue = new QueueCounter();
+    private final CallOptions options = CallOptions.DEFAULT.withStreamTracerFactory(queue);
 
     /** {@code maxChannels} 0: the connector's default. */
     ConnectorRoute(String target, int maxChannels) {
@@ -526,8 +898,7 @@ public final class StreamLimitBenchmark {
         MethodDescriptor<byte[], byte[]> method, Invoker invoker, StreamObserver<byte[]> observer) {
       LeasedChannel lease = connector.dial(target);
       try {
-        invoker.invoke(
-            lease.newCall(method, CallOptions.DEFAULT), REQUEST, new Releasing(lease, observer));
+        invoker.invoke(lease.newCall(method, options), REQUEST, new Releasing(lease, observer));
       } catch (RuntimeException | Error e) {
         lease.close();
         throw e;
@@ -536,13 +907,38 @@ public final class StreamLimitBenchmark {
 
     @Override
     public String channels(int inFlight) {
-      List<ConnectionInfo> connections = new ArrayList<>(connector.connections());
-      connections.sort(Comparator.comparingLong(ConnectionInfo::id));
+      List<ConnectionInfo> connections = connections();
       return connections.size()
           + ": "
           + connections.stream()
               .map(info -> Integer.toString(info.calls()))
               .collect(Collectors.joining(", "));
+    }
+
+    @Override
+    public String limits() {
+      List<ConnectionInfo> connections = connections();
+      return connections.size()
+          + ": "
+          + connections.stream()
+              .map(info -> info.queued() + " / " + info.limit())
+              .collect(Collectors.joining(", "));
+    }
+
+    private List<ConnectionInfo> connections() {
+      List<ConnectionInfo> connections = new ArrayList<>(connector.connections());
+      connections.sort(Comparator.comparingLong(ConnectionInfo::id));
+      return connections;
+    }
+
+    @Override
+    public int connectorQueued() {
+      return connector.queuedCallCount();
+    }
+
+    @Override
+    public long tracerQueued() {
+      return queue.queued();
     }
 
     @Override
@@ -580,7 +976,10 @@ public final class StreamLimitBenchmark {
     }
   }
 
-  /** The loopback backend: 100 streams per connection, {@code Delayed} and {@code Hold}. */
+  /**
+   * The loopback backend: 100 (or --backend-limit) streams per connection, {@code Delayed} and
+   * {@code Hold}.
+   */
   private static final class Backend implements AutoCloseable {
 
     /** How long {@code Delayed} takes to answer. */
@@ -592,11 +991,15 @@ public final class StreamLimitBenchmark {
     /** The {@code Hold} streams running: started, not yet ended or cancelled. */
     private final Set<ServerCallStreamObserver<byte[]>> held = ConcurrentHashMap.newKeySet();
 
+    /** Calls running: {@code Delayed} calls not yet answered, {@code Hold} streams held. */
     final AtomicInteger running = new AtomicInteger();
+
+    /** The most calls running at once, since the start or {@link #resetMaxRunning()}. */
     final AtomicInteger maxRunning = new AtomicInteger();
+
     private volatile boolean ending;
 
-    private Backend(long delayMillis) throws IOException {
+    private Backend(long delayMillis, int maxStreams) throws IOException {
       this.delayMillis = delayMillis;
       scheduler =
           Executors.newScheduledThreadPool(
@@ -613,7 +1016,7 @@ public final class StreamLimitBenchmark {
               .build();
       server =
           NettyServerBuilder.forPort(0, InsecureServerCredentials.create())
-              .maxConcurrentCallsPerConnection(MAX_STREAMS_PER_CONNECTION)
+              .maxConcurrentCallsPerConnection(maxStreams)
               // The handlers never block: they run on the event loops, so the backend costs the
               // least CPU it can, which the client sharing the cores gets.
               .directExecutor()
@@ -622,8 +1025,8 @@ public final class StreamLimitBenchmark {
               .start();
     }
 
-    static Backend start(long delayMillis) throws IOException {
-      return new Backend(delayMillis);
+    static Backend start(long delayMillis, int maxStreams) throws IOException {
+      return new Backend(delayMillis, maxStreams);
     }
 
     String target() {
@@ -634,10 +1037,17 @@ public final class StreamLimitBenchmark {
       return running.get();
     }
 
+    /** Starts counting the most calls running at once from the calls running now. */
+    void resetMaxRunning() {
+      maxRunning.set(running.get());
+    }
+
     @SuppressWarnings("FutureReturnValueIgnored") // the task completes the call; nothing to await
     private void delayed(byte[] request, StreamObserver<byte[]> observer) {
+      maxRunning.accumulateAndGet(running.incrementAndGet(), Math::max);
       scheduler.schedule(
           () -> {
+            running.decrementAndGet();
             observer.onNext(request);
             observer.onCompleted();
           },
