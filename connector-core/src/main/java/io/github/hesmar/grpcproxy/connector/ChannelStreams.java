@@ -22,18 +22,19 @@ import org.jspecify.annotations.Nullable;
  * headers ({@code outboundHeaders}) when the connection may carry one more stream: a Netty
  * transport at the peer's MAX_CONCURRENT_STREAMS holds the headers until a stream ends. In between
  * the stream is queued. Every stream waits a little there (for the transport's event loop), so a
- * wait alone proves nothing; a wait longer than {@link #CONFIRM_NANOS} does. When streams start
- * waiting, one check is scheduled that long after; if a stream created before it still waits then,
- * the channel is full at the calls it carries that are not queued, and its limit becomes that
- * (docs/design.md, "Queueing seen, the limit learned"). An expiry pass that finds no queueing
- * confirmed since the last one gives the channel back its configured limit.
+ * wait alone proves nothing; a wait longer than {@link #CONFIRM_NANOS} does. While streams wait,
+ * one check at a time runs that long after the last look; if a stream created before that look
+ * still waits, the channel is full at the calls it carries that are not queued, and its limit
+ * becomes that (docs/design.md, "Queueing seen, the limit learned"). An expiry pass that finds no
+ * queueing confirmed since the last one gives the channel back its configured limit. With one
+ * channel per address nothing is learned: queued streams are only counted.
  */
 final class ChannelStreams extends ClientStreamTracer.Factory {
 
   /**
    * How long a stream's headers wait in the transport before its channel counts as full: far longer
-   * than an event loop busy with a burst of new streams holds them (50 ms was seen in tests on a
-   * loaded 2-core machine), far shorter than a stream limit holds them behind long calls.
+   * than a busy event loop or a connection being set up holds them (up to 215 ms seen in tests on
+   * a loaded 2-core machine), far shorter than a stream limit holds them behind long calls.
    */
   static final long CONFIRM_NANOS = TimeUnit.SECONDS.toNanos(1);
 
