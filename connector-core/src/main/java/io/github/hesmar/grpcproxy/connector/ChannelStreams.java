@@ -33,8 +33,8 @@ final class ChannelStreams extends ClientStreamTracer.Factory {
 
   /**
    * How long a stream's headers wait in the transport before its channel counts as full: far longer
-   * than a busy event loop or a connection being set up holds them (up to 215 ms seen in tests on
-   * a loaded 2-core machine), far shorter than a stream limit holds them behind long calls.
+   * than a busy event loop or a connection being set up holds them (up to 215 ms seen in tests on a
+   * loaded 2-core machine), far shorter than a stream limit holds them behind long calls.
    */
   static final long CONFIRM_NANOS = TimeUnit.SECONDS.toNanos(1);
 

@@ -205,7 +205,9 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
 
   /**
    * Makes a call on the cached channel that holds the channel from its {@code start()} until its
-   * listener's {@code onClose}.
+   * listener's {@code onClose}. The call carries the connector's stream tracer, after the tracers
+   * in {@code callOptions}, which tells the connector when its headers wait in the transport
+   * ({@link ConnectionInfo#queued()}).
    *
    * @throws IllegalStateException if this lease was released
    */

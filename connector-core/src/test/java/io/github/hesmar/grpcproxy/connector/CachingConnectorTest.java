@@ -5,8 +5,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
+import io.grpc.ClientStreamTracer;
 import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
@@ -43,6 +45,7 @@ class CachingConnectorTest {
   final List<String> misses = new CopyOnWriteArrayList<>();
   final List<Integer> counts = new CopyOnWriteArrayList<>();
   final List<String> closes = new CopyOnWriteArrayList<>();
+  final List<String> queuedCalls = new CopyOnWriteArrayList<>();
   TrackingDialer dialer;
   CachingConnector connector;
 
@@ -71,6 +74,11 @@ class CachingConnectorTest {
               @Override
               public void onClose(String address, CloseCause cause) {
                 closes.add(address + ":" + cause);
+              }
+
+              @Override
+              public void onCallQueued(String address, Duration queued) {
+                queuedCalls.add(address);
               }
             })
         .build();
@@ -578,7 +586,37 @@ class CachingConnectorTest {
       ConnectionInfo beta = infos.get(1);
       assertThat(beta.leases()).isEqualTo(1);
       assertThat(beta.state()).isEqualTo(ConnectivityState.READY);
+      assertThat(beta.queued()).isZero();
+      assertThat(beta.limit()).isEqualTo(100);
       lease.close();
+    }
+
+    @Test
+    void aCallOnALeaseCarriesTheConnectorsStreamTracerAfterTheCallersOwn() {
+      List<String> seen = new CopyOnWriteArrayList<>();
+      ClientStreamTracer.Factory own =
+          new ClientStreamTracer.Factory() {
+            @Override
+            public ClientStreamTracer newClientStreamTracer(
+                ClientStreamTracer.StreamInfo info, Metadata headers) {
+              return new ClientStreamTracer() {
+                @Override
+                public void outboundHeaders() {
+                  seen.add("headers");
+                }
+              };
+            }
+          };
+
+      try (LeasedChannel lease = connector.dial("alpha")) {
+        HealthGrpc.newBlockingStub(lease)
+            .withStreamTracerFactory(own)
+            .check(HealthCheckRequest.getDefaultInstance());
+      }
+
+      assertThat(seen).containsExactly("headers");
+      assertThat(queuedCalls).as("the connector's tracer too").containsExactly("alpha");
+      assertThat(connector.queuedCallCount()).isZero();
     }
   }
 
