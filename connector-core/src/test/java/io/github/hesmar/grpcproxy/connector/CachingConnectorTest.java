@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
+import io.grpc.CallOptions;
 import io.grpc.ClientStreamTracer;
 import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
@@ -16,6 +17,7 @@ import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ClientResponseObserver;
 import java.time.Duration;
 import java.time.Instant;
@@ -609,9 +611,11 @@ class CachingConnectorTest {
           };
 
       try (LeasedChannel lease = connector.dial("alpha")) {
-        HealthGrpc.newBlockingStub(lease)
-            .withStreamTracerFactory(own)
-            .check(HealthCheckRequest.getDefaultInstance());
+        ClientCalls.blockingUnaryCall(
+            lease,
+            HealthGrpc.getCheckMethod(),
+            CallOptions.DEFAULT.withStreamTracerFactory(own),
+            HealthCheckRequest.getDefaultInstance());
       }
 
       assertThat(seen).containsExactly("headers");
