@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.security.SecureRandom;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Deque;
 import java.util.List;
 import java.util.Random;
@@ -223,6 +224,83 @@ class LeaseLimitTest {
     assertThat(slots.subList((int) share, 8)).allMatch(s -> s == Entry.BASE);
     assertThat(slots.get(8)).as("the ninth").isEqualTo(Entry.FULL);
     assertThat(entry.load()).isEqualTo(8);
+  }
+
+  /**
+   * The limit lowered while a cell holds leases taken under the higher one, as when {@link
+   * ChannelStreams} learns a lower limit from streams queued in the transport (the leases stay):
+   * each lease taken afterwards, with the lower limit, must leave the load within it. The cell
+   * leases taken under the higher limit may each hold the higher share, more than the lower share
+   * {@code withinShare} assumes for every cell.
+   */
+  @Test
+  void leasesTakenAfterTheLimitWasLoweredNeverPassTheLowerLimit() throws Exception {
+    int high = 100;
+    int low = 50;
+    Entry entry = published(high, true);
+    int cells = cellCount(entry);
+    int shift = Integer.numberOfTrailingZeros(cells);
+    int highShare = (high >> 1) >> shift;
+    int lowShare = (low >> 1) >> shift;
+    assertThat(highShare).as("shares with %d cells", cells).isGreaterThan(lowShare);
+    List<Integer> slots = new ArrayList<>();
+    List<Long> loadsAfter = new ArrayList<>();
+
+    // Cell 0 fills its share of the high limit.
+    inCell(entry, 0, () -> leaseRepeatedly(entry, high, highShare, slots, new ArrayList<>()));
+    assertThat(slots).hasSize(highShare).allMatch(slot -> slot > Entry.BASE);
+    assertThat(entry.load()).isEqualTo(highShare);
+
+    entry.setLimit(low);
+    // From cell 0 (over its lower share, so counted in the state word, exactly): as many as the
+    // cells' lower shares leave to the state word.
+    int wordLeases = low - cells * lowShare;
+    inCell(entry, 0, () -> leaseRepeatedly(entry, entry.limit(), wordLeases, slots, loadsAfter));
+    // From each other cell: its lower share.
+    for (int cell = 1; cell < cells; cell++) {
+      inCell(entry, cell, () -> leaseRepeatedly(entry, entry.limit(), lowShare, slots, loadsAfter));
+    }
+
+    assertThat(Collections.max(loadsAfter))
+        .as(
+            "highest load after a lease taken with the lowered limit %d (%d cells, cell 0 holding"
+                + " %d leases taken under %d); the load after each: %s; their slots: %s",
+            low, cells, highShare, high, loadsAfter, slots.subList(highShare, slots.size()))
+        .isLessThanOrEqualTo(low);
+    for (int slot : slots) {
+      entry.release(slot);
+    }
+    assertThat(entry.load()).isZero();
+  }
+
+  /**
+   * Takes up to {@code times} leases with {@code limit} on the calling thread, stopping at the
+   * first refusal; records each slot, and the load after each lease.
+   */
+  private void leaseRepeatedly(
+      Entry entry, long limit, int times, List<Integer> slots, List<Long> loadsAfter) {
+    for (int i = 0; i < times; i++) {
+      int slot = entry.lease(clock, limit);
+      if (slot < Entry.BASE) {
+        return;
+      }
+      slots.add(slot);
+      loadsAfter.add(entry.load());
+    }
+  }
+
+  /** Runs {@code task} on a new thread whose leases go to cell {@code cell} of {@code entry}. */
+  @SuppressWarnings("deprecation") // Thread.getId(), as Entry's own choice of a cell
+  private static void inCell(Entry entry, int cell, Runnable task) throws InterruptedException {
+    int cells = cellCount(entry);
+    for (; ; ) {
+      Thread thread = new Thread(task, "cell-" + cell);
+      if ((thread.getId() & (cells - 1)) == cell) {
+        thread.start();
+        thread.join();
+        return;
+      }
+    }
   }
 
   private static void onThread(Runnable task) throws InterruptedException {
