@@ -28,6 +28,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -427,6 +428,116 @@ class StressTest {
       assertThat(secondCalls).as(summary).hasPositiveValue();
     } finally {
       threads.shutdownNow();
+      connector.close();
+    }
+  }
+
+  /**
+   * A dial that meets an address's first channel while its dial is in flight, just as it is
+   * published: the channel is full at one lease, and its dialing caller holds the lease its dial
+   * reserved, so the other dial must open a channel of its own (an address may have {@value
+   * #POOL_ROOM} channels and they are dialed at once, so no dial settles on a full one). Each round
+   * a new address: the test's thread dials it, and its dialer spins until the other thread, which
+   * dials the address in a loop with a timeout of a nanosecond (each attempt meets the pending
+   * entry and gives up), has tried a few times; then it publishes the channel, and the other
+   * thread's next attempt gets a lease, which must be on another channel. The window: a dial that
+   * read the entry pending, and takes its lease once it is published. (One other thread only: a
+   * second would wait for the first one's extra channel with its nanosecond, and settle on the full
+   * one.)
+   */
+  @Test
+  void aDialMeetingAFirstChannelsPublicationNeverLeasesItPastItsLimit() throws Exception {
+    long seed = Long.getLong("stress.seed", new SecureRandom().nextLong());
+    Random random = new Random(seed);
+    TrackingDialer dialer = TrackingDialer.fake();
+    AtomicLong attempts = new AtomicLong();
+    AtomicLong publishAfter = new AtomicLong();
+    dialer.behaviour =
+        address -> {
+          if (dialer.dialsOf(address) == 1) { // the first channel: published after a few attempts
+            while (attempts.get() < publishAfter.get()) {
+              Thread.onSpinWait();
+            }
+          }
+        };
+    CachingConnector connector =
+        dialer
+            .inlineConnector()
+            .maxCallsPerChannel(1)
+            .maxChannelsPerAddress(POOL_ROOM)
+            .dialTimeout(Duration.ofMinutes(1))
+            .build();
+    AtomicReference<String> address = new AtomicReference<>();
+    AtomicInteger started = new AtomicInteger(-1); // the round the other thread may start
+    AtomicInteger leased = new AtomicInteger(-1); // the round in which it got its lease
+    Queue<String> slips = new ConcurrentLinkedQueue<>();
+    ExecutorService thread = Executors.newSingleThreadExecutor();
+    int rounds = 0;
+    long deadline = System.nanoTime() + BUDGET_NANOS / 2;
+    try {
+      Future<?> other =
+          thread.submit(
+              () -> {
+                for (int round = 0; ; round++) {
+                  while (started.get() < round) {
+                    Thread.onSpinWait();
+                  }
+                  String target = address.get();
+                  if (target == null) {
+                    return null; // stopped
+                  }
+                  while (connector.table.get(target) == null) {
+                    Thread.onSpinWait(); // the round's first dial is the test thread's
+                  }
+                  LeasedChannel lease = null;
+                  while (lease == null) {
+                    try {
+                      lease = connector.dial(target, Duration.ofNanos(1));
+                    } catch (StatusRuntimeException e) {
+                      if (e.getStatus().getCode() != Status.Code.DEADLINE_EXCEEDED) {
+                        throw e;
+                      }
+                      attempts.incrementAndGet();
+                    }
+                  }
+                  if (lease.entry.firstChannel == null) {
+                    slips.add(
+                        String.format(
+                            "%s: a second lease on its first channel, load %d, limit %d",
+                            target, lease.entry.load(), lease.entry.limit()));
+                  }
+                  lease.close();
+                  leased.set(round);
+                }
+              });
+      for (; rounds < 100_000 && System.nanoTime() < deadline && slips.isEmpty(); rounds++) {
+        address.set("first-" + rounds);
+        publishAfter.set(attempts.get() + 1 + random.nextInt(3));
+        started.set(rounds);
+        try (LeasedChannel first = connector.dial(address.get())) {
+          assertThat(first.entry.firstChannel).as("the test thread's channel").isNull();
+          while (leased.get() < rounds) { // the first channel stays full until then
+            if (other.isDone()) {
+              other.get();
+            }
+            Thread.onSpinWait();
+          }
+        }
+      }
+      address.set(null);
+      started.set(Integer.MAX_VALUE);
+      other.get(30, TimeUnit.SECONDS);
+      String summary =
+          String.format(
+              "seed %d (replay with -Dstress.seed=%d): %d rounds, %d attempts on a pending first"
+                  + " channel, %d leases past the limit",
+              seed, seed, rounds, attempts.get(), slips.size());
+      System.out.println(
+          "StressTest.aDialMeetingAFirstChannelsPublicationNeverLeasesItPastItsLimit: " + summary);
+      assertThat(slips).as("leases on a full first channel just published; " + summary).isEmpty();
+      assertThat(connector.leaseCount()).isZero();
+    } finally {
+      thread.shutdownNow();
       connector.close();
     }
   }
