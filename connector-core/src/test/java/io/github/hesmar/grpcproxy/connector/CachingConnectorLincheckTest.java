@@ -182,7 +182,7 @@ final class CachingConnectorLincheckTest {
   void twoFirstDialsOfAnAddressNeverShareItsOnlyRoom() {
     new ModelCheckingOptions()
         .iterations(0)
-        .invocationsPerIteration(200)
+        .invocationsPerIteration(150)
         .addCustomScenario(
             scenario(List.of(), List.of(op("dialAndHold", 1, 0)), List.of(op("dialAndHold", 2, 0))))
         .check(ConnectorUnderTest.class);
@@ -196,7 +196,7 @@ final class CachingConnectorLincheckTest {
   void twoDialsRacingForTheLastRoomOfAChannelNeverBothGetIt() {
     new ModelCheckingOptions()
         .iterations(0)
-        .invocationsPerIteration(200)
+        .invocationsPerIteration(120)
         .addCustomScenario(
             scenario(
                 List.of(op("dialAndHold", 0, 0)),
@@ -214,7 +214,7 @@ final class CachingConnectorLincheckTest {
   void aLeaseReleasedUnderItsCallKeepsItsChannelFullForARacingDial() {
     new ModelCheckingOptions()
         .iterations(0)
-        .invocationsPerIteration(100)
+        .invocationsPerIteration(60)
         .addCustomScenario(
             scenario(
                 List.of(op("dialAndHold", 0, 0), op("startCallAndHold", 0)),
