@@ -41,10 +41,11 @@ import org.junit.jupiter.api.Test;
  * different result. Each Lincheck thread holds its own leases and calls, so which lease a release
  * gives back, which lease a call starts on and which call ends depend only on that thread's
  * history. Calls are {@link FakeCall}s under the connector's counting, ended by the test; a call
- * may outlive the lease it started on, and holds its channel open until it ends (rule 8). One call
- * fills a channel and an address may have two ({@code maxCallsPerChannel(1)}, {@code
- * maxChannelsPerAddress(2)}), so a dial of an address whose channel carries a call opens a second
- * one (rule 9), and expiry, closeOnRelease and close race with that second dial too.
+ * may outlive the lease it started on, and holds its channel open until it ends (rule 8). One lease
+ * (with the call it covers) or one call of a released lease fills a channel, and an address may
+ * have two ({@code maxCallsPerChannel(1)}, {@code maxChannelsPerAddress(2)}), so a dial of an
+ * address whose channel is leased or carries a call opens a second one (rule 9, the load counted at
+ * the pick), and expiry, closeOnRelease and close race with that second dial too.
  *
  * <p>{@link CachingConnector#leaseCount()} and {@link CachingConnector#callCount()} are not
  * operations: they sum the leases or calls of every entry one after the other, gauges that are
@@ -172,6 +173,56 @@ final class CachingConnectorLincheckTest {
         .check(BoundedConnectorUnderTest.class);
   }
 
+  /**
+   * The first two dials of an address ("Load counted at the pick"): the one that dials holds the
+   * lease its dial reserved, which fills the channel, so the other opens a second channel; never do
+   * both lease {@code a#0}, whether the second meets the first's dial in flight or just published.
+   */
+  @Test
+  void twoFirstDialsOfAnAddressNeverShareItsOnlyRoom() {
+    new ModelCheckingOptions()
+        .iterations(0)
+        .invocationsPerIteration(150)
+        .addCustomScenario(
+            scenario(List.of(), List.of(op("dialAndHold", 1, 0)), List.of(op("dialAndHold", 2, 0))))
+        .check(ConnectorUnderTest.class);
+  }
+
+  /**
+   * Two dials racing for the last room on a channel full at two leases, one of them held: one
+   * leases it, the other opens a second channel; never do both lease it.
+   */
+  @Test
+  void twoDialsRacingForTheLastRoomOfAChannelNeverBothGetIt() {
+    new ModelCheckingOptions()
+        .iterations(0)
+        .invocationsPerIteration(120)
+        .addCustomScenario(
+            scenario(
+                List.of(op("dialAndHold", 0, 0)),
+                List.of(op("dialAndHold", 1, 0)),
+                List.of(op("dialAndHold", 2, 0))))
+        .check(TwoCallsConnectorUnderTest.class);
+  }
+
+  /**
+   * A lease released with its call in flight, racing a dial: the call, no longer covered by the
+   * lease, counts in the load before the lease stops counting, so the channel stays full and the
+   * dial opens a second channel whatever the interleaving.
+   */
+  @Test
+  void aLeaseReleasedUnderItsCallKeepsItsChannelFullForARacingDial() {
+    new ModelCheckingOptions()
+        .iterations(0)
+        .invocationsPerIteration(60)
+        .addCustomScenario(
+            scenario(
+                List.of(op("dialAndHold", 0, 0), op("startCallAndHold", 0)),
+                List.of(op("releaseOneHeld", 0, 0)),
+                List.of(op("dialAndHold", 2, 0))))
+        .check(ConnectorUnderTest.class);
+  }
+
   @Test
   void randomScenariosOnABoundedConnectorAreLinearizableUnderModelChecking() {
     new ModelCheckingOptions()
@@ -189,19 +240,19 @@ final class CachingConnectorLincheckTest {
     ConnectorUnderTest test = new ConnectorUnderTest();
 
     assertThat(test.dialAndHold(1, 0)).isEqualTo("a#0");
-    assertThat(test.dialAndHold(2, 0)).isEqualTo("a#0");
-    assertThat(test.closeOnRelease(0)).isTrue();
-    assertThat(test.dialAndHold(2, 0)).isEqualTo("a#1");
-    assertThat(test.connectionCount()).isEqualTo(2);
+    assertThat(test.dialAndHold(2, 0)).isEqualTo("a#1"); // a#0 is full: its lease is its load
+    assertThat(test.closeOnRelease(0)).isTrue(); // a#0 and a#1
+    assertThat(test.dialAndHold(2, 0)).isEqualTo("a#2");
+    assertThat(test.connectionCount()).isEqualTo(3);
     assertThat(test.releaseOneHeld(1, 0)).isTrue();
     assertThat(test.releaseOneHeld(1, 0)).isFalse();
-    assertThat(test.expire()).isEmpty(); // a#0 still leased by thread 2
+    assertThat(test.expire()).containsExactly("a"); // a#0; a#1 still leased by thread 2
     test.quiescentStateIsConsistent();
 
+    assertThat(test.releaseOneHeld(2, 0)).isTrue(); // a#2
     assertThat(test.releaseOneHeld(2, 0)).isTrue(); // a#1
-    assertThat(test.releaseOneHeld(2, 0)).isTrue(); // a#0
-    assertThat(test.expire()).containsExactly("a"); // a#0, detached; a#1 idle pass 1
-    assertThat(test.expire()).containsExactly("a"); // a#1, idle pass 2
+    assertThat(test.expire()).containsExactly("a"); // a#1, detached; a#2 idle pass 1
+    assertThat(test.expire()).containsExactly("a"); // a#2, idle pass 2
     assertThat(test.connectionCount()).isZero();
     assertThat(test.dialAndHold(1, 1)).isEqualTo("b#0");
     test.quiescentStateIsConsistent();
@@ -220,7 +271,7 @@ final class CachingConnectorLincheckTest {
     test.quiescentStateIsConsistent();
 
     assertThat(test.dialAndHold(1, 1)).isEqualTo("b#1");
-    assertThat(test.startCallAndHold(1)).isEqualTo("b#1"); // b#1 is full
+    assertThat(test.startCallAndHold(1)).isEqualTo("b#1"); // covered by the lease: b#1 full
     assertThat(test.dialAndHold(2, 1)).isEqualTo("b#2"); // a second channel for b
     assertThat(test.startCallAndHold(2)).isEqualTo("b#2");
     assertThat(test.dialAndHold(2, 1)).isEqualTo("b#1"); // both full, two at most: the first
@@ -280,6 +331,10 @@ final class CachingConnectorLincheckTest {
     }
 
     ConnectorUnderTest(CachingConnector.Builder builder) {
+      this(builder, 1);
+    }
+
+    ConnectorUnderTest(CachingConnector.Builder builder, int maxCallsPerChannel) {
       connector =
           builder
               .dialer(dialer)
@@ -287,7 +342,7 @@ final class CachingConnectorLincheckTest {
               .scheduler(clock.scheduler())
               .clock(clock)
               .shutdownGracePeriod(Duration.ZERO)
-              .maxCallsPerChannel(1)
+              .maxCallsPerChannel(maxCallsPerChannel)
               .maxChannelsPerAddress(2)
               .build();
       for (int thread = 0; thread < THREAD_IDS; thread++) {
@@ -461,6 +516,14 @@ final class CachingConnectorLincheckTest {
       if (!condition) {
         throw new AssertionError(message + ": " + subject);
       }
+    }
+  }
+
+  /** The same operations on a connector whose channels are full at two (leases and calls). */
+  public static final class TwoCallsConnectorUnderTest extends ConnectorUnderTest {
+
+    public TwoCallsConnectorUnderTest() {
+      super(CachingConnector.builder(), 2);
     }
   }
 

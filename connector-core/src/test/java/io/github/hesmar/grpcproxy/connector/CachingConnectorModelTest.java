@@ -113,6 +113,9 @@ class CachingConnectorModelTest {
     int grew = 0;
     int evicted = 0;
     int retired = 0;
+    int releasedUnderCalls = 0;
+    int failedStarts = 0;
+    int settled = 0;
     for (long seed : seeds) {
       List<Op> ops = generate(seed, STEPS);
       Limits limits = limits(seed);
@@ -123,15 +126,37 @@ class CachingConnectorModelTest {
       grew += outcome.extraChannels() > 0 ? 1 : 0;
       evicted += outcome.evictions() > 0 ? 1 : 0;
       retired += outcome.retirements() > 0 ? 1 : 0;
+      releasedUnderCalls += outcome.releasesUnderCalls() > 0 ? 1 : 0;
+      failedStarts += outcome.failedStarts() > 0 ? 1 : 0;
+      settled += outcome.settled() > 0 ? 1 : 0;
     }
     System.out.printf(
         "CachingConnectorModelTest: %d sequences of %d steps agreed with the model in %d ms;"
-            + " %d of them opened extra channels for an address, %d evicted, %d retired%n",
-        seeds.length, STEPS, (System.nanoTime() - started) / 1_000_000, grew, evicted, retired);
+            + " %d of them opened extra channels for an address, %d evicted, %d retired,"
+            + " %d released leases under calls, %d had calls fail at start, %d settled on a full"
+            + " channel%n",
+        seeds.length,
+        STEPS,
+        (System.nanoTime() - started) / 1_000_000,
+        grew,
+        evicted,
+        retired,
+        releasedUnderCalls,
+        failedStarts,
+        settled);
     if (seeds.length > 1) {
       assertThat(grew).as("sequences that exercised rule 9").isGreaterThan(seeds.length / 20);
       assertThat(evicted).as("sequences that exercised rule 10").isGreaterThan(seeds.length / 20);
       assertThat(retired).as("sequences that exercised rule 11").isGreaterThan(seeds.length / 20);
+      assertThat(releasedUnderCalls)
+          .as("sequences that released a lease with calls running")
+          .isGreaterThan(seeds.length / 20);
+      assertThat(failedStarts)
+          .as("sequences with a call failing at its start")
+          .isGreaterThan(seeds.length / 20);
+      assertThat(settled)
+          .as("sequences that settled on a full channel (all three full)")
+          .isGreaterThan(seeds.length / 100);
     }
   }
 
@@ -337,6 +362,45 @@ class CachingConnectorModelTest {
   }
 
   @Test
+  void theLoadCountsHeldLeasesAndTheCallsTheyDoNotCover() {
+    try (Harness harness = new Harness()) {
+      harness.step(Op.dialAndRelease(ALPHA, Via.CLOSE)); // L0 on #0: load 1, then 0
+      harness.step(Op.dialFailingCall(ALPHA)); // L1 on #0: its call fails at start, load 1
+      Entry first = harness.entries.get(0);
+      assertThat(first.load()).isEqualTo(1);
+      harness.step(Op.startCall(0)); // C0 on L1: covered by it, load 1
+      assertThat(first.load()).isEqualTo(1);
+      harness.step(Op.startCall(0)); // C1 on L1: not covered, load 2, #0 full
+      assertThat(first.load()).isEqualTo(2);
+      harness.step(Op.failingCall(0)); // on L1: counts nowhere
+      assertThat(first.load()).isEqualTo(2);
+      harness.step(Op.dial(ALPHA)); // L2 on a new #1
+      assertThat(harness.leases.get(2).expected.id).isEqualTo(1);
+      harness.step(Op.release(0, Via.RELEASE)); // L1, with both its calls: load 2, uncovered
+      assertThat(first.load()).isEqualTo(2);
+      harness.step(Op.endCall(0)); // C0: load 1, room on #0
+      assertThat(first.load()).isEqualTo(1);
+      harness.step(Op.dial(ALPHA)); // L3 on #0, the first with room: full again
+      assertThat(harness.leases.get(3).expected.id).isZero();
+      harness.step(Op.dialCalls(ALPHA)); // L4 on #1 (load 1), with two calls: load 3
+      assertThat(harness.leases.get(4).expected.id).isEqualTo(1);
+      assertThat(harness.entries.get(1).load()).isEqualTo(3);
+      harness.step(Op.dial(ALPHA)); // L5 on a new #2
+      harness.step(Op.dial(ALPHA)); // L6 on #2: full
+      harness.step(Op.dial(ALPHA)); // L7: all full, no room for a fourth: the least loaded, #0
+      assertThat(harness.leases.get(7).expected.id).isZero();
+      assertThat(first.load()).isEqualTo(3);
+      while (harness.connector.callCount() > 0) {
+        harness.step(Op.endCall(0));
+      }
+      for (int i = 0; i < 6; i++) {
+        harness.step(Op.release(0, Via.CLOSE));
+      }
+      assertThat(harness.entries.values()).allSatisfy(entry -> assertThat(entry.load()).isZero());
+    }
+  }
+
+  @Test
   void closeOnReleaseDetachesEveryChannelOfTheAddress() {
     try (Harness harness = new Harness()) {
       harness.step(Op.dial(BETA));
@@ -408,15 +472,23 @@ class CachingConnectorModelTest {
       Kind kind;
       if (roll < 6) {
         kind = Kind.CLOSE; // about one sequence in three closes the connector somewhere
-      } else if (roll < 300) {
+      } else if (roll < 240) {
         kind = Kind.DIAL;
-      } else if (roll < 510) {
+      } else if (roll < 270) {
+        kind = Kind.DIAL_AND_RELEASE;
+      } else if (roll < 290) {
+        kind = Kind.DIAL_FAILING_CALL;
+      } else if (roll < 315) {
+        kind = Kind.DIAL_CALLS;
+      } else if (roll < 500) {
         kind = Kind.RELEASE;
-      } else if (roll < 560) {
+      } else if (roll < 540) {
         kind = Kind.RELEASE_AGAIN;
-      } else if (roll < 660) {
+      } else if (roll < 640) {
         kind = Kind.START_CALL;
-      } else if (roll < 740) {
+      } else if (roll < 660) {
+        kind = Kind.FAILING_CALL;
+      } else if (roll < 750) {
         kind = Kind.END_CALL;
       } else if (roll < 910) {
         kind = Kind.EXPIRE;
@@ -510,9 +582,17 @@ class CachingConnectorModelTest {
 
   enum Kind {
     DIAL,
+    /** A dial whose lease is released in the same step, with no call. */
+    DIAL_AND_RELEASE,
+    /** A dial whose first call fails at its start ({@link FakeCall#startFailingOn}). */
+    DIAL_FAILING_CALL,
+    /** A dial and two calls on its lease: the second is not covered by the lease. */
+    DIAL_CALLS,
     RELEASE,
     RELEASE_AGAIN,
     START_CALL,
+    /** A call on a held lease that fails at its start. */
+    FAILING_CALL,
     END_CALL,
     EXPIRE,
     CLOSE_ON_RELEASE,
@@ -544,6 +624,22 @@ class CachingConnectorModelTest {
       return new Op(Kind.RELEASE, 0, pick, via);
     }
 
+    static Op dialAndRelease(int address, Via via) {
+      return new Op(Kind.DIAL_AND_RELEASE, address, 0, via);
+    }
+
+    static Op dialFailingCall(int address) {
+      return new Op(Kind.DIAL_FAILING_CALL, address, 0, Via.CLOSE);
+    }
+
+    static Op dialCalls(int address) {
+      return new Op(Kind.DIAL_CALLS, address, 0, Via.CLOSE);
+    }
+
+    static Op failingCall(int pick) {
+      return new Op(Kind.FAILING_CALL, 0, pick, Via.CLOSE);
+    }
+
     static Op releaseAgain(int pick, Via via) {
       return new Op(Kind.RELEASE_AGAIN, 0, pick, via);
     }
@@ -572,6 +668,10 @@ class CachingConnectorModelTest {
     public String toString() {
       return switch (kind) {
         case DIAL -> "dial(" + address + ")";
+        case DIAL_AND_RELEASE -> "dialAndRelease(" + address + ", " + via + ")";
+        case DIAL_FAILING_CALL -> "dialFailingCall(" + address + ")";
+        case DIAL_CALLS -> "dialCalls(" + address + ")";
+        case FAILING_CALL -> "failingCall(" + pick + ")";
         case RELEASE -> "release(" + pick + ", " + via + ")";
         case RELEASE_AGAIN -> "releaseAgain(" + pick + ", " + via + ")";
         case START_CALL -> "startCall(" + pick + ")";
@@ -589,7 +689,10 @@ class CachingConnectorModelTest {
       @Nullable Throwable failure,
       int extraChannels,
       int evictions,
-      int retirements) {}
+      int retirements,
+      int releasesUnderCalls,
+      int failedStarts,
+      int settled) {}
 
   /** What {@link CachingConnector#connections()} reports of one channel. */
   record Row(
@@ -773,6 +876,12 @@ class CachingConnectorModelTest {
 
     int retirements;
 
+    /** Leases released with calls of theirs in flight. */
+    int releasesUnderCalls;
+
+    /** Dials that leased a full channel: all the address's channels full, and no room for one. */
+    int settled;
+
     Model(Limits limits) {
       this.limits = limits;
       this.maxChannels = limits.maxChannels();
@@ -821,6 +930,36 @@ class CachingConnectorModelTest {
       return count;
     }
 
+    /**
+     * The load of {@code channel} ("Load counted at the pick"): its leases held, plus its calls in
+     * flight that no held lease covers. A held lease covers one of its calls; every call of a
+     * released lease, and every further call of a held one, counts.
+     */
+    int load(ModelChannel channel) {
+      Map<Lease, Integer> callsPerLease = new LinkedHashMap<>();
+      for (Call call : calls) {
+        if (call.expected == channel && call.inFlight()) {
+          callsPerLease.merge(call.lease, 1, Integer::sum);
+        }
+      }
+      int uncovered = 0;
+      for (Map.Entry<Lease, Integer> perLease : callsPerLease.entrySet()) {
+        uncovered += perLease.getKey().released ? perLease.getValue() : perLease.getValue() - 1;
+      }
+      return channel.leases + uncovered;
+    }
+
+    /** Calls in flight started on {@code lease}. */
+    int callsOf(Lease lease) {
+      int count = 0;
+      for (Call call : calls) {
+        if (call.lease == lease && call.inFlight()) {
+          count++;
+        }
+      }
+      return count;
+    }
+
     /** Whether {@code lease} is released and every call started on it has ended. */
     boolean terminated(Lease lease) {
       if (!lease.released) {
@@ -848,13 +987,16 @@ class CachingConnectorModelTest {
     ModelChannel dial(String address, Instant now) {
       connects.add(address);
       List<ModelChannel> channels = attached.computeIfAbsent(address, a -> new ArrayList<>());
-      ModelChannel channel = null; // rule 9: the first with room, else the fewest calls
+      ModelChannel channel = null; // rule 9: the first with room, else the least load
       for (ModelChannel candidate : channels) {
-        if (channel == null || (channel.calls >= MAX_CALLS && candidate.calls < channel.calls)) {
+        if (channel == null || (load(channel) >= MAX_CALLS && load(candidate) < load(channel))) {
           channel = candidate;
         }
       }
-      boolean full = channel == null || (maxChannels > 1 && channel.calls >= MAX_CALLS);
+      boolean full = channel == null || (maxChannels > 1 && load(channel) >= MAX_CALLS);
+      if (full && channel != null && channels.size() >= maxChannels) {
+        settled++; // every channel of the address full, and no room for another one
+      }
       if (full && channels.size() < maxChannels) {
         misses.add(address);
         makeRoom();
@@ -953,6 +1095,9 @@ class CachingConnectorModelTest {
       lease.released = true;
       if (!closed) {
         lease.expected.leases--;
+        if (callsOf(lease) > 0) {
+          releasesUnderCalls++;
+        }
       }
     }
 
@@ -1130,6 +1275,12 @@ class CachingConnectorModelTest {
     List<String> lastExpired = List.of();
     boolean lastCloseOnRelease;
 
+    /** The connector's entry of each channel, by the model's channel id: set by its first lease. */
+    final Map<Integer, Entry> entries = new LinkedHashMap<>();
+
+    /** Calls that failed at their start (their fake threw). */
+    int failedStarts;
+
     Harness() {
       this(new Limits(MAX_CHANNELS, Limits.NONE, Limits.NONE));
     }
@@ -1172,7 +1323,10 @@ class CachingConnectorModelTest {
           failure,
           model.extraChannels,
           model.evictions,
-          model.retirements);
+          model.retirements,
+          model.releasesUnderCalls,
+          failedStarts,
+          model.settled);
     }
 
     /** Applies {@code op} to the connector and the model, then compares them. */
@@ -1189,6 +1343,10 @@ class CachingConnectorModelTest {
       String result =
           switch (op.kind()) {
             case DIAL -> dial(ADDRESSES.get(op.address()));
+            case DIAL_AND_RELEASE -> dialAndRelease(op);
+            case DIAL_FAILING_CALL -> dialFailingCall(op);
+            case DIAL_CALLS -> dialCalls(op);
+            case FAILING_CALL -> failingCall(op);
             case RELEASE -> release(op);
             case RELEASE_AGAIN -> releaseAgain(op);
             case START_CALL -> startCall(op);
@@ -1209,11 +1367,17 @@ class CachingConnectorModelTest {
         return "dial(" + address + ") -> IllegalStateException, as the connector is closed";
       }
       int missesBefore = model.misses.size();
+      Map<Entry, Long> loadsBefore = attachedLoads(address);
       ModelChannel expected = model.dial(address, clock.instant());
       boolean miss = model.misses.size() > missesBefore;
       LeasedChannel channel = connector.dial(address);
       Lease lease = new Lease(leases.size(), channel, expected);
       leases.add(lease);
+      Entry known = entries.putIfAbsent(expected.id, channel.entry);
+      assertThat(known == null ? channel.entry : known)
+          .as("the entry of channel #%d", expected.id)
+          .isSameAs(channel.entry);
+      checkPick(address, loadsBefore, channel.entry);
       assertThat(channel.address()).as("address of the lease").isEqualTo(address);
       assertThat(channel.isShutdown()).as("a fresh lease is released").isFalse();
       assertThat(channel.getState(false))
@@ -1234,6 +1398,103 @@ class CachingConnectorModelTest {
             .isBetween(created + maxAge * 900L, created + maxAge * 1_100L);
       }
       return "dial(" + address + ") -> " + lease + (miss ? ", a miss" : "");
+    }
+
+    /** The load of each attached channel of {@code address}, read from the connector. */
+    private Map<Entry, Long> attachedLoads(String address) {
+      Map<Entry, Long> loads = new LinkedHashMap<>();
+      for (ModelChannel channel : model.attached.getOrDefault(address, List.of())) {
+        Entry entry = requireNonNull(entries.get(channel.id), "entry of an attached channel");
+        loads.put(entry, entry.load());
+      }
+      return loads;
+    }
+
+    /**
+     * With several channels an address, a dial never leases a full channel (its load at its limit
+     * before the dial) while another channel of the address has room or the address may open one
+     * more; it opens one only when all are full. Checked on the connector's own loads, apart from
+     * the model's choice.
+     */
+    private void checkPick(String address, Map<Entry, Long> loadsBefore, Entry picked) {
+      if (model.limits.maxChannels() == 1) {
+        return;
+      }
+      Long before = loadsBefore.get(picked);
+      boolean allFull = loadsBefore.values().stream().allMatch(load -> load >= MAX_CALLS);
+      if (before == null) {
+        assertThat(allFull)
+            .as("a new channel for %s opened while all were full: %s", address, loadsBefore)
+            .isTrue();
+      } else if (before >= MAX_CALLS) {
+        assertThat(allFull && loadsBefore.size() == model.limits.maxChannels())
+            .as(
+                "the full channel %s of %s leased only when every channel is full and no other"
+                    + " may open: loads before the dial %s",
+                picked.id, address, loadsBefore)
+            .isTrue();
+      }
+    }
+
+    private String dialAndRelease(Op op) {
+      String dialed = dial(ADDRESSES.get(op.address()));
+      if (model.closed) {
+        return dialed;
+      }
+      checkLoads();
+      Lease lease = leases.get(leases.size() - 1);
+      String how = giveBack(lease, op.via());
+      model.release(lease);
+      return dialed + ", released at once by " + how;
+    }
+
+    private String dialFailingCall(Op op) {
+      String dialed = dial(ADDRESSES.get(op.address()));
+      if (model.closed) {
+        return dialed;
+      }
+      checkLoads();
+      return dialed + ", " + failingCallOn(leases.get(leases.size() - 1));
+    }
+
+    private String dialCalls(Op op) {
+      String dialed = dial(ADDRESSES.get(op.address()));
+      if (model.closed) {
+        return dialed;
+      }
+      Lease lease = leases.get(leases.size() - 1);
+      StringBuilder result = new StringBuilder(dialed);
+      for (int i = 0; i < 2; i++) {
+        checkLoads();
+        result.append(", ").append(startCallOn(lease));
+      }
+      return result.toString();
+    }
+
+    private String failingCall(Op op) {
+      List<Lease> held = leases.stream().filter(lease -> !lease.released).toList();
+      if (held.isEmpty()) {
+        return "start a failing call: no lease held, skipped";
+      }
+      return failingCallOn(held.get(op.pick() % held.size()));
+    }
+
+    /**
+     * Starts a call on {@code lease} whose start throws: the caller gets the exception, and the
+     * call counts nowhere (its lease, its channel's calls and load are as before). After {@code
+     * close()} the connector refuses the call before its start, as any other.
+     */
+    private String failingCallOn(Lease lease) {
+      if (model.closed) {
+        Status status = FakeCall.startFailingOn(lease.channel);
+        assertThat(status.getCode()).as("a call after close()").isEqualTo(Status.Code.UNAVAILABLE);
+        return "a failing call on " + lease + " refused, as the connector is closed";
+      }
+      assertThatThrownBy(() -> FakeCall.startFailingOn(lease.channel))
+          .as("a call whose start throws, on %s", lease)
+          .isInstanceOf(FakeCall.StartRefused.class);
+      failedStarts++;
+      return "a call on " + lease + " failed at its start";
     }
 
     private String release(Op op) {
@@ -1263,7 +1524,10 @@ class CachingConnectorModelTest {
       if (held.isEmpty()) {
         return "start a call: no lease held, skipped";
       }
-      Lease lease = held.get(op.pick() % held.size());
+      return startCallOn(held.get(op.pick() % held.size()));
+    }
+
+    private String startCallOn(Lease lease) {
       FakeCall<?, ?> fake = FakeCall.startOn(lease.channel);
       Call call = new Call(model.calls.size(), lease, lease.expected, fake);
       model.startCall(call);
@@ -1322,8 +1586,27 @@ class CachingConnectorModelTest {
       return "close()";
     }
 
+    /**
+     * The load of every open channel, as the connector counts it ({@link Entry#load()}), is the
+     * model's: its leases held plus its calls no held lease covers.
+     */
+    void checkLoads() {
+      if (model.closed) {
+        return;
+      }
+      for (ModelChannel channel : model.created) {
+        if (!channel.closed) {
+          Entry entry = requireNonNull(entries.get(channel.id), "entry of an open channel");
+          assertThat(entry.load())
+              .as("load of channel %s (leases + uncovered calls)", channel)
+              .isEqualTo(model.load(channel));
+        }
+      }
+    }
+
     /** Compares everything observable of the connector with the model. */
     private void check(int updatesBefore, int closesBefore) {
+      checkLoads();
       assertThat(connector.connections().stream().map(Row::of).toList())
           .as("connections(), expected from the model %s %s", model.attached, model.detached)
           .containsExactlyInAnyOrderElementsOf(model.rows());

@@ -45,6 +45,22 @@ final class FakeCall<ReqT, RespT> extends ClientCall<ReqT, RespT> {
   static final CallOptions.Key<Consumer<FakeCall<?, ?>>> MADE =
       CallOptions.Key.create("fakeCallMade");
 
+  /**
+   * The call option that makes the fake's {@link #start} throw {@link StartRefused} before anything
+   * else, as a transport's call may throw at its start (see {@link #startFailingOn}).
+   */
+  static final CallOptions.Key<Boolean> FAIL_START =
+      CallOptions.Key.createWithDefault("fakeCallFailsStart", false);
+
+  /** What a fake made with {@link #FAIL_START} throws from its {@code start()}. */
+  static final class StartRefused extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    StartRefused() {
+      super("start() refused by the test");
+    }
+  }
+
   /** What grpc-java closes a call with that starts on a channel that is shut down. */
   static final Status SHUT_DOWN = Status.UNAVAILABLE.withDescription("Channel shutdown invoked");
 
@@ -53,6 +69,7 @@ final class FakeCall<ReqT, RespT> extends ClientCall<ReqT, RespT> {
       Status.UNAVAILABLE.withDescription("Channel shutdownNow invoked");
 
   final TrackedChannel channel;
+  private final boolean failsStart;
   private volatile @Nullable Listener<RespT> listener;
   private final AtomicReference<@Nullable Status> closedWith = new AtomicReference<>();
 
@@ -60,7 +77,13 @@ final class FakeCall<ReqT, RespT> extends ClientCall<ReqT, RespT> {
   private final AtomicReference<@Nullable Status> seen = new AtomicReference<>();
 
   FakeCall(TrackedChannel channel) {
+    this(channel, false);
+  }
+
+  /** A fake whose {@code start()} throws {@link StartRefused} if {@code failsStart}. */
+  FakeCall(TrackedChannel channel, boolean failsStart) {
     this.channel = channel;
+    this.failsStart = failsStart;
   }
 
   /**
@@ -84,9 +107,33 @@ final class FakeCall<ReqT, RespT> extends ClientCall<ReqT, RespT> {
     return fake;
   }
 
+  /**
+   * Makes a call of {@link #METHOD} on {@code channel} (a lease) whose fake throws {@link
+   * StartRefused} at its start, and starts it: the exception reaches the caller, through the
+   * connector's counting. Returns normally, with the status the caller's listener was closed with,
+   * only if the connector refused the call before its fake started (its channel was closed).
+   */
+  static Status startFailingOn(Channel channel) {
+    ClientCall<String, String> call =
+        channel.newCall(METHOD, CallOptions.DEFAULT.withOption(FAIL_START, true));
+    AtomicReference<@Nullable Status> seen = new AtomicReference<>();
+    call.start(
+        new Listener<String>() {
+          @Override
+          public void onClose(Status status, Metadata trailers) {
+            seen.set(status);
+          }
+        },
+        new Metadata());
+    return requireNonNull(seen.get(), "a call that neither threw at its start nor was closed");
+  }
+
   @Override
   public void start(Listener<RespT> responseListener, Metadata headers) {
     requireNonNull(responseListener, "responseListener");
+    if (failsStart) {
+      throw new StartRefused();
+    }
     if (listener != null) {
       throw new IllegalStateException("already started: " + this);
     }

@@ -7,12 +7,17 @@ import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.io.IOException;
+import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
+import java.util.Map;
 import java.util.Queue;
+import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -23,6 +28,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -283,6 +289,270 @@ class StressTest {
     } finally {
       threads.shutdownNow();
       connector.close();
+    }
+  }
+
+  /**
+   * Threads dial one address (a fresh one each round, so that each round starts with its first
+   * channel's dial in flight), hold the lease for a moment with a call or two on it or none, and
+   * give it back, ending the calls before or after the release ("Load counted at the pick").
+   * Channels are full at {@code maxCalls} and an address may have more channels than the threads
+   * could ever fill ({@value #POOL_ROOM}), so a dial never settles on a full channel: each lease is
+   * taken with room, and the leases on a channel, with the calls of released ones, never pass its
+   * limit. Each thread counts its lease on its channel from the moment the dial returns until the
+   * lease is released and its calls have ended (one, however many calls: only the first is covered
+   * by the lease, but further calls do not come from a dial), so that the counts never exceed the
+   * channel's load; a count past the limit is a lease taken without room. Once every thread is done
+   * every channel has no lease, no call and a load of 0.
+   */
+  @ParameterizedTest(name = "limit {0}, {1} threads, {2} rounds")
+  @CsvSource({"3, 6, 1", "1, 4, 400", "3, 8, 200"})
+  void racingDialsNeverLeaseAChannelPastItsLimit(int maxCalls, int threadCount, int rounds)
+      throws Exception {
+    long seed = Long.getLong("stress.seed", new SecureRandom().nextLong()).longValue();
+    String replay = "seed " + seed + " (replay with -Dstress.seed=" + seed + ")";
+    System.out.println("StressTest.racingDialsNeverLeaseAChannelPastItsLimit: " + replay);
+    TrackingDialer dialer = TrackingDialer.fake();
+    CachingConnector connector =
+        CachingConnector.builder()
+            .dialer(dialer)
+            .shutdownGracePeriod(Duration.ZERO)
+            .maxCallsPerChannel(maxCalls)
+            .maxChannelsPerAddress(POOL_ROOM)
+            .build();
+    Map<Entry, AtomicInteger> counted = new ConcurrentHashMap<>();
+    Set<Entry> entries = ConcurrentHashMap.newKeySet();
+    Queue<String> violations = new ConcurrentLinkedQueue<>();
+    AtomicLong leases = new AtomicLong();
+    AtomicLong releasedUnderCalls = new AtomicLong();
+    AtomicLong secondCalls = new AtomicLong();
+    AtomicInteger mostCounted = new AtomicInteger();
+    long budgetPerRound = BUDGET_NANOS / 2 / rounds;
+    int leasesPerRound = Math.max(50, LEASES_PER_WORKER / 10 / rounds);
+    ExecutorService threads = Executors.newFixedThreadPool(threadCount);
+    try {
+      for (int round = 0; round < rounds && violations.isEmpty(); round++) {
+        String address = "backend-" + round;
+        CountDownLatch go = new CountDownLatch(1);
+        long deadline = System.nanoTime() + budgetPerRound;
+        List<Future<?>> workers = new ArrayList<>();
+        for (int t = 0; t < threadCount; t++) {
+          Random random = new Random(seed * 31 + round * 1_000L + t);
+          workers.add(
+              threads.submit(
+                  () -> {
+                    go.await();
+                    for (int i = 0; i < leasesPerRound && System.nanoTime() < deadline; i++) {
+                      LeasedChannel lease = connector.dial(address, Duration.ofSeconds(30));
+                      leases.incrementAndGet();
+                      Entry entry = lease.entry;
+                      entries.add(entry);
+                      AtomicInteger count =
+                          counted.computeIfAbsent(entry, e -> new AtomicInteger());
+                      int now = count.incrementAndGet();
+                      mostCounted.accumulateAndGet(now, Math::max);
+                      if (now > entry.limit()) {
+                        violations.add(
+                            String.format(
+                                "channel %d of %s: %d leases counted by the threads, limit %d,"
+                                    + " load now %d",
+                                entry.id, address, now, entry.limit(), entry.load()));
+                      }
+                      int calls = random.nextInt(4) == 0 ? 0 : random.nextInt(8) == 0 ? 2 : 1;
+                      List<FakeCall<?, ?>> started = new ArrayList<>();
+                      for (int c = 0; c < calls; c++) {
+                        started.add(FakeCall.startOn(lease));
+                      }
+                      secondCalls.addAndGet(Math.max(0, calls - 1));
+                      pause(random);
+                      boolean releaseFirst = !started.isEmpty() && random.nextInt(3) == 0;
+                      if (releaseFirst) {
+                        lease.close();
+                        releasedUnderCalls.incrementAndGet();
+                        pause(random);
+                        for (int c = 0; c < started.size(); c++) {
+                          if (c == started.size() - 1) {
+                            count.decrementAndGet(); // before the last of its calls ends
+                          }
+                          started.get(c).end();
+                        }
+                      } else {
+                        started.forEach(FakeCall::end);
+                        pause(random);
+                        count.decrementAndGet(); // before the release
+                        lease.close();
+                      }
+                    }
+                    return null;
+                  }));
+        }
+        go.countDown();
+        for (Future<?> worker : workers) {
+          worker.get(60, TimeUnit.SECONDS);
+        }
+      }
+      String summary =
+          String.format(
+              "%s: %d leases over %d channels, at most %d counted on one, %d released under"
+                  + " calls, %d second calls",
+              replay,
+              leases.get(),
+              entries.size(),
+              mostCounted.get(),
+              releasedUnderCalls.get(),
+              secondCalls.get());
+      System.out.println("StressTest.racingDialsNeverLeaseAChannelPastItsLimit: " + summary);
+      assertThat(violations).as("leases past a channel's limit; " + summary).isEmpty();
+      assertThat(
+              entries.stream()
+                  .collect(Collectors.groupingBy(entry -> entry.address, Collectors.counting()))
+                  .values()
+                  .stream()
+                  .mapToLong(Long::longValue)
+                  .max()
+                  .orElse(0))
+          .as("most channels of one address, below the pool's room (no dial settled); " + summary)
+          .isLessThan(POOL_ROOM);
+      assertThat(entries)
+          .as("every channel once all is done; " + summary)
+          .allSatisfy(
+              entry -> {
+                assertThat(entry.leases()).as("leases of %s", entry.id).isZero();
+                assertThat(entry.calls()).as("calls of %s", entry.id).isZero();
+                assertThat(entry.load()).as("load of %s", entry.id).isZero();
+              });
+      assertThat(connector.leaseCount()).isZero();
+      assertThat(connector.callCount()).isZero();
+      assertThat(mostCounted.get()).as(summary).isEqualTo(maxCalls);
+      assertThat(releasedUnderCalls).as(summary).hasPositiveValue();
+      assertThat(secondCalls).as(summary).hasPositiveValue();
+    } finally {
+      threads.shutdownNow();
+      connector.close();
+    }
+  }
+
+  /**
+   * A dial that meets an address's first channel while its dial is in flight, just as it is
+   * published: the channel is full at one lease, and its dialing caller holds the lease its dial
+   * reserved, so the other dial must open a channel of its own (an address may have {@value
+   * #POOL_ROOM} channels and they are dialed at once, so no dial settles on a full one). Each round
+   * a new address: the test's thread dials it, and its dialer spins until the other thread, which
+   * dials the address in a loop with a timeout of a nanosecond (each attempt meets the pending
+   * entry and gives up), has tried a few times; then it publishes the channel, and the other
+   * thread's next attempt gets a lease, which must be on another channel. The window: a dial that
+   * read the entry pending, and takes its lease once it is published. (One other thread only: a
+   * second would wait for the first one's extra channel with its nanosecond, and settle on the full
+   * one.)
+   */
+  @Test
+  void aDialMeetingAFirstChannelsPublicationNeverLeasesItPastItsLimit() throws Exception {
+    long seed = Long.getLong("stress.seed", new SecureRandom().nextLong());
+    Random random = new Random(seed);
+    TrackingDialer dialer = TrackingDialer.fake();
+    AtomicLong attempts = new AtomicLong();
+    AtomicLong publishAfter = new AtomicLong();
+    dialer.behaviour =
+        address -> {
+          if (dialer.dialsOf(address) == 1) { // the first channel: published after a few attempts
+            while (attempts.get() < publishAfter.get()) {
+              Thread.onSpinWait();
+            }
+          }
+        };
+    CachingConnector connector =
+        dialer
+            .inlineConnector()
+            .maxCallsPerChannel(1)
+            .maxChannelsPerAddress(POOL_ROOM)
+            .dialTimeout(Duration.ofMinutes(1))
+            .build();
+    AtomicReference<String> address = new AtomicReference<>();
+    AtomicInteger started = new AtomicInteger(-1); // the round the other thread may start
+    AtomicInteger leased = new AtomicInteger(-1); // the round in which it got its lease
+    Queue<String> slips = new ConcurrentLinkedQueue<>();
+    ExecutorService thread = Executors.newSingleThreadExecutor();
+    int rounds = 0;
+    long deadline = System.nanoTime() + BUDGET_NANOS / 2;
+    try {
+      Future<?> other =
+          thread.submit(
+              () -> {
+                for (int round = 0; ; round++) {
+                  while (started.get() < round) {
+                    Thread.onSpinWait();
+                  }
+                  String target = address.get();
+                  if (target == null) {
+                    return null; // stopped
+                  }
+                  while (connector.table.get(target) == null) {
+                    Thread.onSpinWait(); // the round's first dial is the test thread's
+                  }
+                  LeasedChannel lease = null;
+                  while (lease == null) {
+                    try {
+                      lease = connector.dial(target, Duration.ofNanos(1));
+                    } catch (StatusRuntimeException e) {
+                      if (e.getStatus().getCode() != Status.Code.DEADLINE_EXCEEDED) {
+                        throw e;
+                      }
+                      attempts.incrementAndGet();
+                    }
+                  }
+                  if (lease.entry.firstChannel == null) {
+                    slips.add(
+                        String.format(
+                            "%s: a second lease on its first channel, load %d, limit %d",
+                            target, lease.entry.load(), lease.entry.limit()));
+                  }
+                  lease.close();
+                  leased.set(round);
+                }
+              });
+      for (; rounds < 100_000 && System.nanoTime() < deadline && slips.isEmpty(); rounds++) {
+        address.set("first-" + rounds);
+        publishAfter.set(attempts.get() + 1 + random.nextInt(3));
+        started.set(rounds);
+        try (LeasedChannel first = connector.dial(address.get())) {
+          assertThat(first.entry.firstChannel).as("the test thread's channel").isNull();
+          while (leased.get() < rounds) { // the first channel stays full until then
+            if (other.isDone()) {
+              other.get();
+            }
+            Thread.onSpinWait();
+          }
+        }
+      }
+      address.set(null);
+      started.set(Integer.MAX_VALUE);
+      other.get(30, TimeUnit.SECONDS);
+      String summary =
+          String.format(
+              "seed %d (replay with -Dstress.seed=%d): %d rounds, %d attempts on a pending first"
+                  + " channel, %d leases past the limit",
+              seed, seed, rounds, attempts.get(), slips.size());
+      System.out.println(
+          "StressTest.aDialMeetingAFirstChannelsPublicationNeverLeasesItPastItsLimit: " + summary);
+      assertThat(slips).as("leases on a full first channel just published; " + summary).isEmpty();
+      assertThat(connector.leaseCount()).isZero();
+    } finally {
+      thread.shutdownNow();
+      connector.close();
+    }
+  }
+
+  /** Channels an address may have in {@link #racingDialsNeverLeaseAChannelPastItsLimit}. */
+  static final int POOL_ROOM = 64;
+
+  /** A moment: a few spins, maybe a yield, never a sleep. */
+  private static void pause(Random random) {
+    int spins = random.nextInt(4) == 0 ? random.nextInt(100) : 0;
+    for (int i = 0; i < spins; i++) {
+      Thread.onSpinWait();
+    }
+    if (random.nextInt(16) == 0) {
+      Thread.yield();
     }
   }
 

@@ -93,7 +93,7 @@ final class TrackedChannel extends ManagedChannel {
     if (delegate != null) {
       return delegate.newCall(method, options);
     }
-    FakeCall<ReqT, RespT> call = new FakeCall<>(this);
+    FakeCall<ReqT, RespT> call = new FakeCall<>(this, options.getOption(FakeCall.FAIL_START));
     Consumer<FakeCall<?, ?>> made = options.getOption(FakeCall.MADE);
     if (made != null) {
       made.accept(call);
