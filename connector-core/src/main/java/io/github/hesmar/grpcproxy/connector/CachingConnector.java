@@ -240,7 +240,7 @@ public final class CachingConnector implements AutoCloseable {
     } else {
       listener.onConnect(address);
       // The hit path: small, so that it is inlined. The first channel, if it has room.
-      LeasedChannel lease = tryLease(entry, countsLoad ? entry.limit() : Entry.NO_LIMIT);
+      LeasedChannel lease = tryLease(entry, limitOf(entry));
       if (lease != null) {
         return lease;
       }
@@ -264,6 +264,11 @@ public final class CachingConnector implements AutoCloseable {
       return null;
     }
     return newLease(entry, slot);
+  }
+
+  /** The limit a dial leases {@code entry} within (see {@link Entry#lease}). */
+  long limitOf(Entry entry) {
+    return countsLoad ? entry.limit() : Entry.NO_LIMIT;
   }
 
   /** A lease on {@code entry}, counted in {@code slot}. */

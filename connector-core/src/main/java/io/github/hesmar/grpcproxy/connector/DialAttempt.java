@@ -77,8 +77,11 @@ final class DialAttempt {
         }
       }
       // Null if pending, closing or closed: then as with one channel per address.
+      // A pending entry may be published before its lease looks: within its limit then.
       LeasedChannel lease =
-          entry.isPending() ? connector.tryLease(entry, Entry.NO_LIMIT) : leaseFromPool(entry);
+          entry.isPending()
+              ? connector.tryLease(entry, connector.limitOf(entry))
+              : leaseFromPool(entry);
       if (lease != null) {
         return lease;
       }

@@ -138,6 +138,12 @@ final class Entry {
    */
   private volatile int limit;
 
+  /**
+   * {@code maxCallsPerChannel}, which a learned limit never passes: the cells' shares come from it,
+   * not from the limit in force, so that they never change (see {@link #withinShare}).
+   */
+  private final int configuredLimit;
+
   /** Consecutive idle passes; written only by expiry passes, which run one at a time. */
   private volatile int idlePasses;
 
@@ -178,7 +184,8 @@ final class Entry {
     this.id = id;
     this.firstChannel = firstChannel;
     this.pending = pending;
-    this.limit = firstChannel == null ? watch.maxCalls() : firstChannel.limit();
+    this.configuredLimit = watch.maxCalls();
+    this.limit = firstChannel == null ? configuredLimit : firstChannel.limit();
     this.streams = new ChannelStreams(this, watch);
   }
 
@@ -358,13 +365,15 @@ final class Entry {
   /**
    * Whether the lease just added to {@code slot} keeps the load within {@code limit} without a look
    * at the other cells, given {@code state}, read after the add. Each cell may hold its share of
-   * half the room (a power of two cells: shifts, no division); every lease in a cell was admitted
-   * here, so the cells hold at most {@code cells * share}, and the state word and the uncovered
-   * calls must leave that much room.
+   * half the configured limit (a power of two cells: shifts, no division); every lease in a cell
+   * was admitted here, under the same share, so the cells hold at most {@code cells * share}, and
+   * the state word and the uncovered calls must leave that much room under the limit in force. A
+   * limit learned below half the configured one leaves no room: every lease then takes the exact
+   * check on the state word.
    */
   private boolean withinShare(AtomicLongArray striped, int slot, long state, long limit) {
     int shift = Integer.numberOfTrailingZeros(cellCount(striped));
-    long share = (limit >> 1) >> shift;
+    long share = (configuredLimit >> 1) >> shift;
     return striped.get(slot) <= share && (state & LEASES) + uncovered() <= limit - (share << shift);
   }
 
