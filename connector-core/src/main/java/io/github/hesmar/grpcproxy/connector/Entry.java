@@ -303,8 +303,8 @@ final class Entry {
         continue;
       }
       if (slot >= BASE && (state & DIALED) == 0) {
-        lastDialedMillis =
-            clock.millis(); // the first lease since the last pass (lazy: approximate)
+        // The first lease since the last pass (lazy: approximate).
+        lastDialedMillis = clock.millis();
       }
       return slot;
     }
@@ -346,13 +346,14 @@ final class Entry {
    */
   private int leaseInCell(AtomicLongArray striped, long limit) {
     // Add to a cell, then read the flags; a close sets CLOSING, then sums the cells.
-    int slot = addToCell(striped);
+    int slot = cellOf(striped);
+    long held = striped.getAndIncrement(slot) + 1;
     long now = this.state;
     if ((now & (PENDING | DETACHED | CLOSED | CLOSING)) != 0) {
       striped.getAndDecrement(slot);
       return RETRY;
     }
-    if (limit != NO_LIMIT && !withinShare(striped, slot, now, limit)) {
+    if (limit != NO_LIMIT && !withinShare(striped, held, now, limit)) {
       striped.getAndDecrement(slot);
       return TO_WORD;
     }
@@ -363,18 +364,18 @@ final class Entry {
   }
 
   /**
-   * Whether the lease just added to {@code slot} keeps the load within {@code limit} without a look
-   * at the other cells, given {@code state}, read after the add. Each cell may hold its share of
-   * half the configured limit (a power of two cells: shifts, no division); every lease in a cell
-   * was admitted here, under the same share, so the cells hold at most {@code cells * share}, and
-   * the state word and the uncovered calls must leave that much room under the limit in force. A
-   * limit learned below half the configured one leaves no room: every lease then takes the exact
-   * check on the state word.
+   * Whether the lease just added to its cell, which then held {@code held}, keeps the load within
+   * {@code limit} without a look at the other cells, given {@code state}, read after the add. Each
+   * cell may hold its share of half the configured limit (a power of two cells: shifts, no
+   * division); every lease in a cell was admitted here, under the same share, so the cells hold at
+   * most {@code cells * share}, and the state word and the uncovered calls must leave that much
+   * room under the limit in force. A limit learned below half the configured one leaves no room:
+   * every lease then takes the exact check on the state word.
    */
-  private boolean withinShare(AtomicLongArray striped, int slot, long state, long limit) {
+  private boolean withinShare(AtomicLongArray striped, long held, long state, long limit) {
     int shift = Integer.numberOfTrailingZeros(cellCount(striped));
     long share = (configuredLimit >> 1) >> shift;
-    return striped.get(slot) <= share && (state & LEASES) + uncovered() <= limit - (share << shift);
+    return held <= share && (state & LEASES) + uncovered() <= limit - (share << shift);
   }
 
   private static int cellCount(AtomicLongArray cells) {
@@ -399,16 +400,14 @@ final class Entry {
   }
 
   /**
-   * Adds a lease to the calling thread's cell and returns the cell. A thread's cell comes from its
-   * id, which the JVM hands out in turn: threads started one after the other get different cells.
-   * No per-thread state: a virtual thread per request costs nothing more.
+   * The calling thread's cell. A thread's cell comes from its id, which the JVM hands out in turn:
+   * threads started one after the other get different cells. No per-thread state: a virtual thread
+   * per request costs nothing more.
    */
   @SuppressWarnings("deprecation") // Thread.getId(): threadId() is JDK 19+, the baseline is 17
-  private static int addToCell(AtomicLongArray cells) {
+  private static int cellOf(AtomicLongArray cells) {
     int count = cellCount(cells);
-    int slot = ((int) Thread.currentThread().getId() & (count - 1)) * CELL_STRIDE + CELL_STRIDE;
-    cells.getAndIncrement(slot);
-    return slot;
+    return ((int) Thread.currentThread().getId() & (count - 1)) * CELL_STRIDE + CELL_STRIDE;
   }
 
   private static long sum(AtomicLongArray cells) {
