@@ -1,5 +1,6 @@
 package io.github.hesmar.grpcproxy.connector;
 
+import static io.grpc.ConnectivityState.READY;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.tuple;
 import static org.awaitility.Awaitility.await;
@@ -7,6 +8,7 @@ import static org.awaitility.Awaitility.await;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.InsecureServerCredentials;
+import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.Server;
@@ -223,7 +225,8 @@ class StreamLimitLoopbackTest {
     Backend capped = startBackend(0, 10);
     String address = capped.address();
     CachingConnector connector = connector(/* handRun= */ true);
-    for (int i = 1; i <= 11; i++) {
+    ProxiedStream firstCapped = startSettled(address, capped, "capped-1");
+    for (int i = 2; i <= 11; i++) {
       startSettled(address, capped, "capped-" + i);
     }
     assertThat(connector.connections())
@@ -232,10 +235,14 @@ class StreamLimitLoopbackTest {
     long first = connector.connections().get(0).id();
 
     // End every stream and restart the backend on the same port without the cap. The channel
-    // reconnects at its next call; waitForReady lets the calls wait for that.
+    // reconnects at its next call; waitForReady lets the calls wait for that. A call started
+    // before the channel has seen the old connection close would go out on that connection and
+    // fail (UNAVAILABLE), so the test first waits until the channel has left READY.
     endAll();
     waiting().untilAsserted(() -> assertThat(capped.running.get()).isZero());
     capped.stop();
+    ManagedChannel channel = firstCapped.lease.entry.channel();
+    waiting().untilAsserted(() -> assertThat(channel.getState(false)).isNotEqualTo(READY));
     Backend lifted = startBackend(capped.port, 100);
     List<ProxiedStream> again = new ArrayList<>();
     for (int i = 1; i <= 5; i++) {
@@ -281,15 +288,17 @@ class StreamLimitLoopbackTest {
   private ProxiedStream startSettled(String address, Backend backend, String name) {
     ProxiedStream stream = startStream(address, name, CallOptions.DEFAULT.withWaitForReady());
     settling()
-        .until(
+        .untilAsserted(
             () -> {
               ConnectionInfo channel = channelOf(stream);
-              if (channel == null) {
-                return false;
-              }
-              int pastCap = Math.max(0, channel.calls() - backend.streamLimit);
-              return channel.queued() == pastCap
-                  && (backend.isRunning(name) || channel.calls() > backend.streamLimit);
+              int pastCap =
+                  channel == null ? 0 : Math.max(0, channel.calls() - backend.streamLimit);
+              assertThat(
+                      channel != null
+                          && channel.queued() == pastCap
+                          && (backend.isRunning(name) || channel.calls() > backend.streamLimit))
+                  .as("%s settled on %s (ended with %s)", name, channel, stream.closed.getNow(null))
+                  .isTrue();
             });
     requireClock().forward(Duration.ofNanos(ChannelStreams.CONFIRM_NANOS));
     return stream;
