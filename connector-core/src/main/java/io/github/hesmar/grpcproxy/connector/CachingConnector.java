@@ -149,7 +149,13 @@ public final class CachingConnector implements AutoCloseable {
             scheduler,
             SafeListener.isSilent(listener) ? null : listener,
             builder.maxCallsPerChannel,
-            /* learns= */ builder.maxChannelsPerAddress > 1);
+            /* learns= */ builder.maxChannelsPerAddress > 1,
+            new ChannelHealth.Policy(
+                clock,
+                builder.retiresSilentChannels,
+                builder.silentFailedCalls,
+                builder.silence.toMillis(),
+                this::retireSilent));
     this.table = new ChannelTable(drainer, count, watch);
     this.runner =
         new DialRunner(
@@ -226,7 +232,7 @@ public final class CachingConnector implements AutoCloseable {
     if (timeout.isNegative() || timeout.isZero()) {
       throw new IllegalArgumentException("timeout must be positive, was " + timeout);
     }
-    return dial(address, saturatedNanos(timeout), timeout);
+    return dial(address, Nanos.saturated(timeout), timeout);
   }
 
   private LeasedChannel dial(String address, long timeoutNanos, @Nullable Duration timeout) {
@@ -345,6 +351,11 @@ public final class CachingConnector implements AutoCloseable {
   }
 
   /** When {@code entry} passes its maximum age; for tests. */
+  /** Retires a channel its health found silent; see {@link ChannelTable#retireSilent}. */
+  private boolean retireSilent(Entry entry) {
+    return table.retireSilent(entry);
+  }
+
   long retireAt(Entry entry) {
     return expirer.retireAt(entry);
   }
@@ -465,7 +476,7 @@ public final class CachingConnector implements AutoCloseable {
    *      them, close() takes its own interrupt back for the rest;
    *   5. leak detection stops;
    *   6. the closes are reported;
-   *   7. endDraining(): waits up to the grace period for every channel still draining, forces the
+   *   7. drainer.end(): waits up to the grace period for every channel still draining, forces the
    *      rest, ends its own scheduler's thread ("Draining");
    *   8. the interrupt taken in step 4 is handed back.
    */
@@ -498,7 +509,7 @@ public final class CachingConnector implements AutoCloseable {
         count.reportAll(closes, /* counted= */ false);
       } finally {
         try {
-          endDraining();
+          drainer.end(ownsScheduler);
         } finally {
           if (selfInterrupted) {
             Thread.currentThread().interrupt();
@@ -520,49 +531,6 @@ public final class CachingConnector implements AutoCloseable {
       swept.await();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-    }
-  }
-
-  /**
-   * Waits for the draining channels, forces the rest, and ends the scheduler's thread if the
-   * connector owns it (docs/design.md, "Draining").
-   */
-  private void endDraining() {
-    try {
-      // Every channel shut down gracefully, by close() or by an expiry pass before, is in
-      // draining (with a zero grace period none is: they were forced at once).
-      drainer.awaitAll();
-    } finally {
-      if (ownsScheduler) {
-        // Drops the forced shutdowns still scheduled (their channels were awaited or forced) and
-        // the leak scan, so that its thread ends now rather than a grace period later.
-        scheduler.shutdownNow();
-      }
-      // A channel that a concurrent expire() shut down after the wait, whose forced shutdown was
-      // just dropped (or, on a user's scheduler, is still to come: forced now instead). From now
-      // on an owned scheduler refuses the task and the channel is forced on the spot.
-      drainer.forceAll();
-    }
-  }
-
-  /**
-   * The {@link System#nanoTime()} at {@code nanos} after {@code start}, or {@link Long#MAX_VALUE}
-   * (no deadline) if {@code nanos} is {@code Long.MAX_VALUE} or the sum overflows. A negative
-   * {@code nanos} gives a deadline in the past.
-   */
-  static long deadlineAfter(long start, long nanos) {
-    long sum = start + nanos;
-    if (nanos == Long.MAX_VALUE || (nanos > 0 && sum < start)) {
-      return Long.MAX_VALUE;
-    }
-    return sum;
-  }
-
-  static long saturatedNanos(Duration duration) {
-    try {
-      return duration.toNanos();
-    } catch (ArithmeticException e) {
-      return duration.isNegative() ? Long.MIN_VALUE : Long.MAX_VALUE;
     }
   }
 
@@ -598,6 +566,9 @@ public final class CachingConnector implements AutoCloseable {
     private int maxChannelsPerAddress = 8;
     private int maximumChannels = Integer.MAX_VALUE;
     private @Nullable Duration maxChannelAge;
+    private boolean retiresSilentChannels = true;
+    private int silentFailedCalls = 3;
+    private Duration silence = Duration.ofSeconds(10);
 
     private Builder() {}
 
@@ -685,6 +656,47 @@ public final class CachingConnector implements AutoCloseable {
             "maxChannelsPerAddress must be positive, was " + maxChannels);
       }
       this.maxChannelsPerAddress = maxChannels;
+      return this;
+    }
+
+    /**
+     * Sets when a channel counts as silent: {@code failedCalls} calls on it in a row ended
+     * DEADLINE_EXCEEDED (or UNAVAILABLE because keepalive failed), and a probe sent at the first of
+     * them ({@code grpc.health.v1.Health/Check}, which any server answers, if only UNIMPLEMENTED)
+     * heard nothing from the server for {@code silence}. A silent channel is retired (cause {@link
+     * ConnectorListener.CloseCause#UNHEALTHY}): new dials get a fresh channel, the old one closes
+     * once its leases and calls end; an address retires at most half its channels (at least one)
+     * between two expiry passes. Defaults to 3 calls and 10 seconds.
+     *
+     * @param failedCalls the failed calls in a row; positive
+     * @param silence how long the probe waits for an answer; positive
+     * @return this builder
+     * @throws IllegalArgumentException if {@code failedCalls} or {@code silence} is not positive
+     */
+    public Builder silentChannel(int failedCalls, Duration silence) {
+      requireNonNull(silence, "silence");
+      if (failedCalls <= 0) {
+        throw new IllegalArgumentException(
+            "silentChannel failedCalls must be positive, was " + failedCalls);
+      }
+      if (silence.toMillis() <= 0) {
+        throw new IllegalArgumentException(
+            "silentChannel silence must be at least 1 ms, was " + silence);
+      }
+      this.silentFailedCalls = failedCalls;
+      this.silence = silence;
+      return this;
+    }
+
+    /**
+     * Sets whether silent channels ({@link #silentChannel(int, Duration)}) are retired. Defaults to
+     * true.
+     *
+     * @param retire false to keep silent channels
+     * @return this builder
+     */
+    public Builder retireSilentChannels(boolean retire) {
+      this.retiresSilentChannels = retire;
       return this;
     }
 

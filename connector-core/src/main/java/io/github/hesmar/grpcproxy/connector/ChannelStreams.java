@@ -55,14 +55,15 @@ final class ChannelStreams extends ClientStreamTracer.Factory {
 
   /**
    * What the channels of one connector share: where checks run, who hears of waits (null: no one),
-   * the configured limit, and whether limits are learned (not with one channel per address, where
-   * no load is counted and the only channel takes every call).
+   * the configured limit, whether limits are learned (not with one channel per address, where no
+   * load is counted and the only channel takes every call), and how channels' health is judged.
    */
   record Watch(
       ScheduledExecutorService scheduler,
       @Nullable ConnectorListener listener,
       int maxCalls,
-      boolean learns) {}
+      boolean learns,
+      ChannelHealth.Policy health) {}
 
   private final Entry entry;
   private final Watch watch;
@@ -176,7 +177,10 @@ final class ChannelStreams extends ClientStreamTracer.Factory {
     }
   }
 
-  /** One stream's tracer: reports its creation, and the end of its wait exactly once. */
+  /**
+   * One stream's tracer: reports its creation, the end of its wait exactly once, and to the
+   * channel's health what arrives from the server and how the stream ends.
+   */
   private static final class Tracer extends ClientStreamTracer {
 
     private static final VarHandle STATE;
@@ -218,8 +222,24 @@ final class ChannelStreams extends ClientStreamTracer.Factory {
     }
 
     @Override
+    public void inboundHeaders() {
+      streams.entry.health.inbound();
+    }
+
+    @Override
+    public void inboundMessage(int seqNo) {
+      streams.entry.health.inbound();
+    }
+
+    @Override
+    public void inboundTrailers(Metadata trailers) {
+      streams.entry.health.inbound();
+    }
+
+    @Override
     public void streamClosed(Status status) {
       done();
+      streams.entry.health.streamClosed(status);
     }
 
     private void done() {

@@ -116,6 +116,38 @@ final class ChannelTable {
     return true;
   }
 
+  /**
+   * Retires a channel found silent (cause UNHEALTHY) as the maximum age does: detached, closed by
+   * expiry once its leases and calls end. An address retires at most half its channels (at least
+   * one) for silence between two expiry passes. A first channel with extra channels cannot be
+   * detached alone (they hang off it, see AddressPool): it drops its connection instead ({@code
+   * enterIdle()}), and its next call opens a new one. Returns whether it retired the channel (not
+   * if it only dropped the connection: the channel is then judged afresh).
+   */
+  boolean retireSilent(Entry entry) {
+    Entry first = entry.firstChannel == null ? entry : entry.firstChannel;
+    Entry[] extras = AddressPool.extras(first);
+    if (!entry.isLeasable() || !first.health.takeRetirement(Math.max(1, (1 + extras.length) / 2))) {
+      return false;
+    }
+    if (entry == first && extras.length > 0) {
+      entry.channel().enterIdle();
+      return false;
+    }
+    List<Closed> closes = new ArrayList<>(1);
+    try {
+      if (!detach(entry, CloseCause.UNHEALTHY, closes)) {
+        return false;
+      }
+      if (close(entry, /* force= */ false)) {
+        closes.add(new Closed(entry.address, CloseCause.UNHEALTHY));
+      }
+      return true;
+    } finally {
+      count.reportAll(closes, /* counted= */ false);
+    }
+  }
+
   /** {@link #detach}, then reports what it closed (only if the connector is closed). */
   boolean detachAndReport(Entry entry, CloseCause cause) {
     List<Closed> closes = new ArrayList<>(0);

@@ -2,6 +2,7 @@ package io.github.hesmar.grpcproxy.connector;
 
 import static java.util.Objects.requireNonNull;
 
+import io.github.hesmar.grpcproxy.connector.ConnectorListener.CloseCause;
 import io.grpc.ConnectivityState;
 import java.time.Instant;
 import org.jspecify.annotations.Nullable;
@@ -27,9 +28,13 @@ import org.jspecify.annotations.Nullable;
  * @param idlePasses the number of consecutive expiry passes that found the channel unused (the
  *     channel closes at the second)
  * @param state the channel's connectivity state, or {@code null} if the channel does not report it
- * @param closing whether the channel was detached by {@link
- *     CachingConnector#closeOnRelease(String)} (or found shut down) and closes once its leases are
- *     released and its calls have ended
+ * @param stateSince when the channel entered {@code state} (as far as the connector saw: from the
+ *     channel's creation on), or {@code null} if the channel does not report its state
+ * @param closing whether the channel was detached and closes once its leases are released and its
+ *     calls have ended
+ * @param closeCause why the channel closes, if it is closing: {@link CloseCause#RELEASED} (by
+ *     {@link CachingConnector#closeOnRelease(String)}), {@link CloseCause#STALE} (found shut down),
+ *     {@link CloseCause#MAX_AGE} or {@link CloseCause#UNHEALTHY}; {@code null} if it is not
  * @param createdAt when the dialer created the channel
  * @param lastDialedAt when the channel was last leased, to within one expiry pass: of the dials
  *     between two passes, the first is recorded
@@ -43,7 +48,9 @@ public record ConnectionInfo(
     int limit,
     int idlePasses,
     @Nullable ConnectivityState state,
+    @Nullable Instant stateSince,
     boolean closing,
+    @Nullable CloseCause closeCause,
     Instant createdAt,
     Instant lastDialedAt) {
 

@@ -106,6 +106,12 @@ public interface ConnectorListener {
      * Detached past {@link CachingConnector.Builder#maxChannelAge(Duration) the maximum age}, and
      * closed after its last lease was released and its last call ended.
      */
-    MAX_AGE
+    MAX_AGE,
+    /**
+     * Found silent (calls ran into their deadlines while nothing arrived from the server, see
+     * {@link CachingConnector.Builder#silentChannel(int, Duration)}), detached, and closed after
+     * its last lease was released and its last call ended.
+     */
+    UNHEALTHY
   }
 }

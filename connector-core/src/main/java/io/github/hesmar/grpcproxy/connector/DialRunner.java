@@ -60,12 +60,12 @@ final class DialRunner {
     this.clock = clock;
     this.dialExecutor = dialExecutor;
     this.dialTimeout = dialTimeout;
-    this.dialTimeoutNanos = CachingConnector.saturatedNanos(dialTimeout);
+    this.dialTimeoutNanos = Nanos.saturated(dialTimeout);
   }
 
   /** When {@code pending}'s dial times out ({@link System#nanoTime()}; MAX_VALUE for never). */
   long deadline(PendingDial pending) {
-    return CachingConnector.deadlineAfter(pending.startNanos, dialTimeoutNanos);
+    return Nanos.deadlineAfter(pending.startNanos, dialTimeoutNanos);
   }
 
   /** Starts the dial of a pending entry that the calling thread just put in the table. */
@@ -163,6 +163,7 @@ final class DialRunner {
       }
       return;
     }
+    entry.health.watch(channel);
     if (bound != null) {
       bound.add(entry); // the place is the channel's now, given back when it is closed
     }

@@ -40,7 +40,7 @@ final class Drainer {
 
   Drainer(Duration gracePeriod, ScheduledExecutorService scheduler) {
     this.gracePeriod = gracePeriod;
-    this.graceNanos = CachingConnector.saturatedNanos(gracePeriod);
+    this.graceNanos = Nanos.saturated(gracePeriod);
     this.scheduler = scheduler;
   }
 
@@ -132,12 +132,34 @@ final class Drainer {
   }
 
   /**
+   * The end of the connector's close: waits for the draining channels, forces the rest, and ends
+   * the scheduler's thread if the connector owns it.
+   */
+  void end(boolean ownsScheduler) {
+    try {
+      // Every channel shut down gracefully, by close() or by an expiry pass before, is in
+      // draining (with a zero grace period none is: they were forced at once).
+      awaitAll();
+    } finally {
+      if (ownsScheduler) {
+        // Drops the forced shutdowns still scheduled (their channels were awaited or forced) and
+        // the leak scan, so that its thread ends now rather than a grace period later.
+        scheduler.shutdownNow();
+      }
+      // A channel that a concurrent expire() shut down after the wait, whose forced shutdown was
+      // just dropped (or, on a user's scheduler, is still to come: forced now instead). From now
+      // on an owned scheduler refuses the task and the channel is forced on the spot.
+      forceAll();
+    }
+  }
+
+  /**
    * Waits until the draining channels terminate, for at most the grace period in all, forcing the
    * ones left at its end. Every channel shut down gracefully before the call is in the set.
    */
   @SuppressWarnings("ModifyCollectionInEnhancedForLoop") // draining is a concurrent set
   void awaitAll() {
-    long deadline = System.nanoTime() + CachingConnector.saturatedNanos(gracePeriod);
+    long deadline = System.nanoTime() + Nanos.saturated(gracePeriod);
     for (ManagedChannel channel : draining) {
       long remaining = deadline - System.nanoTime();
       boolean terminated = false;

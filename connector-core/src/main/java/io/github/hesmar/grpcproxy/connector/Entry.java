@@ -170,6 +170,9 @@ final class Entry {
   /** The tracer factory of this channel's calls: its streams as the transport reports them. */
   final ChannelStreams streams;
 
+  /** This channel's connectivity state, backoff resets and silence. */
+  final ChannelHealth health;
+
   /**
    * A pending entry; its limit is the configured one, or its first channel's if that learned a
    * lower one (the same backend).
@@ -187,6 +190,7 @@ final class Entry {
     this.configuredLimit = watch.maxCalls();
     this.limit = firstChannel == null ? configuredLimit : firstChannel.limit();
     this.streams = new ChannelStreams(this, watch);
+    this.health = new ChannelHealth(this, watch.health());
   }
 
   ManagedChannel channel() {
@@ -728,12 +732,8 @@ final class Entry {
     if ((state & (PENDING | CLOSED)) != 0) {
       return null;
     }
-    ConnectivityState connectivity;
-    try {
-      connectivity = channel().getState(/* requestConnection= */ false);
-    } catch (UnsupportedOperationException e) {
-      connectivity = null;
-    }
+    ConnectivityState connectivity = health.state();
+    boolean detached = (state & DETACHED) != 0;
     return new ConnectionInfo(
         id,
         address,
@@ -743,7 +743,9 @@ final class Entry {
         limit,
         (state & DIALED) != 0 ? 0 : idlePasses,
         connectivity,
-        (state & DETACHED) != 0,
+        connectivity == null ? null : Instant.ofEpochMilli(health.stateSinceMillis()),
+        detached,
+        detached ? detachCause() : null,
         Instant.ofEpochMilli(createdMillis),
         Instant.ofEpochMilli(lastDialedMillis));
   }

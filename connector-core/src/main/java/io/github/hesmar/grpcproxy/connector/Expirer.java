@@ -55,9 +55,7 @@ final class Expirer {
     this.clock = clock;
     this.bound = bound;
     this.maxChannelAgeMillis =
-        maxChannelAge == null
-            ? 0
-            : Math.max(1, CachingConnector.saturatedNanos(maxChannelAge) / 1_000_000);
+        maxChannelAge == null ? 0 : Math.max(1, Nanos.saturated(maxChannelAge) / 1_000_000);
   }
 
   /**
@@ -70,6 +68,7 @@ final class Expirer {
     try {
       long now = clock.millis();
       for (Entry entry : table.firstChannels()) {
+        entry.health.pass(); // the address's retirements for silence: one budget per interval
         for (Entry extra : AddressPool.extras(entry)) {
           expireAttached(extra, now, closes);
         }

@@ -67,8 +67,8 @@ final class LeakDetector implements Runnable {
       ScheduledExecutorService scheduler,
       ConnectorListener listener) {
     this.threshold = threshold;
-    this.thresholdMillis = Math.max(1, saturatedNanos(threshold) / 1_000_000);
-    this.periodNanos = Math.max(TimeUnit.MILLISECONDS.toNanos(1), saturatedNanos(threshold) / 4);
+    this.thresholdMillis = Math.max(1, Nanos.saturated(threshold) / 1_000_000);
+    this.periodNanos = Math.max(TimeUnit.MILLISECONDS.toNanos(1), Nanos.saturated(threshold) / 4);
     this.clock = clock;
     this.scheduler = scheduler;
     this.listener = listener;
@@ -159,14 +159,6 @@ final class LeakDetector implements Runnable {
       }
     } catch (RejectedExecutionException e) {
       stopped = true; // the scheduler is shut down: leak detection ends with it
-    }
-  }
-
-  private static long saturatedNanos(Duration duration) {
-    try {
-      return duration.toNanos();
-    } catch (ArithmeticException e) {
-      return Long.MAX_VALUE;
     }
   }
 

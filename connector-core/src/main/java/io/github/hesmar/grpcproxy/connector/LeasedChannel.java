@@ -181,7 +181,7 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
     if (isTerminated() || timeout <= 0) {
       return isTerminated();
     }
-    long deadline = CachingConnector.deadlineAfter(System.nanoTime(), unit.toNanos(timeout));
+    long deadline = Nanos.deadlineAfter(System.nanoTime(), unit.toNanos(timeout));
     synchronized (this) {
       awaited = true; // before the check below: an end after it sees this and notifies
       while (!isTerminated()) {
@@ -207,7 +207,8 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
    * Makes a call on the cached channel that holds the channel from its {@code start()} until its
    * listener's {@code onClose}. The call carries the connector's stream tracer, after the tracers
    * in {@code callOptions}, which tells the connector when its headers wait in the transport
-   * ({@link ConnectionInfo#queued()}).
+   * ({@link ConnectionInfo#queued()}) and whether the connection is silent. A call made while the
+   * channel is in TRANSIENT_FAILURE makes it try to connect now (at most once a second).
    *
    * @throws IllegalStateException if this lease was released
    */
@@ -215,6 +216,7 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
   public <RequestT, ResponseT> ClientCall<RequestT, ResponseT> newCall(
       MethodDescriptor<RequestT, ResponseT> methodDescriptor, CallOptions callOptions) {
     checkHeld("newCall");
+    entry.health.callStarting();
     CallOptions traced = callOptions.withStreamTracerFactory(entry.streams);
     return new CountedCall<>(this, channel.newCall(methodDescriptor, traced));
   }

@@ -163,7 +163,7 @@ final class PendingDial {
         }
       }
       return new WaitBound(
-          CachingConnector.deadlineAfter(System.nanoTime(), waitNanos), contextBound, timeout);
+          Nanos.deadlineAfter(System.nanoTime(), waitNanos), contextBound, timeout);
     }
 
     StatusRuntimeException exceeded(String address, boolean byContext) {

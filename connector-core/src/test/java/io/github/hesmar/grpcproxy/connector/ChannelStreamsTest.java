@@ -33,7 +33,7 @@ class ChannelStreamsTest {
         }
       };
   final ChannelStreams.Watch watch =
-      new ChannelStreams.Watch(clock.scheduler(), listener, 100, true);
+      new ChannelStreams.Watch(clock.scheduler(), listener, 100, true, Watches.NEVER_RETIRES);
 
   Entry published(@Nullable Entry first) {
     Entry entry =
@@ -154,7 +154,8 @@ class ChannelStreamsTest {
 
   @Test
   void theLearnedLimitIsNeverAboveTheConfiguredOne() {
-    ChannelStreams.Watch small = new ChannelStreams.Watch(clock.scheduler(), null, 5, true);
+    ChannelStreams.Watch small =
+        new ChannelStreams.Watch(clock.scheduler(), null, 5, true, Watches.NEVER_RETIRES);
     Entry entry = new Entry("alpha", 1, null, new PendingDial(System.nanoTime()), small);
     entry.publish(new TrackedChannel("alpha", 0, null, false), clock.millis());
     entry.dropReservation();
@@ -168,7 +169,8 @@ class ChannelStreamsTest {
 
   @Test
   void withOneChannelPerAddressQueueingIsCountedButNoLimitIsLearned() {
-    ChannelStreams.Watch single = new ChannelStreams.Watch(clock.scheduler(), null, 100, false);
+    ChannelStreams.Watch single =
+        new ChannelStreams.Watch(clock.scheduler(), null, 100, false, Watches.NEVER_RETIRES);
     Entry entry = new Entry("alpha", 1, null, new PendingDial(System.nanoTime()), single);
     entry.publish(new TrackedChannel("alpha", 0, null, false), clock.millis());
     entry.dropReservation();
