@@ -352,7 +352,7 @@ public final class CachingConnector implements AutoCloseable {
 
   /** When {@code entry} passes its maximum age; for tests. */
   /** Retires a channel its health found silent; see {@link ChannelTable#retireSilent}. */
-  private boolean retireSilent(Entry entry) {
+  boolean retireSilent(Entry entry) {
     return table.retireSilent(entry);
   }
 
