@@ -29,6 +29,11 @@ final class QueueCounter extends ClientStreamTracer.Factory {
     return created.get() - sentNow;
   }
 
+  /*
+   * This duplicates connector-core's package-private ChannelStreams.Tracer on purpose: it measures
+   * from outside the connector, so that the connector's count can be checked against it, and it
+   * counts the calls of the shared channel too, which no connector sees.
+   */
   private static final class Tracer extends ClientStreamTracer {
 
     private static final AtomicIntegerFieldUpdater<Tracer> STATE =
