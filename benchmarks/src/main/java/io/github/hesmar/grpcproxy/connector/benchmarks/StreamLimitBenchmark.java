@@ -1,48 +1,18 @@
 package io.github.hesmar.grpcproxy.connector.benchmarks;
 
-import com.sun.management.OperatingSystemMXBean;
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
 import io.github.hesmar.grpcproxy.connector.Dialer;
-import io.github.hesmar.grpcproxy.connector.LeasedChannel;
-import io.grpc.Attributes;
-import io.grpc.CallOptions;
-import io.grpc.ClientCall;
-import io.grpc.ClientStreamTracer;
-import io.grpc.Grpc;
-import io.grpc.InsecureChannelCredentials;
-import io.grpc.InsecureServerCredentials;
+import io.github.hesmar.grpcproxy.connector.benchmarks.StreamLimitTables.StreamResult;
+import io.github.hesmar.grpcproxy.connector.benchmarks.StreamLimitTables.UnaryResult;
 import io.grpc.ManagedChannel;
-import io.grpc.Metadata;
-import io.grpc.MethodDescriptor;
-import io.grpc.Server;
-import io.grpc.ServerServiceDefinition;
-import io.grpc.Status;
-import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
-import io.grpc.stub.ClientCalls;
-import io.grpc.stub.ServerCallStreamObserver;
-import io.grpc.stub.ServerCalls;
-import io.grpc.stub.StreamObserver;
-import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.Semaphore;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.stream.Collectors;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -54,12 +24,12 @@ import org.jspecify.annotations.Nullable;
  * maxConcurrentCallsPerConnection(100)}, as Google's front ends and many proxies have ({@code
  * --backend-limit 10}: 10, a backend stricter than the connector's {@code maxCallsPerChannel(100)},
  * whose limit the connector has to learn from the calls that queue, issue 22), and two methods
- * defined here with byte-array marshallers (no generated code): {@code Delayed}, a unary method
- * that answers after 20 ms (or the third number's milliseconds) through a scheduled completion (no
- * thread sleeps, so the backend can have any number of calls waiting), and {@code Hold}, a
- * server-streaming method that sends one message and then holds its stream open until the program
- * ends all streams. The backend counts the calls of both methods running at once. Each case gets a
- * backend of its own.
+ * defined in {@link StreamLimitBackend} with byte-array marshallers (no generated code): {@code
+ * Delayed}, a unary method that answers after 20 ms (or the third number's milliseconds) through a
+ * scheduled completion (no thread sleeps, so the backend can have any number of calls waiting), and
+ * {@code Hold}, a server-streaming method that sends one message and then holds its stream open
+ * until the program ends all streams. The backend counts the calls of both methods running at once.
+ * Each case gets a backend of its own.
  *
  * <p>Three ways of getting a channel to the backend:
  *
@@ -122,23 +92,16 @@ import org.jspecify.annotations.Nullable;
  *
  * {@code --arms} defaults to all three for the unary case and to (a) and (c) for the streams; when
  * given, both workloads run the arms it names.
+ *
+ * <p>This class holds the command line and the order of the runs. The backend is {@link
+ * StreamLimitBackend}; the three ways to it are {@link Route}s; {@link UnaryLoad} and {@link
+ * HeldStreams} run the two workloads; {@link QueueCounter} and {@link QueueSampler} count and
+ * sample the queued calls; {@link StreamLimitTables} prints the rows and tables.
  */
 public final class StreamLimitBenchmark {
 
   /** The backend's limit of concurrent streams per HTTP/2 connection, unless --backend-limit. */
   static final int MAX_STREAMS_PER_CONNECTION = 100;
-
-  /** How long the backend takes to answer a unary call, unless the third number says. */
-  static final long DEFAULT_DELAY_MILLIS = 20;
-
-  /** Unary calls kept in flight. */
-  static final int UNARY_CONCURRENCY = 1_000;
-
-  /** Server streams held open. */
-  static final int STREAMS = 500;
-
-  /** How often the queued calls are sampled. */
-  static final long SAMPLE_MILLIS = 10;
 
   static final String USAGE =
       "usage: StreamLimitBenchmark [--backend-limit N (100)] [--workload unary|streams|both]"
@@ -147,33 +110,10 @@ public final class StreamLimitBenchmark {
           + " defaults;\n"
           + "  default: a,b,c for unary and a,c for streams";
 
-  private static final String SERVICE = "bench.StreamLimit";
-  private static final byte[] REQUEST = new byte[16];
-
-  static final MethodDescriptor<byte[], byte[]> DELAYED =
-      MethodDescriptor.<byte[], byte[]>newBuilder()
-          .setType(MethodDescriptor.MethodType.UNARY)
-          .setFullMethodName(MethodDescriptor.generateFullMethodName(SERVICE, "Delayed"))
-          .setRequestMarshaller(BytesMarshaller.INSTANCE)
-          .setResponseMarshaller(BytesMarshaller.INSTANCE)
-          .build();
-
-  static final MethodDescriptor<byte[], byte[]> HOLD =
-      MethodDescriptor.<byte[], byte[]>newBuilder()
-          .setType(MethodDescriptor.MethodType.SERVER_STREAMING)
-          .setFullMethodName(MethodDescriptor.generateFullMethodName(SERVICE, "Hold"))
-          .setRequestMarshaller(BytesMarshaller.INSTANCE)
-          .setResponseMarshaller(BytesMarshaller.INSTANCE)
-          .build();
-
-  /** The CPU time of this process: client, backend and driver. */
-  private static final OperatingSystemMXBean PROCESS =
-      (OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
-
   private StreamLimitBenchmark() {}
 
   /** One way to the backend: its letter on the command line, its name in the tables. */
-  private record Arm(char letter, String name, RouteFactory routes) {}
+  private record Arm(char letter, String name, Route.Factory routes) {}
 
   private static final List<Arm> ARMS =
       List.of(
@@ -252,7 +192,9 @@ public final class StreamLimitBenchmark {
           streamArms,
           Duration.ofSeconds(positional.size() > 0 ? Long.parseLong(positional.get(0)) : 5),
           Duration.ofSeconds(positional.size() > 1 ? Long.parseLong(positional.get(1)) : 10),
-          positional.size() > 2 ? Long.parseLong(positional.get(2)) : DEFAULT_DELAY_MILLIS);
+          positional.size() > 2
+              ? Long.parseLong(positional.get(2))
+              : StreamLimitBackend.DEFAULT_DELAY_MILLIS);
     }
   }
 
@@ -291,7 +233,7 @@ public final class StreamLimitBenchmark {
         Runtime.getRuntime().availableProcessors(),
         backendLimit,
         delayMillis,
-        UNARY_CONCURRENCY,
+        UnaryLoad.CONCURRENCY,
         warmUp.toSeconds(),
         measure.toSeconds());
 
@@ -301,7 +243,7 @@ public final class StreamLimitBenchmark {
       // compiling the gRPC, Netty and connector paths that all cases share (C2 works for about
       // half a minute on 2 cores, taking most of one).
       for (Arm arm : options.unaryArms()) {
-        runUnary(
+        UnaryLoad.run(
             "JIT warm-up, " + arm.name(),
             arm.routes(),
             delayMillis,
@@ -310,51 +252,24 @@ public final class StreamLimitBenchmark {
             warmUp.multipliedBy(2));
       }
       for (Arm arm : options.unaryArms()) {
-        unary.add(runUnary(arm.name(), arm.routes(), delayMillis, backendLimit, warmUp, measure));
+        unary.add(
+            UnaryLoad.run(arm.name(), arm.routes(), delayMillis, backendLimit, warmUp, measure));
       }
-      System.out.println();
-      System.out.println(
-          "| unary, 1,000 in flight | calls/s | p50 ms | p99 ms | max ms | CPU: cores busy |"
-              + " CPU µs per call | failed | channels: calls in flight on each |"
-              + " running at the backend: most at once / at the end |"
-              + " queued, connector: most / at the end / after all closed |"
-              + " queued, own tracer: most / at the end / after all closed |"
-              + " channels: queued / limit on each |");
-      System.out.println(
-          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-      for (UnaryResult result : unary) {
-        System.out.println(result.row());
-      }
+      StreamLimitTables.printUnary(unary);
     }
 
     if (options.streams() && !options.streamArms().isEmpty()) {
       List<StreamResult> streams = new ArrayList<>();
       for (Arm arm : options.streamArms()) {
-        streams.add(runStreams(arm.name(), arm.routes(), backendLimit));
+        streams.add(HeldStreams.run(arm.name(), arm.routes(), backendLimit));
       }
-      System.out.println();
-      System.out.println(
-          "| 500 server streams held | running at the backend | got their first message |"
-              + " channels: streams on each | all closed after the end | failed |"
-              + " queued, connector: most / at the end / after all closed |"
-              + " queued, own tracer: most / at the end / after all closed |"
-              + " channels: queued / limit on each |");
-      System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-      for (StreamResult result : streams) {
-        System.out.println(result.row());
-      }
+      StreamLimitTables.printStreams(streams);
     }
 
     UnaryResult shared = find(unary, ARMS.get(0));
     UnaryResult pooled = find(unary, ARMS.get(2));
     if (shared != null && pooled != null) {
-      System.out.printf(
-          Locale.ROOT,
-          "%nGoal: (c) >= 5x the calls/s of (a): %.2fx; (c) p99 <= 3x %d ms = %d ms: %.1f ms%n",
-          pooled.callsPerSecond / shared.callsPerSecond,
-          delayMillis,
-          3 * delayMillis,
-          pooled.p99Millis);
+      StreamLimitTables.printGoal(shared, pooled, delayMillis);
     }
   }
 
@@ -363,739 +278,5 @@ public final class StreamLimitBenchmark {
         .filter(result -> result.name().equals(arm.name()))
         .findFirst()
         .orElse(null);
-  }
-
-  private static UnaryResult runUnary(
-      String name,
-      RouteFactory routes,
-      long delayMillis,
-      int backendLimit,
-      Duration warmUp,
-      Duration measure)
-      throws Exception {
-    try (Backend backend = Backend.start(delayMillis, backendLimit);
-        Route route = routes.open(backend.target());
-        QueueSampler sampler = new QueueSampler(route)) {
-      UnaryLoad load =
-          new UnaryLoad(route, (int) Math.max(1_000_000, measure.toSeconds() * 200_000));
-      load.drive(System.nanoTime() + warmUp.toNanos());
-      load.recording = true;
-      backend.resetMaxRunning();
-      sampler.start();
-      long cpuStart = PROCESS.getProcessCpuTime();
-      long start = System.nanoTime();
-      load.drive(start + measure.toNanos());
-      String channels = route.channels(UNARY_CONCURRENCY - load.permits.availablePermits());
-      Queued queuedEnd = sampler.stop();
-      int runningEnd = backend.running();
-      int maxRunning = backend.maxRunning.get();
-      String limits = route.limits();
-      load.recording = false;
-      long elapsed = System.nanoTime() - start;
-      long cpu = PROCESS.getProcessCpuTime() - cpuStart;
-      int count = Math.min(load.recorded.get(), load.latencies.length);
-      if (!load.permits.tryAcquire(UNARY_CONCURRENCY, 60, TimeUnit.SECONDS)) {
-        throw new IllegalStateException(name + ": calls still in flight a minute after the end");
-      }
-      Queued queuedAfter = sampler.sample();
-      long[] latencies = Arrays.copyOf(load.latencies, count);
-      Arrays.sort(latencies);
-      UnaryResult result =
-          new UnaryResult(
-              name,
-              count / (elapsed / 1e9),
-              percentileMillis(latencies, 0.50),
-              percentileMillis(latencies, 0.99),
-              count == 0 ? 0 : latencies[count - 1] / 1e6,
-              (double) cpu / elapsed,
-              count == 0 ? 0 : cpu / 1e3 / count,
-              load.failed.get(),
-              channels,
-              maxRunning,
-              runningEnd,
-              sampler.max(),
-              queuedEnd,
-              queuedAfter,
-              limits);
-      System.out.println("# " + result.row());
-      return result;
-    }
-  }
-
-  private static double percentileMillis(long[] sorted, double quantile) {
-    if (sorted.length == 0) {
-      return 0;
-    }
-    int index = (int) Math.ceil(quantile * sorted.length) - 1;
-    return sorted[Math.max(0, index)] / 1e6;
-  }
-
-  private static StreamResult runStreams(String name, RouteFactory routes, int backendLimit)
-      throws Exception {
-    try (Backend backend = Backend.start(DEFAULT_DELAY_MILLIS, backendLimit);
-        Route route = routes.open(backend.target());
-        QueueSampler sampler = new QueueSampler(route)) {
-      sampler.start();
-      AtomicInteger firstMessages = new AtomicInteger();
-      AtomicInteger failed = new AtomicInteger();
-      CountDownLatch closed = new CountDownLatch(STREAMS);
-      for (int i = 0; i < STREAMS; i++) {
-        StreamObserver<byte[]> observer =
-            new StreamObserver<>() {
-              private boolean first = true;
-
-              @Override
-              public void onNext(byte[] value) {
-                if (first) {
-                  first = false;
-                  firstMessages.incrementAndGet();
-                }
-              }
-
-              @Override
-              public void onError(Throwable t) {
-                failed.incrementAndGet();
-                closed.countDown();
-              }
-
-              @Override
-              public void onCompleted() {
-                closed.countDown();
-              }
-            };
-        try {
-          route.call(HOLD, ClientCalls::asyncServerStreamingCall, observer);
-        } catch (RuntimeException e) {
-          failed.incrementAndGet();
-          closed.countDown();
-        }
-      }
-      // Until every stream runs at the backend and has its first message at the client, or both
-      // numbers stopped moving for a second once a stream runs (a channel may still be connecting
-      // in a cold JVM: --workload streams), or 20 s.
-      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-      int running = backend.running();
-      int first = firstMessages.get();
-      long since = System.nanoTime();
-      while ((running < STREAMS || first < STREAMS)
-          && (running == 0 || System.nanoTime() - since < TimeUnit.SECONDS.toNanos(1))
-          && System.nanoTime() - deadline < 0) {
-        Thread.sleep(20);
-        int runningNow = backend.running();
-        int firstNow = firstMessages.get();
-        if (runningNow != running || firstNow != first) {
-          running = runningNow;
-          first = firstNow;
-          since = System.nanoTime();
-        }
-      }
-      String channels = route.channels((int) closed.getCount());
-      Queued queuedEnd = sampler.stop();
-      String limits = route.limits();
-      long ending = System.nanoTime();
-      backend.endStreams();
-      if (!closed.await(60, TimeUnit.SECONDS)) {
-        throw new IllegalStateException(name + ": streams still open a minute after their end");
-      }
-      double closedAfterMillis = (System.nanoTime() - ending) / 1e6;
-      Queued queuedAfter = sampler.sample();
-      StreamResult result =
-          new StreamResult(
-              name,
-              running,
-              backend.maxRunning.get(),
-              first,
-              channels,
-              closedAfterMillis,
-              failed.get(),
-              sampler.max(),
-              queuedEnd,
-              queuedAfter,
-              limits);
-      System.out.println("# " + result.row());
-      return result;
-    }
-  }
-
-  private record UnaryResult(
-      String name,
-      double callsPerSecond,
-      double p50Millis,
-      double p99Millis,
-      double maxMillis,
-      double coresBusy,
-      double cpuMicrosPerCall,
-      int failed,
-      String channels,
-      int maxRunning,
-      int runningAtEnd,
-      Queued queuedMost,
-      Queued queuedAtEnd,
-      Queued queuedAfter,
-      String limits) {
-
-    String row() {
-      return String.format(
-          Locale.ROOT,
-          "| %s | %,.0f | %.1f | %.1f | %.1f | %.2f | %.0f | %d | %s | %d / %d | %s | %s | %s |",
-          name,
-          callsPerSecond,
-          p50Millis,
-          p99Millis,
-          maxMillis,
-          coresBusy,
-          cpuMicrosPerCall,
-          failed,
-          channels,
-          maxRunning,
-          runningAtEnd,
-          Queued.connectorColumn(queuedMost, queuedAtEnd, queuedAfter),
-          Queued.tracerColumn(queuedMost, queuedAtEnd, queuedAfter),
-          limits);
-    }
-  }
-
-  private record StreamResult(
-      String name,
-      int running,
-      int maxRunning,
-      int firstMessages,
-      String channels,
-      double closedAfterMillis,
-      int failed,
-      Queued queuedMost,
-      Queued queuedAtEnd,
-      Queued queuedAfter,
-      String limits) {
-
-    String row() {
-      return String.format(
-          Locale.ROOT,
-          "| %s | %d (most at once: %d) | %d | %s | %.0f ms | %d | %s | %s | %s |",
-          name,
-          running,
-          maxRunning,
-          firstMessages,
-          channels,
-          closedAfterMillis,
-          failed,
-          Queued.connectorColumn(queuedMost, queuedAtEnd, queuedAfter),
-          Queued.tracerColumn(queuedMost, queuedAtEnd, queuedAfter),
-          limits);
-    }
-  }
-
-  /**
-   * Calls queued at one moment (or the most seen): as the connector counts them ({@code -1}: no
-   * connector), and as this program's stream tracer counts them.
-   */
-  private record Queued(int connector, long tracer) {
-
-    static final Queued NONE = new Queued(-1, 0);
-
-    Queued max(Queued other) {
-      return new Queued(Math.max(connector, other.connector), Math.max(tracer, other.tracer));
-    }
-
-    static String connectorColumn(Queued most, Queued atEnd, Queued after) {
-      if (most.connector < 0) {
-        return "n/a";
-      }
-      return most.connector + " / " + atEnd.connector + " / " + after.connector;
-    }
-
-    static String tracerColumn(Queued most, Queued atEnd, Queued after) {
-      return most.tracer + " / " + atEnd.tracer + " / " + after.tracer;
-    }
-  }
-
-  /**
-   * Samples a route's queued calls every {@link #SAMPLE_MILLIS} between {@link #start()} and {@link
-   * #stop()}, on a thread of its own, keeping the most seen.
-   */
-  private static final class QueueSampler implements AutoCloseable {
-
-    private final Route route;
-    private final ScheduledExecutorService thread =
-        Executors.newSingleThreadScheduledExecutor(
-            task -> {
-              Thread sampler = new Thread(task, "queue-sampler");
-              sampler.setDaemon(true);
-              return sampler;
-            });
-    private volatile Queued max = Queued.NONE;
-
-    QueueSampler(Route route) {
-      this.route = route;
-    }
-
-    /** Forgets the most seen so far and samples from now on. */
-    @SuppressWarnings("FutureReturnValueIgnored") // stopped by shutting the executor down
-    void start() {
-      max = sample();
-      thread.scheduleAtFixedRate(this::record, 0, SAMPLE_MILLIS, TimeUnit.MILLISECONDS);
-    }
-
-    private void record() {
-      max = max.max(sample()); // one thread writes
-    }
-
-    /** Stops sampling; returns a last sample, counted in the most seen. */
-    Queued stop() throws InterruptedException {
-      thread.shutdownNow();
-      thread.awaitTermination(10, TimeUnit.SECONDS);
-      Queued last = sample();
-      max = max.max(last);
-      return last;
-    }
-
-    /** The most seen between start and stop. */
-    Queued max() {
-      return max;
-    }
-
-    /** The queued calls now. */
-    Queued sample() {
-      return new Queued(route.connectorQueued(), route.tracerQueued());
-    }
-
-    @Override
-    public void close() {
-      thread.shutdownNow();
-    }
-  }
-
-  /**
-   * Counts the streams whose headers wait in their transport, as the connector's own tracer does:
-   * created ({@code streamCreated}), headers not yet written ({@code outboundHeaders}) nor the
-   * stream closed before. Added to every call of every case.
-   */
-  private static final class QueueCounter extends ClientStreamTracer.Factory {
-
-    private final AtomicLong created = new AtomicLong();
-    private final AtomicLong sent = new AtomicLong();
-
-    @Override
-    public ClientStreamTracer newClientStreamTracer(
-        ClientStreamTracer.StreamInfo info, Metadata headers) {
-      return new Tracer(this);
-    }
-
-    /** The streams waiting now. */
-    long queued() {
-      long sentNow = sent.get(); // first: created, read second, is never below it
-      return created.get() - sentNow;
-    }
-
-    private static final class Tracer extends ClientStreamTracer {
-
-      private static final AtomicIntegerFieldUpdater<Tracer> STATE =
-          AtomicIntegerFieldUpdater.newUpdater(Tracer.class, "state");
-      private static final int NEW = 0;
-      private static final int WAITING = 1;
-      private static final int DONE = 2;
-
-      private final QueueCounter counter;
-      private volatile int state = NEW;
-
-      Tracer(QueueCounter counter) {
-        this.counter = counter;
-      }
-
-      @Override
-      public void streamCreated(Attributes transportAttrs, Metadata headers) {
-        counter.created.incrementAndGet();
-        state = WAITING;
-      }
-
-      @Override
-      public void outboundHeaders() {
-        done();
-      }
-
-      @Override
-      public void streamClosed(Status status) {
-        done();
-      }
-
-      private void done() {
-        if (STATE.compareAndSet(this, WAITING, DONE)) {
-          counter.sent.incrementAndGet();
-        }
-      }
-    }
-  }
-
-  /** Keeps {@link #UNARY_CONCURRENCY} unary calls in flight and records their latencies. */
-  private static final class UnaryLoad {
-
-    final Route route;
-    final Semaphore permits = new Semaphore(UNARY_CONCURRENCY);
-    final AtomicInteger failed = new AtomicInteger();
-
-    /** Latencies of the calls closed while {@link #recording}, in nanoseconds. */
-    final long[] latencies;
-
-    final AtomicInteger recorded = new AtomicInteger();
-    volatile boolean recording;
-
-    UnaryLoad(Route route, int capacity) {
-      this.route = route;
-      this.latencies = new long[capacity];
-    }
-
-    /** Starts a call whenever one of the calls in flight closes, until {@code deadline}. */
-    void drive(long deadline) throws InterruptedException {
-      while (System.nanoTime() - deadline < 0) {
-        if (!permits.tryAcquire(1, TimeUnit.MILLISECONDS)) {
-          continue;
-        }
-        long start = System.nanoTime();
-        try {
-          route.call(DELAYED, ClientCalls::asyncUnaryCall, new Observer(start));
-        } catch (RuntimeException e) {
-          failed.incrementAndGet();
-          permits.release();
-        }
-      }
-    }
-
-    private final class Observer implements StreamObserver<byte[]> {
-
-      private final long start;
-
-      Observer(long start) {
-        this.start = start;
-      }
-
-      @Override
-      public void onNext(byte[] value) {}
-
-      @Override
-      public void onError(Throwable t) {
-        failed.incrementAndGet();
-        permits.release();
-      }
-
-      @Override
-      public void onCompleted() {
-        long latency = System.nanoTime() - start;
-        if (recording) {
-          int index = recorded.getAndIncrement();
-          if (index < latencies.length) {
-            latencies[index] = latency;
-          }
-        }
-        permits.release(); // after the write above: the reader acquires every permit first
-      }
-    }
-  }
-
-  /** {@code ClientCalls::asyncUnaryCall} or {@code ClientCalls::asyncServerStreamingCall}. */
-  @FunctionalInterface
-  private interface Invoker {
-    void invoke(ClientCall<byte[], byte[]> call, byte[] request, StreamObserver<byte[]> observer);
-  }
-
-  @FunctionalInterface
-  private interface RouteFactory {
-    Route open(String target);
-  }
-
-  /** A way of getting a channel to the backend for each call. */
-  private interface Route extends AutoCloseable {
-
-    /** Starts a call of {@code method} with {@link #REQUEST}. */
-    void call(
-        MethodDescriptor<byte[], byte[]> method, Invoker invoker, StreamObserver<byte[]> observer);
-
-    /** The channels now, each with its calls in flight ({@code inFlight}: the caller's count). */
-    String channels(int inFlight);
-
-    /** The channels now, each with its queued calls and its limit; n/a without a connector. */
-    String limits();
-
-    /** The calls queued now as the connector counts them; -1 without a connector. */
-    int connectorQueued();
-
-    /** The calls queued now as this program's tracer counts them. */
-    long tracerQueued();
-
-    @Override
-    void close();
-  }
-
-  /** One channel, built once, shared by all calls. */
-  private static final class SharedChannelRoute implements Route {
-
-    private final ManagedChannel channel;
-    private final QueueCounter queue = new QueueCounter();
-    private final CallOptions options = CallOptions.DEFAULT.withStreamTracerFactory(queue);
-
-    SharedChannelRoute(String target) {
-      channel = Grpc.newChannelBuilder(target, InsecureChannelCredentials.create()).build();
-    }
-
-    @Override
-    public void call(
-        MethodDescriptor<byte[], byte[]> method, Invoker invoker, StreamObserver<byte[]> observer) {
-      invoker.invoke(channel.newCall(method, options), REQUEST, observer);
-    }
-
-    @Override
-    public String channels(int inFlight) {
-      return "1: " + inFlight;
-    }
-
-    @Override
-    public String limits() {
-      return "n/a";
-    }
-
-    @Override
-    public int connectorQueued() {
-      return -1;
-    }
-
-    @Override
-    public long tracerQueued() {
-      return queue.queued();
-    }
-
-    @Override
-    public void close() {
-      try {
-        channel.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }
-  }
-
-  /** A lease per call from a connector, released once the call has closed, as a proxy does. */
-  private static final class ConnectorRoute implements Route {
-
-    private final String target;
-    private final CachingConnector connector;
-    private final QueueCounter queue = new QueueCounter();
-    private final CallOptions options = CallOptions.DEFAULT.withStreamTracerFactory(queue);
-
-    /** {@code maxChannels} 0: the connector's default. */
-    ConnectorRoute(String target, int maxChannels) {
-      this.target = target;
-      CachingConnector.Builder builder =
-          CachingConnector.builder()
-              .dialer(Dialer.plaintext())
-              .shutdownGracePeriod(Duration.ofSeconds(5));
-      if (maxChannels > 0) {
-        builder.maxChannelsPerAddress(maxChannels);
-      }
-      connector = builder.build();
-    }
-
-    @Override
-    public void call(
-        MethodDescriptor<byte[], byte[]> method, Invoker invoker, StreamObserver<byte[]> observer) {
-      LeasedChannel lease = connector.dial(target);
-      try {
-        invoker.invoke(lease.newCall(method, options), REQUEST, new Releasing(lease, observer));
-      } catch (RuntimeException | Error e) {
-        lease.close();
-        throw e;
-      }
-    }
-
-    @Override
-    public String channels(int inFlight) {
-      List<ConnectionInfo> connections = connections();
-      return connections.size()
-          + ": "
-          + connections.stream()
-              .map(info -> Integer.toString(info.calls()))
-              .collect(Collectors.joining(", "));
-    }
-
-    @Override
-    public String limits() {
-      List<ConnectionInfo> connections = connections();
-      return connections.size()
-          + ": "
-          + connections.stream()
-              .map(info -> info.queued() + " / " + info.limit())
-              .collect(Collectors.joining(", "));
-    }
-
-    private List<ConnectionInfo> connections() {
-      List<ConnectionInfo> connections = new ArrayList<>(connector.connections());
-      connections.sort(Comparator.comparingLong(ConnectionInfo::id));
-      return connections;
-    }
-
-    @Override
-    public int connectorQueued() {
-      return connector.queuedCallCount();
-    }
-
-    @Override
-    public long tracerQueued() {
-      return queue.queued();
-    }
-
-    @Override
-    public void close() {
-      connector.close();
-    }
-  }
-
-  /** Releases its lease when its call closes, then passes the close on. */
-  private static final class Releasing implements StreamObserver<byte[]> {
-
-    private final LeasedChannel lease;
-    private final StreamObserver<byte[]> delegate;
-
-    Releasing(LeasedChannel lease, StreamObserver<byte[]> delegate) {
-      this.lease = lease;
-      this.delegate = delegate;
-    }
-
-    @Override
-    public void onNext(byte[] value) {
-      delegate.onNext(value);
-    }
-
-    @Override
-    public void onError(Throwable t) {
-      lease.close();
-      delegate.onError(t);
-    }
-
-    @Override
-    public void onCompleted() {
-      lease.close();
-      delegate.onCompleted();
-    }
-  }
-
-  /**
-   * The loopback backend: 100 (or --backend-limit) streams per connection, {@code Delayed} and
-   * {@code Hold}.
-   */
-  private static final class Backend implements AutoCloseable {
-
-    /** How long {@code Delayed} takes to answer. */
-    private final long delayMillis;
-
-    private final ScheduledExecutorService scheduler;
-    private final Server server;
-
-    /** The {@code Hold} streams running: started, not yet ended or cancelled. */
-    private final Set<ServerCallStreamObserver<byte[]>> held = ConcurrentHashMap.newKeySet();
-
-    /** Calls running: {@code Delayed} calls not yet answered, {@code Hold} streams held. */
-    final AtomicInteger running = new AtomicInteger();
-
-    /** The most calls running at once, since the start or {@link #resetMaxRunning()}. */
-    final AtomicInteger maxRunning = new AtomicInteger();
-
-    private volatile boolean ending;
-
-    private Backend(long delayMillis, int maxStreams) throws IOException {
-      this.delayMillis = delayMillis;
-      scheduler =
-          Executors.newScheduledThreadPool(
-              1,
-              task -> {
-                Thread thread = new Thread(task, "backend-delay");
-                thread.setDaemon(true);
-                return thread;
-              });
-      ServerServiceDefinition service =
-          ServerServiceDefinition.builder(SERVICE)
-              .addMethod(DELAYED, ServerCalls.asyncUnaryCall(this::delayed))
-              .addMethod(HOLD, ServerCalls.asyncServerStreamingCall(this::hold))
-              .build();
-      server =
-          NettyServerBuilder.forPort(0, InsecureServerCredentials.create())
-              .maxConcurrentCallsPerConnection(maxStreams)
-              // The handlers never block: they run on the event loops, so the backend costs the
-              // least CPU it can, which the client sharing the cores gets.
-              .directExecutor()
-              .addService(service)
-              .build()
-              .start();
-    }
-
-    static Backend start(long delayMillis, int maxStreams) throws IOException {
-      return new Backend(delayMillis, maxStreams);
-    }
-
-    String target() {
-      return "localhost:" + server.getPort();
-    }
-
-    int running() {
-      return running.get();
-    }
-
-    /** Starts counting the most calls running at once from the calls running now. */
-    void resetMaxRunning() {
-      maxRunning.set(running.get());
-    }
-
-    @SuppressWarnings("FutureReturnValueIgnored") // the task completes the call; nothing to await
-    private void delayed(byte[] request, StreamObserver<byte[]> observer) {
-      maxRunning.accumulateAndGet(running.incrementAndGet(), Math::max);
-      scheduler.schedule(
-          () -> {
-            running.decrementAndGet();
-            observer.onNext(request);
-            observer.onCompleted();
-          },
-          delayMillis,
-          TimeUnit.MILLISECONDS);
-    }
-
-    private void hold(byte[] request, StreamObserver<byte[]> observer) {
-      ServerCallStreamObserver<byte[]> stream = (ServerCallStreamObserver<byte[]>) observer;
-      stream.setOnCancelHandler(() -> forget(stream));
-      stream.onNext(request);
-      held.add(stream);
-      maxRunning.accumulateAndGet(running.incrementAndGet(), Math::max);
-      if (ending) { // read after the add: endStreams() either sees this stream or it sees ending
-        end(stream);
-      }
-    }
-
-    /** Ends every held stream, and from now on every stream once it has sent its message. */
-    void endStreams() {
-      ending = true;
-      for (ServerCallStreamObserver<byte[]> stream : held) {
-        end(stream);
-      }
-    }
-
-    private void end(ServerCallStreamObserver<byte[]> stream) {
-      if (forget(stream)) {
-        stream.onCompleted();
-      }
-    }
-
-    private boolean forget(ServerCallStreamObserver<byte[]> stream) {
-      if (held.remove(stream)) {
-        running.decrementAndGet();
-        return true;
-      }
-      return false;
-    }
-
-    @Override
-    public void close() {
-      scheduler.shutdownNow();
-      try {
-        server.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }
   }
 }
