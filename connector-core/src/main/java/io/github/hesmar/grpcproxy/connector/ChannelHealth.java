@@ -152,6 +152,11 @@ final class ChannelHealth {
     return stateSinceMillis;
   }
 
+  /** The connector's clock, in millis. */
+  long nowMillis() {
+    return policy.clock().millis();
+  }
+
   /** Whether the channel was found silent (and its retirement asked for). */
   synchronized boolean isSilent() {
     return silent;

@@ -733,6 +733,17 @@ final class Entry {
       return null;
     }
     ConnectivityState connectivity = health.state();
+    long since = health.stateSinceMillis();
+    try {
+      // The channel's own state: the health hears of a change a callback later.
+      ConnectivityState now = channel().getState(/* requestConnection= */ false);
+      if (now != connectivity) {
+        connectivity = now;
+        since = health.nowMillis(); // changed since the health last heard: just now
+      }
+    } catch (UnsupportedOperationException e) {
+      connectivity = null;
+    }
     boolean detached = (state & DETACHED) != 0;
     return new ConnectionInfo(
         id,
@@ -743,7 +754,7 @@ final class Entry {
         limit,
         (state & DIALED) != 0 ? 0 : idlePasses,
         connectivity,
-        connectivity == null ? null : Instant.ofEpochMilli(health.stateSinceMillis()),
+        connectivity == null ? null : Instant.ofEpochMilli(since),
         detached,
         detached ? detachCause() : null,
         Instant.ofEpochMilli(createdMillis),
