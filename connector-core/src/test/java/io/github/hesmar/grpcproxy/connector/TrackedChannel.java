@@ -114,6 +114,17 @@ final class TrackedChannel extends ManagedChannel {
     return delegate.getState(requestConnection);
   }
 
+  /**
+   * Forwards to the real channel; a bare fake never changes state but by its shutdown, which no one
+   * needs to hear of (the connector reads the state itself when it lists its channels).
+   */
+  @Override
+  public void notifyWhenStateChanged(ConnectivityState source, Runnable callback) {
+    if (delegate != null) {
+      delegate.notifyWhenStateChanged(source, callback);
+    }
+  }
+
   @Override
   public String toString() {
     return "TrackedChannel{" + address + "#" + serial + ", shutdowns=" + shutdowns + "}";
