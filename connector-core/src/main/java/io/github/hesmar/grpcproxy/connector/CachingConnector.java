@@ -11,6 +11,7 @@ import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
@@ -252,6 +253,106 @@ public final class CachingConnector implements AutoCloseable {
       }
     }
     return new DialAttempt(this, address, timeoutNanos, timeout).lease(entry);
+  }
+
+  /**
+   * Leases a cached channel of {@code address} that has room, if there is one; never dials, never
+   * waits and never blocks: the door of an event loop's hit. Counted as a dial by the listeners
+   * ({@code onConnect}) only when it returns a lease, so a try then a {@link #dialAsync} is one
+   * dial.
+   *
+   * @param address the target address
+   * @return a lease on the channel, or {@code null} if the address has no published channel with
+   *     room (not dialed, a dial in flight, all its channels full)
+   * @throws NullPointerException if {@code address} is null
+   * @throws IllegalArgumentException if {@code address} is not a valid address (see {@link
+   *     #dial(String)})
+   * @throws IllegalStateException if this connector is closed
+   */
+  public @Nullable LeasedChannel tryDial(String address) {
+    requireNonNull(address, "address");
+    table.checkOpen();
+    Entry entry = table.get(address);
+    if (entry == null) {
+      AddressCheck.check(address);
+      return null;
+    }
+    LeasedChannel lease = tryLease(entry, limitOf(entry));
+    if (lease == null && countsLoad && !entry.isPending()) {
+      Entry best = pool.choose(entry);
+      if (best != null && best != entry && !best.isFull()) {
+        lease = tryLease(best, best.limit());
+      }
+    }
+    if (lease != null) {
+      listener.onConnect(address);
+    }
+    return lease;
+  }
+
+  /**
+   * Leases the cached channel for {@code address} as {@link #dial(String)} does, without blocking:
+   * the future is complete on return on a hit, and completes when the dial does on a miss. The
+   * caller's thread never waits and holds nothing; the future completes on the thread that
+   * completes the dial (the dial executor's, for a dial of this call or another; the connector's
+   * scheduler's, for a timeout; the caller of {@link #close()}), so dependent stages that may block
+   * belong on an executor of their own ({@code thenApplyAsync}). With a {@linkplain
+   * Builder#dialExecutor(Executor) dial executor} that runs tasks inline, a miss dials on the
+   * caller's thread.
+   *
+   * <p>The future fails as {@code dial(String)} throws ({@link StatusRuntimeException} with the
+   * same status, {@link IllegalStateException} once the connector is closed, also while it waits),
+   * bound by the dial timeout and the deadline of {@link Context#current()} at the call. Cancelling
+   * it leaves nothing behind: no waiter, no lease; a lease that completes a future already
+   * cancelled is released.
+   *
+   * @param address the target address
+   * @return the lease, when it is had; release it exactly once
+   * @throws NullPointerException if {@code address} is null
+   * @throws IllegalArgumentException if {@code address} is not a valid address
+   */
+  public CompletableFuture<LeasedChannel> dialAsync(String address) {
+    return dialAsync(address, Long.MAX_VALUE, null);
+  }
+
+  /**
+   * {@link #dialAsync(String)}, waiting for a dial for at most {@code timeout} (or the Context's
+   * deadline, if sooner): past it, the future fails with {@code DEADLINE_EXCEEDED} and the dial
+   * goes on.
+   *
+   * @param address the target address
+   * @param timeout the longest the future waits for a dial; positive
+   * @return the lease, when it is had; release it exactly once
+   * @throws NullPointerException if an argument is null
+   * @throws IllegalArgumentException if {@code timeout} is not positive, or {@code address} is not
+   *     a valid address
+   */
+  public CompletableFuture<LeasedChannel> dialAsync(String address, Duration timeout) {
+    requireNonNull(timeout, "timeout");
+    if (timeout.isNegative() || timeout.isZero()) {
+      throw new IllegalArgumentException("timeout must be positive, was " + timeout);
+    }
+    return dialAsync(address, Nanos.saturated(timeout), timeout);
+  }
+
+  private CompletableFuture<LeasedChannel> dialAsync(
+      String address, long timeoutNanos, @Nullable Duration timeout) {
+    requireNonNull(address, "address");
+    if (table.isClosed()) {
+      return CompletableFuture.failedFuture(ChannelTable.closedException());
+    }
+    Entry entry = table.get(address);
+    if (entry == null) {
+      AddressCheck.check(address);
+    } else {
+      LeasedChannel lease = tryLease(entry, limitOf(entry));
+      if (lease != null) {
+        listener.onConnect(address);
+        return CompletableFuture.completedFuture(lease);
+      }
+    }
+    listener.onConnect(address);
+    return new AsyncDial(this, address, timeoutNanos, timeout, scheduler).start(entry);
   }
 
   /**

@@ -185,17 +185,25 @@ final class ChannelHealth {
     INBOUND.setOpaque(this, (int) INBOUND.getOpaque(this) + 1);
   }
 
-  /** A stream of this channel was closed with {@code status}. */
-  void streamClosed(Status status) {
-    if (policy.retires() && isSilentFailure(status)) {
+  /**
+   * A call made on a lease of this channel closed with {@code status}, as its caller sees it (not
+   * as its stream does: with grpc-java's retries on, the default, a stream whose call passed its
+   * deadline is closed CANCELLED).
+   */
+  void callClosed(Status status) {
+    if (policy.retires() && isSilentFailure(status, state)) {
       failed();
     }
   }
 
-  /** DEADLINE_EXCEEDED, or UNAVAILABLE because keepalive found the connection gone. */
-  static boolean isSilentFailure(Status status) {
+  /**
+   * Whether a call's end counts toward a silent connection: UNAVAILABLE because keepalive found the
+   * connection gone, or DEADLINE_EXCEEDED on a channel that is READY (or does not say): a channel
+   * that is connecting or failing to connect fails its calls for that, not for a silent connection.
+   */
+  static boolean isSilentFailure(Status status, @Nullable ConnectivityState state) {
     if (status.getCode() == Status.Code.DEADLINE_EXCEEDED) {
-      return true;
+      return state == null || state == ConnectivityState.READY;
     }
     String description = status.getDescription();
     return status.getCode() == Status.Code.UNAVAILABLE

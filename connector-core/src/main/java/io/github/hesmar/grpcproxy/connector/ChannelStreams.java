@@ -179,7 +179,7 @@ final class ChannelStreams extends ClientStreamTracer.Factory {
 
   /**
    * One stream's tracer: reports its creation, the end of its wait exactly once, and to the
-   * channel's health what arrives from the server and how the stream ends.
+   * channel's health what arrives from the server.
    */
   private static final class Tracer extends ClientStreamTracer {
 
@@ -239,7 +239,6 @@ final class ChannelStreams extends ClientStreamTracer.Factory {
     @Override
     public void streamClosed(Status status) {
       done();
-      streams.entry.health.streamClosed(status);
     }
 
     private void done() {

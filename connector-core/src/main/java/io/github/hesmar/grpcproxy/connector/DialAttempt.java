@@ -39,8 +39,31 @@ final class DialAttempt {
   /** Whether this call added a channel to its address (one dial of its own per call). */
   private boolean grew;
 
+  /** The asynchronous call ({@code dialAsync}) this attempt runs for; null for {@code dial()}. */
+  private final @Nullable AsyncDial async;
+
+  /** Where an asynchronous attempt waits for a dial, to go on from there once it completed. */
+  enum Wait {
+    /** The dial this attempt started, whose lease is reserved for it. */
+    OWN,
+    /** The address's first dial, started by another caller. */
+    OTHER,
+    /** An extra channel of the address, dialed by another caller. */
+    GROWTH
+  }
+
   DialAttempt(
       CachingConnector connector, String address, long timeoutNanos, @Nullable Duration timeout) {
+    this(connector, address, timeoutNanos, timeout, null);
+  }
+
+  DialAttempt(
+      CachingConnector connector,
+      String address,
+      long timeoutNanos,
+      @Nullable Duration timeout,
+      @Nullable AsyncDial async) {
+    this.async = async;
     this.connector = connector;
     this.table = connector.table;
     this.pool = connector.pool;
@@ -97,7 +120,7 @@ final class DialAttempt {
         if (runner.isOverdue(pending)) {
           runner.abandon(entry, pending); // a hung dialer: the next lookup starts a new dial
         } else {
-          awaitDial(entry, pending);
+          awaitDial(entry, pending, Wait.OTHER);
         }
       } else {
         table.checkOpen();
@@ -116,7 +139,11 @@ final class DialAttempt {
     if (pool.maxChannels == 1) {
       return connector.tryLease(first, Entry.NO_LIMIT);
     }
-    boolean settle = false; // lease the least-loaded channel even if it is full
+    return leaseFromPool(first, /* settle= */ false);
+  }
+
+  /** {@link #leaseFromPool(Entry)}; if {@code settle}, the least-loaded channel even if full. */
+  private @Nullable LeasedChannel leaseFromPool(Entry first, boolean settle) {
     for (; ; ) {
       Entry best = pool.choose(first);
       if (best == null) {
@@ -174,6 +201,8 @@ final class DialAttempt {
       }
       try {
         return dialOwn(extra, pending);
+      } catch (Suspended e) {
+        throw e;
       } catch (StatusRuntimeException e) {
         if (e.getStatus().getCode() == Status.Code.CANCELLED) {
           throw e;
@@ -184,12 +213,71 @@ final class DialAttempt {
   }
 
   /**
+   * Goes on with an asynchronous attempt whose {@code wait} for {@code entry}'s dial ended: as the
+   * blocking call goes on after the same wait. Throws {@link Suspended} if it waits again.
+   */
+  LeasedChannel resume(Wait wait, Entry entry, PendingDial pending) {
+    switch (wait) {
+      case OWN -> {
+        Entry first = entry.firstChannel;
+        try {
+          return ownLease(entry, pending);
+        } catch (StatusRuntimeException e) {
+          if (first == null || e.getStatus().getCode() == Status.Code.CANCELLED) {
+            throw e;
+          }
+          return fromPool(first, /* settle= */ true); // as leaseFromPool after its own dial
+        }
+      }
+      case OTHER -> {
+        awaitDial(entry, pending, Wait.OTHER);
+        return lease(table.get(address));
+      }
+      case GROWTH -> {
+        Entry first = requireNonNull(entry.firstChannel);
+        return fromPool(first, /* settle= */ !awaitGrowth(entry, pending));
+      }
+    }
+    throw new AssertionError(wait);
+  }
+
+  private LeasedChannel fromPool(Entry first, boolean settle) {
+    LeasedChannel lease = leaseFromPool(first, settle);
+    return lease != null ? lease : lease(table.get(address));
+  }
+
+  /**
+   * In an asynchronous attempt, waits for {@code pending} without a thread: registers the attempt's
+   * continuation and throws {@link Suspended}; returns if the dial completed meanwhile (the wait
+   * below then returns its outcome at once). A blocking attempt returns at once.
+   */
+  private void suspendIfAsync(Wait wait, Entry entry, PendingDial pending) {
+    if (async != null && pending.outcome() == null && async.suspend(wait, entry, pending)) {
+      throw Suspended.INSTANCE;
+    }
+  }
+
+  /**
+   * Unwinds an asynchronous attempt that waits for a dial: its continuation goes on when the dial
+   * completes. Shared and without a stack trace: it is control flow, never seen by a caller.
+   */
+  static final class Suspended extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+    static final Suspended INSTANCE = new Suspended();
+
+    private Suspended() {
+      super("suspended", null, false, false);
+    }
+  }
+
+  /**
    * Waits for the dial of an address's extra channel within the caller's bound and the dial
    * timeout; returns true if the channel was published (the caller chooses again, and finds it),
    * false if it failed, was abandoned, or the caller's bound passed: the caller then leases a full
    * channel at once, and a later dial of the address tries to grow it again, one dial at a time.
    */
   private boolean awaitGrowth(Entry extra, PendingDial pending) {
+    suspendIfAsync(Wait.GROWTH, extra, pending);
     PendingDial.WaitBound bound = bound();
     long dialDeadline = runner.deadline(pending);
     boolean dialBound = isEarlier(dialDeadline, bound.deadlineNanos());
@@ -232,7 +320,19 @@ final class DialAttempt {
   private LeasedChannel dialOwn(Entry entry, PendingDial pending) {
     try {
       runner.start(entry, pending);
-      awaitDial(entry, pending);
+    } catch (RuntimeException | Error e) {
+      entry.dropReservation();
+      throw e;
+    }
+    return ownLease(entry, pending);
+  }
+
+  /** Waits for this call's own dial of {@code entry}, then takes the lease reserved for it. */
+  private LeasedChannel ownLease(Entry entry, PendingDial pending) {
+    try {
+      awaitDial(entry, pending, Wait.OWN);
+    } catch (Suspended e) {
+      throw e; // the reservation is the asynchronous caller's still
     } catch (RuntimeException | Error e) {
       entry.dropReservation();
       throw e;
@@ -258,7 +358,8 @@ final class DialAttempt {
    * before it wakes them, and a listener that blocks (on a lock this caller holds, say) delays the
    * callers to their bound, never fails them (docs/design.md, "Callbacks").
    */
-  private void awaitDial(Entry entry, PendingDial pending) {
+  private void awaitDial(Entry entry, PendingDial pending, Wait wait) {
+    suspendIfAsync(wait, entry, pending);
     PendingDial.WaitBound bound = bound();
     long dialDeadline = runner.deadline(pending);
     boolean dialBound = isEarlier(dialDeadline, bound.deadlineNanos());

@@ -415,6 +415,9 @@ public final class LeasedChannel extends ManagedChannel implements AutoCloseable
     @Override
     public void onClose(Status status, Metadata trailers) {
       end(); // first: the listener's onClose sees the call counted as ended
+      if (countedByChannel) {
+        lease.entry.health.callClosed(status); // before the caller hears, as the count
+      }
       super.onClose(status, trailers);
     }
   }

@@ -18,10 +18,11 @@ import org.jspecify.annotations.Nullable;
  *
  * <p>Waiting leaves nothing behind: a waiter puts its thread in {@link #waiters} and a listener on
  * its gRPC {@link Context}, parks, and takes both out again however its wait ends (outcome,
- * timeout, cancellation, interrupt). The outcome is written before the waiters are read, and a
- * waiter adds itself before it reads the outcome (both volatile), so no waiter misses its wake-up.
- * Nothing is registered on the outcome itself, so callers that give up on a hung dial, however
- * many, retain no memory.
+ * timeout, cancellation, interrupt); an asynchronous caller ({@code dialAsync}) puts a continuation
+ * in {@link #continuations} instead, and takes it out if it gives up first. The outcome is written
+ * before the waiters are read, and a waiter adds itself before it reads the outcome (both
+ * volatile), so no waiter misses its wake-up. Nothing is registered on the outcome itself, so
+ * callers that give up on a hung dial, however many, retain no memory.
  *
  * <p>{@link WaitBound} is how long one caller may wait in all: fixed at its first wait, it bounds
  * every later wait of the same {@code dial()} call too.
@@ -59,6 +60,9 @@ final class PendingDial {
 
   private final Set<Thread> waiters = ConcurrentHashMap.newKeySet();
 
+  /** The continuations of asynchronous callers waiting now; each run at most once. */
+  private final Set<Runnable> continuations = ConcurrentHashMap.newKeySet();
+
   PendingDial(long startNanos) {
     this.startNanos = startNanos;
   }
@@ -83,7 +87,7 @@ final class PendingDial {
 
   /** The callers waiting now; for tests (a caller that gave up must not be counted). */
   int waiterCount() {
-    return waiters.size();
+    return waiters.size() + continuations.size();
   }
 
   /** Sets the outcome (once; later calls are ignored) and wakes every waiter. */
@@ -97,6 +101,34 @@ final class PendingDial {
     for (Thread waiter : waiters) {
       LockSupport.unpark(waiter);
     }
+    for (Runnable continuation : continuations) {
+      if (continuations.remove(continuation)) {
+        continuation.run();
+      }
+    }
+  }
+
+  /**
+   * Has {@code continuation} run once the outcome is set, on the thread that sets it, unless it is
+   * {@linkplain #forget forgotten} first. Returns false, registering nothing, if the outcome is set
+   * already: the caller goes on itself. The continuation is added before the outcome is read, and
+   * the outcome written before the continuations are read, so one of the two sees the other; the
+   * set's remove() picks who runs it.
+   */
+  boolean whenComplete(Runnable continuation) {
+    continuations.add(continuation);
+    if (outcome != null && continuations.remove(continuation)) {
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Takes {@code continuation} out: true if it had not run and never will, false if the outcome's
+   * completion took it (it runs, or ran).
+   */
+  boolean forget(Runnable continuation) {
+    return continuations.remove(continuation);
   }
 
   /** Why {@link #await} returned without an outcome. */

@@ -59,6 +59,31 @@ class ChannelHealthTest {
     return entry;
   }
 
+  private Entry readyEntry(boolean retires) {
+    Entry entry = entry(retires);
+    channel.moveTo(ConnectivityState.READY);
+    return entry;
+  }
+
+  @Test
+  void deadlinesOfAChannelThatIsNotReadyAreNotSilence() {
+    ChannelHealth health = entry(true).health;
+    for (ConnectivityState state :
+        List.of(
+            ConnectivityState.IDLE,
+            ConnectivityState.CONNECTING,
+            ConnectivityState.TRANSIENT_FAILURE)) {
+      channel.moveTo(state);
+      health.callClosed(DEADLINE);
+      health.callClosed(DEADLINE);
+      health.callClosed(DEADLINE);
+    }
+    assertThat(channel.probes).isEmpty();
+    channel.moveTo(ConnectivityState.TRANSIENT_FAILURE);
+    health.callClosed(KEEPALIVE); // keepalive's verdict counts whatever the state
+    assertThat(channel.probes).hasSize(1);
+  }
+
   @Test
   void aCallOnAChannelInTransientFailureResetsItsBackoffAtMostOnceASecond() {
     ChannelHealth health = entry(true).health;
@@ -105,52 +130,52 @@ class ChannelHealthTest {
 
   @Test
   void threeFailuresInARowWithAnUnansweredProbeRetireTheChannelOnce() {
-    Entry entry = entry(true);
+    Entry entry = readyEntry(true);
     ChannelHealth health = entry.health;
-    health.streamClosed(DEADLINE);
+    health.callClosed(DEADLINE);
     assertThat(channel.probes).hasSize(1); // the run's first failure sends the probe
     Probe probe = channel.probes.get(0);
     assertThat(probe.options.getDeadline()).isNotNull();
     assertThat(probe.options.getDeadline().timeRemaining(TimeUnit.MILLISECONDS))
         .isBetween(9_000L, 10_000L);
-    health.streamClosed(DEADLINE);
-    health.streamClosed(KEEPALIVE);
+    health.callClosed(DEADLINE);
+    health.callClosed(KEEPALIVE);
     assertThat(channel.probes).hasSize(1);
     assertThat(retired).isEmpty(); // three failures, but the probe may still be answered
 
     probe.close(Status.DEADLINE_EXCEEDED); // nothing arrived for the silence
     assertThat(retired).containsExactly(entry);
     assertThat(health.isSilent()).isTrue();
-    health.streamClosed(DEADLINE);
+    health.callClosed(DEADLINE);
     assertThat(retired).containsExactly(entry); // asked once
   }
 
   @Test
   void aProbeLeftUnansweredBeforeTheThirdFailureRetiresAtTheThird() {
-    Entry entry = entry(true);
-    entry.health.streamClosed(DEADLINE);
+    Entry entry = readyEntry(true);
+    entry.health.callClosed(DEADLINE);
     channel.probes.get(0).close(Status.DEADLINE_EXCEEDED);
-    entry.health.streamClosed(DEADLINE);
+    entry.health.callClosed(DEADLINE);
     assertThat(retired).isEmpty();
-    entry.health.streamClosed(DEADLINE);
+    entry.health.callClosed(DEADLINE);
     assertThat(retired).containsExactly(entry);
   }
 
   @Test
   void anAnsweredProbeKeepsTheChannelAndTheNextProbeWaitsASilence() {
-    ChannelHealth health = entry(true).health;
-    health.streamClosed(DEADLINE);
+    ChannelHealth health = readyEntry(true).health;
+    health.callClosed(DEADLINE);
     Probe probe = channel.probes.get(0);
     health.inbound(); // the server answers the probe (UNIMPLEMENTED, say)
     probe.close(Status.UNIMPLEMENTED);
     for (int i = 0; i < 10; i++) {
-      health.streamClosed(DEADLINE); // a slow backend: calls miss their deadlines
+      health.callClosed(DEADLINE); // a slow backend: calls miss their deadlines
     }
     assertThat(retired).isEmpty();
     assertThat(channel.probes).hasSize(1); // at most one probe a silence
 
     clock.forward(Duration.ofSeconds(10));
-    health.streamClosed(DEADLINE);
+    health.callClosed(DEADLINE);
     assertThat(channel.probes).hasSize(2);
     health.inbound();
     channel.probes.get(1).close(Status.OK);
@@ -159,11 +184,11 @@ class ChannelHealthTest {
 
   @Test
   void anythingArrivingOnAnyStreamWhileTheProbeWaitsCountsAsAnAnswer() {
-    ChannelHealth health = entry(true).health;
-    health.streamClosed(DEADLINE);
-    health.streamClosed(DEADLINE);
+    ChannelHealth health = readyEntry(true).health;
+    health.callClosed(DEADLINE);
+    health.callClosed(DEADLINE);
     health.inbound(); // a message on another stream of the channel
-    health.streamClosed(DEADLINE);
+    health.callClosed(DEADLINE);
     channel.probes.get(0).close(Status.DEADLINE_EXCEEDED);
     assertThat(retired).isEmpty();
     assertThat(health.isSilent()).isFalse();
@@ -171,7 +196,7 @@ class ChannelHealthTest {
 
   @Test
   void otherEndingsAreNotFailuresOfASilentConnection() {
-    ChannelHealth health = entry(true).health;
+    ChannelHealth health = readyEntry(true).health;
     for (Status status :
         List.of(
             Status.OK,
@@ -179,18 +204,19 @@ class ChannelHealthTest {
             Status.UNAVAILABLE.withDescription("io exception"),
             Status.UNAVAILABLE,
             Status.INTERNAL)) {
-      health.streamClosed(status);
-      health.streamClosed(status);
-      health.streamClosed(status);
+      health.callClosed(status);
+      health.callClosed(status);
+      health.callClosed(status);
     }
     assertThat(channel.probes).isEmpty();
-    assertThat(ChannelHealth.isSilentFailure(KEEPALIVE)).isTrue();
-    assertThat(ChannelHealth.isSilentFailure(DEADLINE)).isTrue();
+    assertThat(ChannelHealth.isSilentFailure(KEEPALIVE, ConnectivityState.IDLE)).isTrue();
+    assertThat(ChannelHealth.isSilentFailure(DEADLINE, ConnectivityState.READY)).isTrue();
+    assertThat(ChannelHealth.isSilentFailure(DEADLINE, null)).isTrue();
   }
 
   @Test
   void aRefusedRetirementLetsALaterRunAskAgain() {
-    Entry entry = entry(true);
+    Entry entry = readyEntry(true);
     refuseRetirement = true;
     failThreeTimesUnanswered(entry.health);
     assertThat(retired).isEmpty();
@@ -204,18 +230,18 @@ class ChannelHealthTest {
 
   @Test
   void withRetirementOffNothingIsProbedOrRetired() {
-    ChannelHealth health = entry(false).health;
+    ChannelHealth health = readyEntry(false).health;
     for (int i = 0; i < 5; i++) {
-      health.streamClosed(DEADLINE);
+      health.callClosed(DEADLINE);
     }
     assertThat(channel.probes).isEmpty();
     assertThat(retired).isEmpty();
   }
 
   private void failThreeTimesUnanswered(ChannelHealth health) {
-    health.streamClosed(DEADLINE);
-    health.streamClosed(DEADLINE);
-    health.streamClosed(DEADLINE);
+    health.callClosed(DEADLINE);
+    health.callClosed(DEADLINE);
+    health.callClosed(DEADLINE);
     channel.probes.get(channel.probes.size() - 1).close(Status.DEADLINE_EXCEEDED);
   }
 
