@@ -8,24 +8,24 @@ import io.grpc.ServerCall;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
-import java.util.concurrent.Executor;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A call whose backend channel is being dialed on the {@link DialExecutor}: the server call's
- * listener until the relay starts, then a pass-through to the relay's.
+ * A call whose backend channel is being dialed ({@link CachingConnector#dialAsync}): the server
+ * call's listener until the relay starts, then a pass-through to the relay's. No thread waits for
+ * the dial: the relay is started by the thread that completes it.
  *
  * <p>Threads: before the relay starts, the server call has not been asked for a message, so only
  * its half-close (a call without messages), cancellation and readiness can arrive: a half-close is
- * replayed to the relay, a cancellation ends the call ({@code guard.ended}), which the dial sees.
- * The relay is started, and {@link #next} set, under the guard, which every callback here takes: a
- * callback waits for the relay to be in place, so none is lost.
+ * replayed to the relay, a cancellation ends the call ({@code guard.ended}) and cancels the dial's
+ * future (the connector then holds nothing for it). The relay is started, and {@link #next} set,
+ * under the guard, which every callback here takes: a callback waits for the relay to be in place,
+ * so none is lost.
  */
 final class DialingCall extends ServerCall.Listener<byte[]> {
 
@@ -41,6 +41,7 @@ final class DialingCall extends ServerCall.Listener<byte[]> {
   private final String target;
   private ServerCall.@Nullable Listener<byte[]> next; // guarded by guard
   private boolean halfClosed; // guarded by guard: a half-close that came before the relay
+  private @Nullable CompletableFuture<LeasedChannel> dial; // guarded by guard
 
   DialingCall(
       CachingConnector connector,
@@ -60,33 +61,38 @@ final class DialingCall extends ServerCall.Listener<byte[]> {
   }
 
   /**
-   * Starts the dial on the {@link DialExecutor}, in the current context, which is the server
-   * call's: its deadline and cancellation bound the wait.
-   *
-   * @throws RejectedExecutionException if too many calls wait for dials already
+   * Starts the dial, in the current context, which is the server call's: its deadline bounds the
+   * wait, with the dial timeout. Never blocks.
    */
   void startDial() {
-    DialExecutor.INSTANCE.execute(Context.current().wrap(this::dial));
+    CompletableFuture<LeasedChannel> future = connector.dialAsync(target, dialTimeout);
+    synchronized (guard) {
+      dial = future;
+    }
+    // The relay makes the backend call in the server call's context (its deadline and
+    // cancellation reach the backend), on whichever thread completes the dial.
+    Context context = Context.current();
+    future.whenComplete((lease, failure) -> context.run(() -> dialed(lease, failure)));
   }
 
   /**
-   * Runs on the dial executor, in the server call's context. The wait for the dial happens outside
-   * the guard; the relay is then started and {@link #next} set in one block under it, so a callback
-   * that the relay's first {@code request(1)} triggers on another thread finds the relay in place.
+   * The dial's outcome, on the thread that completed it (or this one, if it was complete). The
+   * relay is started and {@link #next} set in one block under the guard, so a callback that the
+   * relay's first {@code request(1)} triggers on another thread finds the relay in place.
    */
-  private void dial() {
-    LeasedChannel lease;
-    try {
-      lease = connector.dial(target, dialTimeout);
-    } catch (StatusRuntimeException e) {
-      end(BackendFailures.backendUnavailable(e.getStatus(), route, target));
-      return;
-    } catch (IllegalStateException e) {
-      end(Status.UNAVAILABLE.withDescription("Proxy is shutting down"));
-      return;
-    } catch (RuntimeException e) {
-      logger.warn("Dialing route {} ({}) failed", route, target, e);
-      end(Status.INTERNAL.withDescription("Proxy failed"));
+  private void dialed(@Nullable LeasedChannel lease, @Nullable Throwable failure) {
+    if (lease == null) {
+      Throwable cause = failure instanceof CompletionException ? failure.getCause() : failure;
+      if (cause instanceof CancellationException) {
+        return; // cancelled by onCancel: the call has ended
+      } else if (cause instanceof StatusRuntimeException e) {
+        end(BackendFailures.backendUnavailable(e.getStatus(), route, target));
+      } else if (cause instanceof IllegalStateException) {
+        end(Status.UNAVAILABLE.withDescription("Proxy is shutting down"));
+      } else {
+        logger.warn("Dialing route {} ({}) failed", route, target, cause);
+        end(Status.INTERNAL.withDescription("Proxy failed"));
+      }
       return;
     }
     synchronized (guard) {
@@ -133,9 +139,11 @@ final class DialingCall extends ServerCall.Listener<byte[]> {
   @Override
   public void onCancel() {
     synchronized (guard) {
-      guard.ended = true; // The dial, if still running, releases its lease.
+      guard.ended = true; // A lease delivered after this is released.
       if (next != null) {
         next.onCancel();
+      } else if (dial != null) {
+        dial.cancel(false); // nothing left waiting in the connector
       }
     }
   }
@@ -146,36 +154,6 @@ final class DialingCall extends ServerCall.Listener<byte[]> {
       if (next != null) {
         next.onReady();
       }
-    }
-  }
-
-  /**
-   * The threads that wait for dials, so that the server's transport threads never do: at most
-   * {@value #THREADS} daemon threads, ended after a minute idle (the pool needs no shutdown), and
-   * at most {@value #WAITING} calls queued for one; past that a call is refused with UNAVAILABLE
-   * rather than a thread or a queue entry being added per waiting call (a cold start under load, a
-   * hung dialer). A queued call whose channel got cached meanwhile is leased at once.
-   */
-  private static final class DialExecutor {
-    static final int THREADS = 64;
-    static final int WAITING = 10_000;
-    static final Executor INSTANCE = create();
-
-    private static Executor create() {
-      ThreadPoolExecutor pool =
-          new ThreadPoolExecutor(
-              THREADS,
-              THREADS,
-              60,
-              TimeUnit.SECONDS,
-              new LinkedBlockingQueue<>(WAITING),
-              runnable -> {
-                Thread thread = new Thread(runnable, "reverse-proxy-dial");
-                thread.setDaemon(true);
-                return thread;
-              });
-      pool.allowCoreThreadTimeOut(true);
-      return pool;
     }
   }
 }

@@ -4,17 +4,13 @@ import static java.util.Objects.requireNonNull;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
-import io.grpc.Context;
 import io.grpc.HandlerRegistry;
 import io.grpc.Metadata;
 import io.grpc.ServerBuilder;
 import io.grpc.ServerCall;
 import io.grpc.ServerMethodDefinition;
-import io.grpc.Status;
-import io.grpc.StatusRuntimeException;
 import java.time.Duration;
 import java.util.Map;
-import java.util.concurrent.RejectedExecutionException;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -40,18 +36,15 @@ import org.jspecify.annotations.Nullable;
  *
  * <p>Threads: the proxy never blocks the thread that calls it, so a server (and backend channels)
  * with a direct executor may run it on their transport threads, which saves a hand-off to a thread
- * pool for every callback. The one wait, for a backend channel that is not cached yet (a miss, or a
- * dial in flight), happens on a pool of its own; a call whose channel is cached starts on the
- * calling thread.
+ * pool for every callback. A call whose channel is cached starts on the calling thread ({@link
+ * CachingConnector#tryDial}); one whose channel is being dialed starts on the thread that completes
+ * the dial ({@link CachingConnector#dialAsync}): no thread waits for a dial.
  */
 public final class ReverseProxy extends HandlerRegistry {
 
   /** The request header that chooses the route. */
   public static final Metadata.Key<String> ROUTE =
       Metadata.Key.of("x-route", Metadata.ASCII_STRING_MARSHALLER);
-
-  /** A context that is cancelled already: a dial in it waits for nothing (see leaseIfCached). */
-  private static final Context NO_WAIT = cancelled();
 
   private final CachingConnector connector;
   private final Routes routes;
@@ -109,44 +102,15 @@ public final class ReverseProxy extends HandlerRegistry {
       // The transport ended the call already (e.g. an oversized first message).
       return CallGuard.NOTHING;
     }
-    LeasedChannel lease = leaseIfCached(target);
+    LeasedChannel lease = connector.tryDial(target);
     if (lease != null) {
       return Relay.open(guard, serverCall, headers, lease, route, target);
     }
-    // A miss, or a dial in flight: wait for it on the dial executor, not on this thread, which may
-    // be a transport's.
+    // A miss, a dial in flight or full channels: the connector completes the dial's future; no
+    // thread waits for it.
     DialingCall dialing =
         new DialingCall(connector, dialTimeout, guard, serverCall, headers, route, target);
-    try {
-      dialing.startDial();
-    } catch (RejectedExecutionException e) {
-      return guard.refuse(
-          serverCall,
-          Status.UNAVAILABLE.withDescription("Proxy overloaded: too many calls wait for dials"));
-    }
+    dialing.startDial();
     return dialing;
-  }
-
-  /**
-   * Leases the cached channel of {@code target} if the connector can hand one out at once, else
-   * returns null (a miss, whose dial this starts, or a dial in flight): the dial runs in an already
-   * cancelled context, and the connector waits for no dial beyond a cancelled context. So this
-   * never blocks, and may run on a transport thread.
-   */
-  private @Nullable LeasedChannel leaseIfCached(String target) {
-    Context previous = NO_WAIT.attach();
-    try {
-      return connector.dial(target, dialTimeout);
-    } catch (StatusRuntimeException | IllegalStateException e) {
-      return null; // The dial without the shortcut reports it, if it happens again.
-    } finally {
-      NO_WAIT.detach(previous);
-    }
-  }
-
-  private static Context cancelled() {
-    Context.CancellableContext context = Context.ROOT.withCancellation();
-    context.cancel(null);
-    return context;
   }
 }
