@@ -4,6 +4,7 @@ import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import io.grpc.ManagedChannel;
 import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -28,6 +29,8 @@ import org.openjdk.jmh.infra.ThreadParams;
  *   <li>{@code connector}: {@link CachingConnector#dial(String)}, then {@link
  *       LeasedChannel#close()} (a map lookup, a CAS on the entry's state word and a lease
  *       allocation, then a CAS on the lease's released flag and an atomic decrement);
+ *   <li>{@code connectorTryDial} and {@code connectorDialAsync}: the same hit through the doors for
+ *       event loops ({@code dialAsync} allocates the completed future too);
  *   <li>{@code limit}: {@link LimitBaseline}, {@code ConcurrentHashMap.get} plus an atomic
  *       increment and decrement: the least any lease can cost;
  *   <li>{@code globalLockPort}: {@link GlobalLockConnector}, the Go algorithm with one lock.
@@ -136,6 +139,28 @@ public class DialReleaseBenchmark {
     LeasedChannel lease = cachingConnector.dial(keys[cursor.next()]);
     lease.close();
     return lease;
+  }
+
+  /** The event loop's hit: {@link CachingConnector#tryDial(String)} and the release. */
+  @Benchmark
+  public LeasedChannel connectorTryDial(Cursor cursor) {
+    LeasedChannel lease = cachingConnector.tryDial(keys[cursor.next()]);
+    if (lease == null) {
+      throw new IllegalStateException("a cached address was not leased");
+    }
+    lease.close();
+    return lease;
+  }
+
+  /**
+   * The asynchronous hit: {@link CachingConnector#dialAsync(String)}, complete on return, and the
+   * release.
+   */
+  @Benchmark
+  public CompletableFuture<LeasedChannel> connectorDialAsync(Cursor cursor) {
+    CompletableFuture<LeasedChannel> future = cachingConnector.dialAsync(keys[cursor.next()]);
+    future.getNow(null).close();
+    return future;
   }
 
   /** One map lookup and an atomic increment and decrement: the least a lease can cost. */
