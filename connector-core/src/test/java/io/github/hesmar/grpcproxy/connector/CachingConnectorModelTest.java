@@ -12,11 +12,14 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 import org.jspecify.annotations.Nullable;
 import org.junit.jupiter.api.Test;
 
@@ -64,6 +67,23 @@ import org.junit.jupiter.api.Test;
  * once. The age of each channel with its jitter is read from the connector (its spread is {@link
  * MaxChannelAgeTest}'s business); the model checks it lies within 10 % of the age.
  *
+ * <p>Issue 23, retirement for silence: a step asks the connector to retire one channel of an
+ * address ({@link CachingConnector#retireSilent(Entry)}, what a channel's health does once it finds
+ * it silent), an open one mostly, attached or detached, sometimes one already closed. The model
+ * predicts its result: false for a channel detached or closed; false once the address has used its
+ * budget, {@code max(1, n / 2)} of its {@code n} attached channels, counted since the last expiry
+ * pass; else the budget is used, and a first channel with extra channels drops its connection
+ * ({@code enterIdle()}, counted by the fake channel) and stays, while any other channel is detached
+ * ({@code UNHEALTHY}) and closes as a channel detached by {@code closeOnRelease} does: at once if
+ * idle, else at the first pass after its leases and calls end, or by the bound's hand, with its
+ * cause. Apart from the model, each retirement step checks on the connector alone that the channels
+ * it took out of the address's attached ones, together with those taken out since the last pass,
+ * are at most {@code max(1, n / 2)} of the {@code n} the address had before it, that each is
+ * reported {@code UNHEALTHY} (by {@code connections()} while open, by {@code onClose} once closed),
+ * and that none under a lease or a call was shut down. Pools of {@value #MAX_CHANNELS} or {@value
+ * #LARGER_POOL} channels, so that the budget is one or two channels. Every sequence ends with
+ * {@code close()}, after which each channel the dialer created must have been shut down once.
+ *
  * <p>Calls are {@link FakeCall}s on the dialer's fake channels, ended by the test; the connector's
  * counting wraps them, so ending one runs the connector's end of the call. Each channel records the
  * calls in flight when it was shut down, which the model predicts: none, except under {@code
@@ -88,6 +108,10 @@ class CachingConnectorModelTest {
   private static final int BETA = 1;
   static final int MAX_CALLS = 2;
   static final int MAX_CHANNELS = 3;
+
+  /** The pool of the other half of the seeds with several channels: a budget of two for silence. */
+  static final int LARGER_POOL = 4;
+
   static final int MAX_AGE_SECONDS = 10;
 
   /** The connector's limits in one sequence. */
@@ -116,6 +140,9 @@ class CachingConnectorModelTest {
     int releasedUnderCalls = 0;
     int failedStarts = 0;
     int settled = 0;
+    int retiredSilent = 0;
+    int droppedConnections = 0;
+    int refusedRetirements = 0;
     for (long seed : seeds) {
       List<Op> ops = generate(seed, STEPS);
       Limits limits = limits(seed);
@@ -129,12 +156,16 @@ class CachingConnectorModelTest {
       releasedUnderCalls += outcome.releasesUnderCalls() > 0 ? 1 : 0;
       failedStarts += outcome.failedStarts() > 0 ? 1 : 0;
       settled += outcome.settled() > 0 ? 1 : 0;
+      retiredSilent += outcome.silentRetirements() > 0 ? 1 : 0;
+      droppedConnections += outcome.droppedConnections() > 0 ? 1 : 0;
+      refusedRetirements += outcome.refusedRetirements() > 0 ? 1 : 0;
     }
     System.out.printf(
         "CachingConnectorModelTest: %d sequences of %d steps agreed with the model in %d ms;"
             + " %d of them opened extra channels for an address, %d evicted, %d retired,"
             + " %d released leases under calls, %d had calls fail at start, %d settled on a full"
-            + " channel%n",
+            + " channel, %d retired channels for silence, %d dropped a silent first channel's"
+            + " connection, %d were refused a retirement by the budget%n",
         seeds.length,
         STEPS,
         (System.nanoTime() - started) / 1_000_000,
@@ -143,7 +174,10 @@ class CachingConnectorModelTest {
         retired,
         releasedUnderCalls,
         failedStarts,
-        settled);
+        settled,
+        retiredSilent,
+        droppedConnections,
+        refusedRetirements);
     if (seeds.length > 1) {
       assertThat(grew).as("sequences that exercised rule 9").isGreaterThan(seeds.length / 20);
       assertThat(evicted).as("sequences that exercised rule 10").isGreaterThan(seeds.length / 20);
@@ -155,8 +189,17 @@ class CachingConnectorModelTest {
           .as("sequences with a call failing at its start")
           .isGreaterThan(seeds.length / 20);
       assertThat(settled)
-          .as("sequences that settled on a full channel (all three full)")
+          .as("sequences that settled on a full channel (all full)")
           .isGreaterThan(seeds.length / 100);
+      assertThat(retiredSilent)
+          .as("sequences that retired a channel for silence")
+          .isGreaterThan(seeds.length / 4);
+      assertThat(droppedConnections)
+          .as("sequences where a silent first channel with extra channels dropped its connection")
+          .isGreaterThan(seeds.length / 50);
+      assertThat(refusedRetirements)
+          .as("sequences where the budget refused a retirement for silence")
+          .isGreaterThan(seeds.length / 20);
     }
   }
 
@@ -424,6 +467,101 @@ class CachingConnectorModelTest {
     }
   }
 
+  @Test
+  void aChannelRetiredForSilenceClosesAsUnhealthyOnlyAfterItsLeaseAndItsCallEnd() {
+    try (Harness harness = new Harness()) {
+      harness.step(Op.dial(ALPHA)); // L0 on #0
+      harness.step(Op.startCall(0));
+      harness.step(Op.retireSilent(ALPHA, 0));
+      assertThat(harness.lastRetireSilent).isTrue();
+      assertThat(harness.connector.connections())
+          .singleElement()
+          .satisfies(
+              info -> {
+                assertThat(info.closing()).isTrue();
+                assertThat(info.closeCause()).isEqualTo(ConnectorListener.CloseCause.UNHEALTHY);
+              });
+      harness.step(Op.dial(ALPHA)); // L1 on a fresh #1
+      assertThat(harness.dialer.created).hasSize(2);
+      harness.step(Op.release(0, Via.CLOSE)); // L0: #0 keeps its call
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).isEmpty();
+      harness.step(Op.endCall(0));
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).containsExactly(ADDRESSES.get(ALPHA));
+      assertThat(harness.closes).containsExactly(ADDRESSES.get(ALPHA) + " UNHEALTHY");
+      assertThat(harness.dialer.created.get(0).callsAtShutdown).hasValue(0);
+      harness.step(Op.retireSilent(ALPHA, 0)); // #1, under its lease
+      assertThat(harness.lastRetireSilent).isTrue();
+    }
+  }
+
+  @Test
+  void anAddressRetiresAtMostHalfItsChannelsForSilenceBetweenTwoPasses() {
+    try (Harness harness = new Harness(new Limits(LARGER_POOL, Limits.NONE, Limits.NONE))) {
+      for (int i = 0; i < LARGER_POOL; i++) {
+        harness.step(Op.dialCalls(ALPHA)); // a lease with two calls fills a channel
+      }
+      assertThat(harness.connector.connections()).hasSize(4);
+      harness.step(Op.retireSilent(ALPHA, 1)); // #1, of four: one of two
+      assertThat(harness.lastRetireSilent).isTrue();
+      harness.step(Op.dialCalls(ALPHA)); // #4: four again
+      harness.step(Op.retireSilent(ALPHA, 1)); // #2, of four: two of two
+      assertThat(harness.lastRetireSilent).isTrue();
+      harness.step(Op.retireSilent(ALPHA, 2)); // #4, of three now: none left
+      assertThat(harness.lastRetireSilent).isFalse();
+      harness.step(Op.expire());
+      harness.step(Op.retireSilent(ALPHA, 1)); // #3, in a new interval: one of three
+      assertThat(harness.lastRetireSilent).isTrue();
+      assertThat(harness.connector.connections())
+          .extracting(ConnectionInfo::closeCause)
+          .containsExactly(
+              null,
+              ConnectorListener.CloseCause.UNHEALTHY,
+              ConnectorListener.CloseCause.UNHEALTHY,
+              ConnectorListener.CloseCause.UNHEALTHY,
+              null);
+    }
+  }
+
+  @Test
+  void aSilentFirstChannelWithExtraChannelsDropsItsConnectionAndStays() {
+    try (Harness harness = new Harness()) {
+      harness.step(Op.dialCalls(ALPHA)); // #0 full
+      harness.step(Op.dial(ALPHA)); // L1 on a new #1
+      harness.step(Op.retireSilent(ALPHA, 0));
+      assertThat(harness.lastRetireSilent).isFalse();
+      assertThat(harness.dialer.created.get(0).enterIdles).hasValue(1);
+      assertThat(harness.connector.connections())
+          .allSatisfy(info -> assertThat(info.closing()).isFalse());
+      harness.step(Op.retireSilent(ALPHA, 0)); // the budget of one is used
+      assertThat(harness.dialer.created.get(0).enterIdles).hasValue(1);
+      harness.step(Op.expire());
+      harness.step(Op.retireSilent(ALPHA, 1)); // the extra channel leaves, under its lease
+      assertThat(harness.lastRetireSilent).isTrue();
+      harness.step(Op.release(1, Via.CLOSE));
+      harness.step(Op.expire());
+      assertThat(harness.lastExpired).containsExactly(ADDRESSES.get(ALPHA));
+      harness.step(Op.retireSilent(ALPHA, 0)); // alone now: retired, under its lease and calls
+      assertThat(harness.lastRetireSilent).isTrue();
+    }
+  }
+
+  @Test
+  void anAddressWhoseLoneChannelWasRetiredForSilenceRetiresNoOtherUntilThePass() {
+    try (Harness harness = new Harness()) {
+      harness.step(Op.dial(BETA)); // #0
+      harness.step(Op.retireSilent(BETA, 0));
+      assertThat(harness.lastRetireSilent).isTrue();
+      harness.step(Op.dial(BETA)); // a fresh first channel, #1
+      harness.step(Op.retireSilent(BETA, 0)); // the address's budget of one is used
+      assertThat(harness.lastRetireSilent).isFalse();
+      harness.step(Op.expire());
+      harness.step(Op.retireSilent(BETA, 0));
+      assertThat(harness.lastRetireSilent).isTrue();
+    }
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Seeds, generation, running, shrinking, reporting
 
@@ -448,19 +586,23 @@ class CachingConnectorModelTest {
   }
 
   /**
-   * The limits for a seed: the pool for even seeds, one channel per address for odd ones; a bound
-   * of none, 2 or 4 channels in turn; no maximum age, or {@value #MAX_AGE_SECONDS} s.
+   * The limits for a seed: a pool for even seeds ({@value #MAX_CHANNELS} channels, or {@value
+   * #LARGER_POOL}), one channel per address for odd ones; a bound of none, 2 or 4 channels in turn;
+   * no maximum age, or {@value #MAX_AGE_SECONDS} s. Every combination comes once in 24 seeds.
    */
   static Limits limits(long seed) {
     long n = Math.abs(seed % 1_000_000);
     int[] bounds = {Limits.NONE, 2, 4};
     return new Limits(
-        n % 2 == 0 ? MAX_CHANNELS : 1,
+        n % 2 == 1 ? 1 : n / 12 % 2 == 0 ? MAX_CHANNELS : LARGER_POOL,
         bounds[(int) (n / 2 % 3)],
         n / 6 % 2 == 0 ? Limits.NONE : MAX_AGE_SECONDS);
   }
 
-  /** The operations of one sequence: a pure function of the seed, so that a seed replays. */
+  /**
+   * The operations of one sequence, {@code steps} random ones and a {@code close()}: a pure
+   * function of the seed, so that a seed replays.
+   */
   static List<Op> generate(long seed, int steps) {
     Random random = new Random(seed);
     List<Op> ops = new ArrayList<>(steps);
@@ -490,13 +632,16 @@ class CachingConnectorModelTest {
         kind = Kind.FAILING_CALL;
       } else if (roll < 750) {
         kind = Kind.END_CALL;
-      } else if (roll < 910) {
+      } else if (roll < 880) {
         kind = Kind.EXPIRE;
+      } else if (roll < 950) {
+        kind = Kind.RETIRE_SILENT;
       } else {
         kind = Kind.CLOSE_ON_RELEASE;
       }
       ops.add(new Op(kind, address, pick, via));
     }
+    ops.add(Op.close()); // every channel must then have been shut down once
     return ops;
   }
 
@@ -596,6 +741,8 @@ class CachingConnectorModelTest {
     END_CALL,
     EXPIRE,
     CLOSE_ON_RELEASE,
+    /** {@link CachingConnector#retireSilent(Entry)} on a channel of the address. */
+    RETIRE_SILENT,
     CLOSE
   }
 
@@ -612,7 +759,11 @@ class CachingConnectorModelTest {
   /**
    * One step. {@code address} indexes {@link #ADDRESSES}; {@code pick} chooses, modulo their
    * number, among the leases held (for a release or a call's start), the leases already released
-   * (for a double release) or the calls in flight (for a call's end).
+   * (for a double release) or the calls in flight (for a call's end); for a retirement for silence,
+   * {@code pick / 8} chooses among the address's attached channels (the first, then the extra ones
+   * in creation order), or, if {@code pick % 8} is 6, among its open ones (attached or detached, in
+   * creation order), if 7, among its closed ones; if there are none, among the open ones, else the
+   * closed ones.
    */
   record Op(Kind kind, int address, int pick, Via via) {
 
@@ -664,6 +815,11 @@ class CachingConnectorModelTest {
       return new Op(Kind.CLOSE, 0, 0, Via.CLOSE);
     }
 
+    /** Retires the {@code index}-th attached channel of {@code address}: 0 for the first. */
+    static Op retireSilent(int address, int index) {
+      return new Op(Kind.RETIRE_SILENT, address, index * 8, Via.CLOSE);
+    }
+
     @Override
     public String toString() {
       return switch (kind) {
@@ -678,6 +834,7 @@ class CachingConnectorModelTest {
         case END_CALL -> "endCall(" + pick + ")";
         case EXPIRE -> "expire()";
         case CLOSE_ON_RELEASE -> "closeOnRelease(" + address + ")";
+        case RETIRE_SILENT -> "retireSilent(" + address + ", " + pick + ")";
         case CLOSE -> "close()";
       };
     }
@@ -692,7 +849,10 @@ class CachingConnectorModelTest {
       int retirements,
       int releasesUnderCalls,
       int failedStarts,
-      int settled) {}
+      int settled,
+      int silentRetirements,
+      int droppedConnections,
+      int refusedRetirements) {}
 
   /** What {@link CachingConnector#connections()} reports of one channel. */
   record Row(
@@ -702,6 +862,7 @@ class CachingConnectorModelTest {
       int calls,
       int idlePasses,
       boolean closing,
+      ConnectorListener.@Nullable CloseCause closeCause,
       @Nullable ConnectivityState state,
       Instant createdAt,
       Instant lastDialedAt) {
@@ -714,6 +875,7 @@ class CachingConnectorModelTest {
           info.calls(),
           info.idlePasses(),
           info.closing(),
+          info.closeCause(),
           info.state(),
           info.createdAt(),
           info.lastDialedAt());
@@ -804,6 +966,9 @@ class CachingConnectorModelTest {
     /** The calls in flight when it was shut down; -1 while open. */
     int callsAtShutdown = -1;
 
+    /** How often it dropped its connection, found silent as a first channel with others. */
+    int enterIdles;
+
     ModelChannel(int id, String address, Instant now) {
       this.id = id;
       this.address = address;
@@ -819,6 +984,7 @@ class CachingConnectorModelTest {
           calls,
           idlePasses,
           detached,
+          detached ? detachCause : null,
           ConnectivityState.IDLE,
           createdAt,
           lastDialedAt);
@@ -875,6 +1041,21 @@ class CachingConnectorModelTest {
     int evictions;
 
     int retirements;
+
+    /**
+     * Per address, its retirements for silence since the last expiry pass, a dropped connection
+     * included: its budget used (issue 23).
+     */
+    final Map<String, Integer> silenceBudgetUsed = new LinkedHashMap<>();
+
+    /**
+     * Channels retired for silence, silent first channels that dropped their connection instead,
+     * and retirements the budget refused.
+     */
+    int silentRetirements;
+
+    int droppedConnections;
+    int refusedRetirements;
 
     /** Leases released with calls of theirs in flight. */
     int releasesUnderCalls;
@@ -1133,6 +1314,7 @@ class CachingConnectorModelTest {
       if (closed) {
         return expired;
       }
+      silenceBudgetUsed.clear(); // each address's budget for silence, afresh for the next interval
       for (Iterator<List<ModelChannel>> addresses = attached.values().iterator();
           addresses.hasNext(); ) {
         List<ModelChannel> channels = addresses.next();
@@ -1195,6 +1377,44 @@ class CachingConnectorModelTest {
           detached.add(leaving);
         }
       }
+    }
+
+    /**
+     * Issue 23: a channel found silent. A channel detached or closed stays as it is. Else the
+     * address's budget, {@code max(1, n / 2)} of its {@code n} attached channels since the last
+     * pass, is used by one, if any is left; a first channel with extra channels then drops its
+     * connection and stays, any other is detached ({@code UNHEALTHY}), and closed at once if idle.
+     * Returns whether the channel was retired.
+     */
+    boolean retireSilent(ModelChannel channel) {
+      if (closed || channel.closed || channel.detached) {
+        return false;
+      }
+      List<ModelChannel> channels = requireNonNull(attached.get(channel.address));
+      int used = silenceBudgetUsed.getOrDefault(channel.address, 0);
+      if (used >= Math.max(1, channels.size() / 2)) {
+        refusedRetirements++;
+        return false;
+      }
+      silenceBudgetUsed.put(channel.address, used + 1);
+      if (channel == channels.get(0) && channels.size() > 1) {
+        channel.enterIdles++;
+        droppedConnections++;
+        return false;
+      }
+      silentRetirements++;
+      channels.remove(channel);
+      if (channels.isEmpty()) {
+        attached.remove(channel.address);
+      }
+      channel.detached = true;
+      channel.detachCause = ConnectorListener.CloseCause.UNHEALTHY;
+      if (channel.leases == 0 && channel.calls == 0) {
+        shut(channel, ConnectorListener.CloseCause.UNHEALTHY);
+      } else {
+        detached.add(channel);
+      }
+      return true;
     }
 
     /** Rule 4. */
@@ -1274,12 +1494,20 @@ class CachingConnectorModelTest {
     private final Instant start = clock.instant();
     List<String> lastExpired = List.of();
     boolean lastCloseOnRelease;
+    boolean lastRetireSilent;
 
     /** The connector's entry of each channel, by the model's channel id: set by its first lease. */
     final Map<Integer, Entry> entries = new LinkedHashMap<>();
 
     /** Calls that failed at their start (their fake threw). */
     int failedStarts;
+
+    /**
+     * Per address, the channels retirements for silence took out of its attached ones since the
+     * last {@code expire()}, as the connector showed them: checked against the budget apart from
+     * the model.
+     */
+    final Map<String, Integer> retiredSinceLastPass = new LinkedHashMap<>();
 
     Harness() {
       this(new Limits(MAX_CHANNELS, Limits.NONE, Limits.NONE));
@@ -1326,7 +1554,10 @@ class CachingConnectorModelTest {
           model.retirements,
           model.releasesUnderCalls,
           failedStarts,
-          model.settled);
+          model.settled,
+          model.silentRetirements,
+          model.droppedConnections,
+          model.refusedRetirements);
     }
 
     /** Applies {@code op} to the connector and the model, then compares them. */
@@ -1353,6 +1584,7 @@ class CachingConnectorModelTest {
             case END_CALL -> endCall(op);
             case EXPIRE -> expire();
             case CLOSE_ON_RELEASE -> closeOnRelease(ADDRESSES.get(op.address()));
+            case RETIRE_SILENT -> retireSilent(op);
             case CLOSE -> closeConnector();
           };
       history.set(index, prefix + result);
@@ -1566,6 +1798,7 @@ class CachingConnectorModelTest {
       List<String> expected = model.expire(clock.millis());
       List<String> actual = connector.expire();
       lastExpired = actual;
+      retiredSinceLastPass.clear();
       assertThat(actual)
           .as("addresses returned by expire()")
           .containsExactlyInAnyOrderElementsOf(expected);
@@ -1578,6 +1811,104 @@ class CachingConnectorModelTest {
       lastCloseOnRelease = actual;
       assertThat(actual).as("closeOnRelease(%s)", address).isEqualTo(expected);
       return "closeOnRelease(" + address + ") -> " + actual;
+    }
+
+    /**
+     * Asks the connector to retire a channel found silent, and checks on the connector alone,
+     * before the model's prediction: the channels of the address that this took out of its attached
+     * ones, with those taken out since the last pass, are at most {@code max(1, n / 2)} of the
+     * {@code n} it had before; each is reported {@code UNHEALTHY}, by {@code connections()} if it
+     * is still open, else by {@code onClose} in this step; and a channel under a lease or a call is
+     * not shut down.
+     */
+    private String retireSilent(Op op) {
+      String address = ADDRESSES.get(op.address());
+      List<ModelChannel> open = new ArrayList<>();
+      List<ModelChannel> gone = new ArrayList<>();
+      for (ModelChannel channel : model.created) {
+        if (channel.address.equals(address)) {
+          (channel.closed ? gone : open).add(channel);
+        }
+      }
+      List<ModelChannel> candidates =
+          switch (op.pick() % 8) {
+            case 6 -> open;
+            case 7 -> gone;
+            default -> model.attached.getOrDefault(address, List.of());
+          };
+      if (candidates.isEmpty()) {
+        candidates = open.isEmpty() ? gone : open;
+      }
+      if (candidates.isEmpty()) {
+        return "retireSilent: no channel of " + address + " yet, skipped";
+      }
+      ModelChannel target = candidates.get(op.pick() / 8 % candidates.size());
+      String was = target.toString();
+      Entry entry = requireNonNull(entries.get(target.id), "entry of a channel");
+      TrackedChannel channel = dialer.created.get(target.id);
+      Set<Long> attachedBefore = attachedIds(address);
+      long leasesBefore = entry.leases();
+      long callsBefore = entry.calls();
+      int closesBefore = closes.size();
+      boolean expected = model.retireSilent(target);
+      boolean actual = connector.retireSilent(entry);
+
+      Set<Long> retired = new HashSet<>(attachedBefore);
+      retired.removeAll(attachedIds(address));
+      int n = attachedBefore.size();
+      if (!retired.isEmpty()) {
+        int sinceLastPass = retiredSinceLastPass.merge(address, retired.size(), Integer::sum);
+        assertThat(sinceLastPass)
+            .as(
+                "channels of %s retired for silence since the last expire(), now %s of the %d it"
+                    + " had",
+                address, retired, n)
+            .isLessThanOrEqualTo(Math.max(1, n / 2));
+      }
+      Map<Long, ConnectionInfo> after = new LinkedHashMap<>();
+      connector.connections().forEach(info -> after.put(info.id(), info));
+      int closedAtOnce = 0;
+      for (long id : retired) {
+        ConnectionInfo info = after.get(id);
+        if (info == null) {
+          closedAtOnce++;
+        } else {
+          assertThat(info.closeCause())
+              .as("closeCause of channel %d, retired for silence", id)
+              .isEqualTo(ConnectorListener.CloseCause.UNHEALTHY);
+        }
+      }
+      assertThat(closes.subList(closesBefore, closes.size()))
+          .as("onClose calls of a retirement for silence")
+          .isEqualTo(
+              Collections.nCopies(
+                  closedAtOnce, address + " " + ConnectorListener.CloseCause.UNHEALTHY));
+      if (leasesBefore + callsBefore > 0) {
+        assertThat(channel.shutdowns)
+            .as(
+                "shutdown() calls on %s, retired for silence under %d leases and %d calls",
+                target, leasesBefore, callsBefore)
+            .hasValue(0);
+      }
+      lastRetireSilent = actual;
+      assertThat(actual).as("retireSilent(%s)", target).isEqualTo(expected);
+      return "retireSilent("
+          + was
+          + ") -> "
+          + actual
+          + (retired.isEmpty() ? "" : ", retired " + retired)
+          + (closedAtOnce > 0 ? ", closed at once" : "");
+    }
+
+    /** The ids of the channels of {@code address} that the connector lists as attached. */
+    private Set<Long> attachedIds(String address) {
+      Set<Long> ids = new HashSet<>();
+      for (ConnectionInfo info : connector.connections()) {
+        if (info.address().equals(address) && !info.closing()) {
+          ids.add(info.id());
+        }
+      }
+      return ids;
     }
 
     private String closeConnector() {
@@ -1629,6 +1960,9 @@ class CachingConnectorModelTest {
         assertThat(channel.callsInFlight)
             .as("fake calls in flight on channel %s", expected)
             .hasSize(expected.calls);
+        assertThat(channel.enterIdles)
+            .as("enterIdle() calls on channel %s", expected)
+            .hasValue(expected.enterIdles);
         if (expected.closed) {
           assertThat(channel.shutdownNows.get())
               .as("shutdownNow() calls on channel %s, with a zero grace period", expected)

@@ -17,6 +17,7 @@ import java.util.Map;
 import java.util.Queue;
 import java.util.Random;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
@@ -59,6 +60,21 @@ import org.junit.jupiter.params.provider.CsvSource;
  * that refuses one dial in four (issue 21: callers of a full address whose extra dial fails settle
  * on a full channel): a dial then returns a lease or fails with {@code UNAVAILABLE} carrying the
  * dialer's cause, never anything else, and the same invariants hold.
+ *
+ * <p>In every run the workers also retire channels for silence (issue 23: {@link
+ * CachingConnector#retireSilent(Entry)}, which a channel's health calls from the transport's
+ * thread): the channel of a lease just taken, under that lease; the channel a call just started on,
+ * under the call; the channel of a lease just released, maybe under its calls, maybe idle; so
+ * retirements race leases, calls, expiry, closeOnRelease, eviction, the maximum age and the growth
+ * of an address's pool. Invariants ({@link Retirements}): no channel is shut down while a lease is
+ * held on it (read at each release and right after each retirement under a lease); the connector
+ * reports exactly one {@code UNHEALTHY} close per channel it said it retired, and {@code
+ * connections()} lists each channel retired before it as closing with cause {@code UNHEALTHY}, and
+ * none as {@code UNHEALTHY} that nobody asked to retire; retirements of one address that certainly
+ * fell between the same two passes (the pass before had ended when the call began, the next had not
+ * begun when it returned) are at most half the channels an address may have ({@code max(1, 4 / 2)}:
+ * how many it had at each retirement is the model test's business, CachingConnectorModelTest). And
+ * {@code close()} races retirements in the last test.
  */
 class StressTest {
 
@@ -66,6 +82,16 @@ class StressTest {
   static final int LEASES_PER_WORKER = 150_000;
   static final long BUDGET_NANOS = TimeUnit.SECONDS.toNanos(8);
   static final int CLOSE_ROUNDS = 200;
+
+  /** Channels an address may have in the first test. */
+  static final int MAX_CHANNELS_PER_ADDRESS = 4;
+
+  /**
+   * A worker retires the channel of the lease it just took, or of one it just released, once in
+   * this many; the channel of a call it just started, four times as often (one dial in three makes
+   * a call).
+   */
+  static final int RETIRE_ONE_IN = 96;
 
   @ParameterizedTest(name = "{0} addresses, bounded and aging: {1}, failing dials: {2}")
   @CsvSource({"1, false, false", "16, false, false", "16, true, false", "4, false, true"})
@@ -89,6 +115,7 @@ class StressTest {
     FakeClock clock = new FakeClock();
     AtomicLong evicted = new AtomicLong();
     AtomicLong retired = new AtomicLong();
+    Retirements retirements = new Retirements();
     CachingConnector.Builder builder = CachingConnector.builder();
     if (bounded) {
       builder.maximumChannels(6).maxChannelAge(Duration.ofSeconds(5)).clock(clock);
@@ -98,7 +125,7 @@ class StressTest {
             .dialer(dialer)
             .shutdownGracePeriod(Duration.ZERO)
             .maxCallsPerChannel(2)
-            .maxChannelsPerAddress(4)
+            .maxChannelsPerAddress(MAX_CHANNELS_PER_ADDRESS)
             .onConnectionCountUpdate(
                 count -> {
                   lastCount.set(count);
@@ -112,6 +139,8 @@ class StressTest {
                       evicted.incrementAndGet();
                     } else if (cause == CloseCause.MAX_AGE) {
                       retired.incrementAndGet();
+                    } else if (cause == CloseCause.UNHEALTHY) {
+                      retirements.closedUnhealthy(address);
                     }
                   }
                 })
@@ -157,6 +186,9 @@ class StressTest {
                       closedHandedOut.incrementAndGet();
                     }
                     held.add(lease);
+                    if (random.nextInt(RETIRE_ONE_IN) == 0) {
+                      retirements.retire(connector, lease.entry, /* underLease= */ true);
+                    }
                     if (random.nextInt(3) == 0) {
                       // on the lease just taken, or on an older one this worker still holds
                       LeasedChannel on = random.nextBoolean() ? lease : held.peekFirst();
@@ -167,10 +199,14 @@ class StressTest {
                       }
                       calls.add(call);
                       queuedCalls.incrementAndGet();
+                      if (random.nextInt(RETIRE_ONE_IN / 4) == 0) {
+                        retirements.retire(connector, on.entry, /* underLease= */ true);
+                      }
                     }
                     while (held.size() > random.nextInt(4)) {
                       LeasedChannel done =
                           random.nextBoolean() ? held.pollFirst() : held.pollLast();
+                      retirements.releasing(done);
                       if (random.nextInt(8) == 0) {
                         connector.release(done.address(), done);
                       } else {
@@ -181,6 +217,9 @@ class StressTest {
                       }
                       if (random.nextInt(16) == 0) {
                         done.close(); // a second release: must be a no-op
+                      }
+                      if (random.nextInt(RETIRE_ONE_IN) == 0) {
+                        retirements.retire(connector, done.entry, /* underLease= */ false);
                       }
                     }
                     // End calls, whoever started them, until at most a few are left in flight.
@@ -194,7 +233,11 @@ class StressTest {
                       end(call, shutDownUnderCall);
                     }
                   }
-                  held.forEach(LeasedChannel::close);
+                  held.forEach(
+                      lease -> {
+                        retirements.releasing(lease);
+                        lease.close();
+                      });
                   return null;
                 }));
       }
@@ -204,6 +247,7 @@ class StressTest {
                 ThreadLocalRandom random = ThreadLocalRandom.current();
                 for (int pass = 0; !workersDone.get(); pass++) {
                   if (pass % 16 == 0) {
+                    retirements.checkConnections(connector);
                     int most =
                         connector.connections().stream()
                             .collect(
@@ -219,7 +263,9 @@ class StressTest {
                   if (bounded) {
                     clock.forward(Duration.ofSeconds(1));
                   }
+                  retirements.passesStarted.incrementAndGet();
                   connector.expire();
+                  retirements.passesEnded.incrementAndGet();
                   connector.closeOnRelease("backend-" + random.nextInt(addresses));
                   if (connector.connectionCount() < 0
                       || connector.leaseCount() < 0
@@ -271,6 +317,24 @@ class StressTest {
         assertThat(retired).as("channels retired (rule 11 exercised)").hasPositiveValue();
       }
       assertThat(failedAtStart).as("calls on held leases that failed at start").hasValue(0);
+      System.out.printf(
+          "StressTest.invariantsHoldUnderConcurrentDialReleaseExpireAndCloseOnRelease(%d, %b, %b):"
+              + " %d leases, %s%n",
+          addresses, bounded, failing, leasesTaken.get(), retirements.summary(dialer));
+      assertThat(retirements.violations).as("retirements for silence").isEmpty();
+      assertThat(retirements.shutDownUnderLease)
+          .as("channels shut down under a lease held on them")
+          .hasValue(0);
+      assertThat(retirements.retired).as("channels retired for silence").isNotEmpty();
+      assertThat(retirements.misreported())
+          .as(
+              "per address, channels retired for silence less UNHEALTHY closes reported (%d"
+                  + " retired, %d reported)",
+              retirements.retired.size(), retirements.unhealthyCloses.get())
+          .isEmpty();
+      assertThat(retirements.mostInOneInterval)
+          .as("most retirements of one address between two passes")
+          .hasValueLessThanOrEqualTo(Math.max(1, MAX_CHANNELS_PER_ADDRESS / 2));
       assertThat(shutDownUnderCall).as("calls whose channel was shut down under them").hasValue(0);
       assertThat(callsStarted).hasPositiveValue();
       assertThat(leasesReleasedUnderCalls)
@@ -542,6 +606,130 @@ class StressTest {
     }
   }
 
+  /**
+   * The retirements for silence the workers ask for, and their invariants: see the class comment.
+   * Thread-safe.
+   */
+  static final class Retirements {
+    /** Expiry passes begun and ended: a retirement between the same two passes reads both equal. */
+    final AtomicLong passesStarted = new AtomicLong();
+
+    final AtomicLong passesEnded = new AtomicLong();
+
+    /** The channels a retirement was asked for, by id, added before the call. */
+    final Set<Long> asked = ConcurrentHashMap.newKeySet();
+
+    /** The channels retired, by id, with the ticket taken once the retirement had returned. */
+    final Map<Long, Long> retired = new ConcurrentHashMap<>();
+
+    private final AtomicLong tickets = new AtomicLong();
+    final AtomicLong refused = new AtomicLong();
+    final AtomicLong shutDownUnderLease = new AtomicLong();
+    final AtomicLong unhealthyCloses = new AtomicLong();
+
+    /** Per address: channels retired, less UNHEALTHY closes reported; 0 for each in the end. */
+    private final Map<String, AtomicInteger> unreported = new ConcurrentHashMap<>();
+
+    /** Retirements per address and interval, of those certainly within one interval. */
+    private final Map<String, AtomicInteger> perInterval = new ConcurrentHashMap<>();
+
+    final AtomicInteger mostInOneInterval = new AtomicInteger();
+    final AtomicLong withinOneInterval = new AtomicLong();
+    final Queue<String> violations = new ConcurrentLinkedQueue<>();
+
+    /** Asks the connector to retire {@code entry}, as its health would, and checks the outcome. */
+    void retire(CachingConnector connector, Entry entry, boolean underLease) {
+      asked.add(entry.id);
+      long ended = passesEnded.get();
+      long started = passesStarted.get();
+      boolean done = connector.retireSilent(entry);
+      boolean oneInterval = started == ended && passesStarted.get() == started;
+      if (underLease && entry.channel().isShutdown()) {
+        shutDownUnderLease.incrementAndGet();
+        violations.add("channel " + entry.id + " shut down by its retirement under a lease");
+      }
+      if (!done) {
+        refused.incrementAndGet();
+        return;
+      }
+      retired.put(entry.id, tickets.incrementAndGet());
+      unreported.computeIfAbsent(entry.address, a -> new AtomicInteger()).incrementAndGet();
+      if (oneInterval) {
+        withinOneInterval.incrementAndGet();
+        int count =
+            perInterval
+                .computeIfAbsent(entry.address + " after pass " + ended, k -> new AtomicInteger())
+                .incrementAndGet();
+        mostInOneInterval.accumulateAndGet(count, Math::max);
+      }
+    }
+
+    /** The listener heard of a channel of {@code address} closed with cause UNHEALTHY. */
+    void closedUnhealthy(String address) {
+      unhealthyCloses.incrementAndGet();
+      unreported.computeIfAbsent(address, a -> new AtomicInteger()).decrementAndGet();
+    }
+
+    /**
+     * The addresses whose channels retired and UNHEALTHY closes reported differ, and by how much.
+     */
+    Map<String, Integer> misreported() {
+      Map<String, Integer> differing = new TreeMap<>();
+      unreported.forEach(
+          (address, difference) -> {
+            if (difference.get() != 0) {
+              differing.put(address, difference.get());
+            }
+          });
+      return differing;
+    }
+
+    /** Before a worker releases {@code lease}: its channel must not have been shut down. */
+    void releasing(LeasedChannel lease) {
+      if (lease.entry.channel().isShutdown()) {
+        shutDownUnderLease.incrementAndGet();
+        violations.add(
+            "channel " + lease.entry.id + " of " + lease.address() + " shut down under a lease");
+      }
+    }
+
+    /**
+     * Each channel retired before {@code connections()} is read that it lists is closing with cause
+     * UNHEALTHY, and each it lists with cause UNHEALTHY was asked to retire.
+     */
+    void checkConnections(CachingConnector connector) {
+      long before = tickets.get();
+      for (ConnectionInfo info : connector.connections()) {
+        Long ticket = retired.get(info.id());
+        if (ticket != null
+            && ticket <= before
+            && !(info.closing() && info.closeCause() == CloseCause.UNHEALTHY)) {
+          violations.add("retired for silence, but listed as " + info);
+        }
+        if (info.closeCause() == CloseCause.UNHEALTHY && !asked.contains(info.id())) {
+          violations.add("listed as retired for silence, but never asked to retire: " + info);
+        }
+      }
+    }
+
+    String summary(TrackingDialer dialer) {
+      long enterIdles = 0;
+      for (TrackedChannel channel : dialer.created) {
+        enterIdles += channel.enterIdles.get();
+      }
+      return String.format(
+          "%d channels of %d retired for silence (%d of them certainly between the same two"
+              + " passes, at most %d of one address there), %d retirements refused, %d silent"
+              + " first channels dropped their connection",
+          retired.size(),
+          dialer.created.size(),
+          withinOneInterval.get(),
+          mostInOneInterval.get(),
+          refused.get(),
+          enterIdles);
+    }
+  }
+
   /** Channels an address may have in {@link #racingDialsNeverLeaseAChannelPastItsLimit}. */
   static final int POOL_ROOM = 64;
 
@@ -569,7 +757,8 @@ class StressTest {
    * draining until forced and a grace period of an hour: {@code close()} must force every channel,
    * those that expiry shut down before and during it included, exactly once, and not leave that to
    * a task an hour later. Before {@code close()} no channel is shut down under a call; after it,
-   * every call has ended, those still in flight cancelled by it.
+   * every call has ended, those still in flight cancelled by it. Channels are retired for silence
+   * meanwhile, under their lease or after it, and close() races those retirements too.
    */
   @Test
   void closeRacingExpiryAndDialsForcesEveryDrainingChannelExactlyOnce() throws Exception {
@@ -609,14 +798,22 @@ class StressTest {
                 () -> {
                   Deque<FakeCall<?, ?>> inFlight = new ArrayDeque<>();
                   for (int i = 0; ; i++) {
+                    Entry used;
                     try (LeasedChannel lease = connector.dial("backend-" + i % 16)) {
+                      used = lease.entry;
                       if (i % 3 == 0) {
                         FakeCall<?, ?> call = FakeCall.startOn(lease);
                         calls.add(call);
                         inFlight.add(call);
                       }
+                      if (i % 5 == 0) {
+                        connector.retireSilent(used); // under the lease, and maybe a call
+                      }
                     } catch (IllegalStateException e) {
                       return null; // closed
+                    }
+                    if (i % 7 == 0) {
+                      connector.retireSilent(used); // released, maybe under a call
                     }
                     if (inFlight.size() > 8) {
                       FakeCall<?, ?> call = inFlight.removeFirst();

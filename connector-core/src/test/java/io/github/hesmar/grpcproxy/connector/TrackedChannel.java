@@ -29,6 +29,11 @@ final class TrackedChannel extends ManagedChannel {
   final AtomicInteger shutdowns = new AtomicInteger();
   final AtomicInteger shutdownNows = new AtomicInteger();
 
+  /**
+   * Calls of {@link #enterIdle()}: a silent first channel with extra channels drops its connection.
+   */
+  final AtomicInteger enterIdles = new AtomicInteger();
+
   /** The fake calls started on this channel and not closed yet. */
   final Set<FakeCall<?, ?>> callsInFlight = ConcurrentHashMap.newKeySet();
 
@@ -66,6 +71,14 @@ final class TrackedChannel extends ManagedChannel {
       call.close(FakeCall.SHUT_DOWN_NOW);
     }
     return this;
+  }
+
+  @Override
+  public void enterIdle() {
+    enterIdles.incrementAndGet();
+    if (delegate != null) {
+      delegate.enterIdle();
+    }
   }
 
   @Override
