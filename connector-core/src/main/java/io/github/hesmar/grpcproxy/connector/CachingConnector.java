@@ -451,12 +451,12 @@ public final class CachingConnector implements AutoCloseable {
     return expirer.expire();
   }
 
-  /** When {@code entry} passes its maximum age; for tests. */
   /** Retires a channel its health found silent; see {@link ChannelTable#retireSilent}. */
   boolean retireSilent(Entry entry) {
     return table.retireSilent(entry);
   }
 
+  /** When {@code entry} passes its maximum age; for tests. */
   long retireAt(Entry entry) {
     return expirer.retireAt(entry);
   }

@@ -115,9 +115,6 @@ final class ChannelHealth {
   private long probeSentMillis = Long.MIN_VALUE / 2;
   private boolean silent;
 
-  /** Of a first channel: its address's channels retired for silence since the last expiry pass. */
-  private int retirements;
-
   ChannelHealth(Entry entry, Policy policy) {
     this.entry = entry;
     this.policy = policy;
@@ -305,23 +302,6 @@ final class ChannelHealth {
     if (retire) {
       retire();
     }
-  }
-
-  /**
-   * Takes one of the retirements for silence that this first channel's address may have until the
-   * next expiry pass, of {@code allowed}; returns false if none is left.
-   */
-  synchronized boolean takeRetirement(int allowed) {
-    if (retirements >= allowed) {
-      return false;
-    }
-    retirements++;
-    return true;
-  }
-
-  /** An expiry pass: the address's retirements for silence start again from none. */
-  synchronized void pass() {
-    retirements = 0;
   }
 
   /** The probe's stream: what arrives on it counts as {@link #inbound}. */

@@ -99,7 +99,15 @@ final class ChannelTable {
    * to {@code closes} for the caller to report.
    */
   boolean detach(Entry entry, CloseCause cause, List<Closed> closes) {
-    if (!entry.detach(cause)) {
+    return detach(entry, cause, closes, /* onlyAlone= */ false);
+  }
+
+  /**
+   * {@link #detach(Entry, CloseCause, List)}; if {@code onlyAlone}, a first channel is detached
+   * only while it has no extra channel (see {@link Entry#detachIfAlone}).
+   */
+  private boolean detach(Entry entry, CloseCause cause, List<Closed> closes, boolean onlyAlone) {
+    if (!(onlyAlone ? entry.detachIfAlone(cause) : entry.detach(cause))) {
       return false;
     }
     unlink(entry);
@@ -127,7 +135,8 @@ final class ChannelTable {
   boolean retireSilent(Entry entry) {
     Entry first = entry.firstChannel == null ? entry : entry.firstChannel;
     Entry[] extras = AddressPool.extras(first);
-    if (!entry.isLeasable() || !first.health.takeRetirement(Math.max(1, (1 + extras.length) / 2))) {
+    if (!entry.isLeasable()
+        || !takeRetirement(entry.address, Math.max(1, (1 + extras.length) / 2))) {
       return false;
     }
     if (entry == first && extras.length > 0) {
@@ -136,7 +145,12 @@ final class ChannelTable {
     }
     List<Closed> closes = new ArrayList<>(1);
     try {
-      if (!detach(entry, CloseCause.UNHEALTHY, closes)) {
+      // A first channel read alone may have got an extra channel since: it is then detached only
+      // if it still has none, so that the extra channel is not retired with it.
+      if (!detach(entry, CloseCause.UNHEALTHY, closes, /* onlyAlone= */ entry == first)) {
+        if (entry == first && entry.isLeasable()) {
+          entry.channel().enterIdle(); // it has extra channels now: as if it had had them
+        }
         return false;
       }
       if (close(entry, /* force= */ false)) {
@@ -146,6 +160,36 @@ final class ChannelTable {
     } finally {
       count.reportAll(closes, /* counted= */ false);
     }
+  }
+
+  /**
+   * Per address, its retirements for silence since the last expiry pass, a dropped connection
+   * included: the address's budget, kept apart from its first channel, which may be replaced within
+   * the interval (a lone channel retired, closeOnRelease, expiry or eviction).
+   */
+  private final ConcurrentHashMap<String, Integer> retiredForSilence = new ConcurrentHashMap<>();
+
+  /**
+   * Takes one of the {@code allowed} retirements for silence of {@code address}, if one is left.
+   */
+  private boolean takeRetirement(String address, int allowed) {
+    boolean[] taken = {false};
+    retiredForSilence.compute(
+        address,
+        (key, used) -> {
+          int now = used == null ? 0 : used;
+          if (now >= allowed) {
+            return used;
+          }
+          taken[0] = true;
+          return now + 1;
+        });
+    return taken[0];
+  }
+
+  /** An expiry pass: every address's retirements for silence start again from none. */
+  void newSilenceInterval() {
+    retiredForSilence.clear();
   }
 
   /** {@link #detach}, then reports what it closed (only if the connector is closed). */

@@ -571,6 +571,32 @@ final class Entry {
   }
 
   /**
+   * Detaches this published first channel as {@link #detach} does, but only while it has no extra
+   * channel; returns whether it did. The extra channels are read under CLOSING, and a dial adding
+   * one writes the array before it reads this state (waiting out CLOSING, see {@link AddressPool}):
+   * either this sees the extra channel and gives up, or the dial sees DETACHED and fails its extra
+   * channel before dialing it.
+   */
+  boolean detachIfAlone(CloseCause cause) {
+    for (; ; ) {
+      long state = settledState();
+      if ((state & (PENDING | DETACHED | CLOSED)) != 0) {
+        return false;
+      }
+      if (!STATE.compareAndSet(this, state, state | CLOSING)) {
+        continue;
+      }
+      if (extras != null) {
+        STATE.getAndBitwiseAnd(this, ~CLOSING);
+        return false;
+      }
+      detachCause = cause; // before DETACHED: no reader waits for it
+      STATE.getAndBitwiseXor(this, CLOSING | DETACHED); // keeps a DIALED set meanwhile
+      return true;
+    }
+  }
+
+  /**
    * Why this entry, detached, was detached: its winner writes the cause just after the
    * compare-and-set, so a reader may wait a few steps for it. SHUTDOWN if it was not detached but
    * closed by the connector's close.

@@ -67,8 +67,8 @@ final class Expirer {
     passLock.lock();
     try {
       long now = clock.millis();
+      table.newSilenceInterval(); // the addresses' retirements for silence: one budget per interval
       for (Entry entry : table.firstChannels()) {
-        entry.health.pass(); // the address's retirements for silence: one budget per interval
         for (Entry extra : AddressPool.extras(entry)) {
           expireAttached(extra, now, closes);
         }
