@@ -25,6 +25,9 @@ class CachingConnectorPropertiesMetadataTest {
     "grpc.connector.pool.max-calls-per-channel, 100, HTTP/2 connection",
     "grpc.connector.pool.max-channels-per-address, 8, one channel per address",
     "grpc.connector.dial-timeout, 30s, How long a dial may be in flight",
+    "grpc.connector.silent-channel.retire, true, Whether to retire silent channels",
+    "grpc.connector.silent-channel.failed-calls, 3, Calls in a row on a channel",
+    "grpc.connector.silent-channel.silence, 10s, How long the server must stay silent",
   })
   void metadataDescribesThePropertyWithItsDefault(
       String property, String defaultValue, String described) throws Exception {
