@@ -38,6 +38,20 @@ class CachingConnectorPropertiesMetadataTest {
         .startsWith(CachingConnectorProperties.class.getName());
   }
 
+  @ParameterizedTest(name = "{0} defaults to {1}")
+  @CsvSource({
+    "grpc.connector.channel.keepalive.enabled, true, Whether to send keepalive pings",
+    "grpc.connector.channel.keepalive.time, 5m, too_many_pings",
+    "grpc.connector.channel.keepalive.timeout, 20s, acknowledgement",
+    "grpc.connector.channel.keepalive.without-calls, false, Servers refuse those by default",
+  })
+  void metadataDescribesTheKeepaliveOptionsWithTheirDefaults(
+      String property, String defaultValue, String described) throws Exception {
+    Map<String, Object> entry = entry(property);
+    assertThat(String.valueOf(entry.get("defaultValue"))).isEqualTo(defaultValue);
+    assertThat((String) entry.get("description")).contains(described);
+  }
+
   @ParameterizedTest(name = "{0} has no default")
   @CsvSource({
     "grpc.connector.maximum-channels, java.lang.Integer, least recently used first",
