@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
 import io.github.hesmar.grpcproxy.connector.Dialer;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
 import java.net.URI;
@@ -17,6 +18,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Nested;
@@ -147,7 +149,8 @@ class CachingConnectorActuatorHttpTest {
             .containsEntry("idlePasses", 0)
             .containsEntry("state", "READY")
             .containsEntry("closing", false)
-            .containsKeys("createdAt", "lastDialedAt", "age");
+            .doesNotContainKey("closeCause")
+            .containsKeys("stateSince", "createdAt", "lastDialedAt", "age");
         assertThat(connections.get(1))
             .containsEntry("leases", 1)
             .containsEntry("calls", 0)
@@ -398,6 +401,51 @@ class CachingConnectorActuatorHttpTest {
         assertThat(withoutAge(connectionsIn(byAddress.getBody())))
             .isEqualTo(withoutAge(connections));
       }
+    }
+
+    @Test
+    void endpointShowsSinceWhenEachChannelIsInItsStateAndWhyAClosingOneCloses() {
+      try (LeasedChannel kept = connector.dial(backend.address());
+          LeasedChannel detached = connector.dial(backend.dnsAddress())) {
+        LoopbackBackend.check(kept);
+        LoopbackBackend.check(detached);
+        assertThat(connector.closeOnRelease(backend.dnsAddress())).isTrue();
+        Map<Long, ConnectionInfo> infos =
+            connector.connections().stream()
+                .collect(Collectors.toMap(ConnectionInfo::id, info -> info));
+
+        List<Map<String, Object>> channels =
+            connectionsIn(
+                client(port).get().uri("/actuator/grpcconnections").retrieve().body(JSON));
+        assertThat(channels)
+            .extracting(channel -> channel.get("address"))
+            .containsExactly(backend.dnsAddress(), backend.address());
+        assertThat(channels.get(0))
+            .containsEntry("state", "READY")
+            .containsEntry("closing", true)
+            .containsEntry("closeCause", "RELEASED");
+        assertThat(channels.get(1))
+            .containsEntry("state", "READY")
+            .containsEntry("closing", false)
+            .doesNotContainKey("closeCause");
+        assertThat(channels)
+            .allSatisfy(
+                channel -> {
+                  ConnectionInfo info = infos.get(((Number) channel.get("id")).longValue());
+                  Instant stateSince = Instant.parse((String) channel.get("stateSince"));
+                  assertThat(stateSince)
+                      .isEqualTo(info.stateSince())
+                      .isAfterOrEqualTo(Instant.parse((String) channel.get("createdAt")));
+                });
+      }
+      // The class's tests share the context: leave no closing channel behind.
+      await()
+          .atMost(Duration.ofSeconds(10))
+          .until(
+              () -> {
+                connector.expire();
+                return connector.connections().stream().noneMatch(ConnectionInfo::closing);
+              });
     }
 
     @Test
