@@ -515,8 +515,10 @@ public class CachingConnectorProperties implements Validator {
   public static class Health {
 
     /**
-     * Whether a channel in TRANSIENT_FAILURE makes the grpcConnector health DOWN. Off by default: a
-     * backend being down does not make this application down.
+     * Whether an address all of whose channels are in TRANSIENT_FAILURE makes the grpcConnector
+     * health DOWN (one failing channel beside a working sibling does not). Off by default: a
+     * backend being down does not make this application down; the health lists such addresses, with
+     * since when, either way.
      */
     private boolean downOnTransientFailure = false;
 

@@ -7,6 +7,9 @@ import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
 import io.github.hesmar.grpcproxy.connector.Dialer;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
+import io.grpc.ConnectivityState;
+import java.io.IOException;
+import java.net.ServerSocket;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
@@ -335,7 +338,49 @@ class CachingConnectorActuatorHttpTest {
         assertThat(details)
             .containsEntry("connections", connector.connectionCount())
             .containsEntry("leases", connector.leaseCount())
-            .containsEntry("transientFailures", List.of());
+            .containsEntry("transientFailures", List.of())
+            .containsEntry("downSince", Map.of());
+      }
+    }
+
+    @Test
+    void healthListsAnAddressWhoseChannelsAllFailWithSinceWhenAndStaysUp() throws IOException {
+      String address;
+      try (ServerSocket closed = new ServerSocket(0)) {
+        address = "localhost:" + closed.getLocalPort(); // nothing listens once closed
+      }
+      try {
+        try (LeasedChannel channel = connector.dial(address)) {
+          channel.getState(/* requestConnection= */ true);
+          await()
+              .atMost(Duration.ofSeconds(10))
+              .until(() -> channel.getState(false) == ConnectivityState.TRANSIENT_FAILURE);
+        }
+        Instant since =
+            connector.connections().stream()
+                .filter(info -> info.address().equals(address))
+                .findFirst()
+                .orElseThrow()
+                .stateSince();
+        Map<String, Object> health =
+            client(port).get().uri("/actuator/health/grpcConnector").retrieve().body(JSON);
+        assertThat(health).containsEntry("status", "UP");
+        @SuppressWarnings("unchecked")
+        Map<String, Object> details = (Map<String, Object>) health.get("details");
+        assertThat(details)
+            .containsEntry("transientFailures", List.of(address))
+            .containsEntry("downSince", Map.of(address, since.toString()));
+      } finally {
+        // The class's tests share the context: leave no failing channel behind.
+        connector.closeOnRelease(address);
+        await()
+            .atMost(Duration.ofSeconds(10))
+            .until(
+                () -> {
+                  connector.expire();
+                  return connector.connections().stream()
+                      .noneMatch(info -> info.address().equals(address));
+                });
       }
     }
   }
