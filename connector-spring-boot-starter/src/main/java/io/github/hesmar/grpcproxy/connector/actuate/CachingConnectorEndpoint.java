@@ -191,7 +191,12 @@ public class CachingConnectorEndpoint {
    *     calls started to queue on it
    * @param idlePasses consecutive expiry passes that found it unused (it closes at the second)
    * @param state its connectivity state, or {@code null} if unknown
+   * @param stateSince when it entered {@code state} (as far as the connector saw, from its creation
+   *     on), or {@code null} if its state is unknown
    * @param closing whether it closes once its leases are released and its calls have ended
+   * @param closeCause why it closes, if {@code closing}: {@code RELEASED} (close-on-release, as the
+   *     delete does), {@code STALE} (found shut down), {@code MAX_AGE} or {@code UNHEALTHY} (its
+   *     connection went silent); {@code null} if it is not closing
    * @param createdAt when it was created
    * @param lastDialedAt when it was last leased, to within one expiry pass
    * @param age how long before the read it was created, in milliseconds, as an ISO-8601 duration
@@ -206,7 +211,9 @@ public class CachingConnectorEndpoint {
       int limit,
       int idlePasses,
       @Nullable String state,
+      @Nullable Instant stateSince,
       boolean closing,
+      @Nullable String closeCause,
       Instant createdAt,
       Instant lastDialedAt,
       String age) {
@@ -221,7 +228,9 @@ public class CachingConnectorEndpoint {
           info.limit(),
           info.idlePasses(),
           info.state() == null ? null : info.state().name(),
+          info.stateSince(),
           info.closing(),
+          info.closeCause() == null ? null : info.closeCause().name(),
           info.createdAt(),
           info.lastDialedAt(),
           Duration.between(info.createdAt(), now).truncatedTo(ChronoUnit.MILLIS).toString());

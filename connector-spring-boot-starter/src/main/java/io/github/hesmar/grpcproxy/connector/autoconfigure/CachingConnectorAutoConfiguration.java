@@ -70,6 +70,12 @@ public final class CachingConnectorAutoConfiguration {
     if (maxChannelAge != null) {
       builder.maxChannelAge(maxChannelAge);
     }
+    CachingConnectorProperties.SilentChannel silentChannel = properties.getSilentChannel();
+    Duration silence = silentChannel.getSilence();
+    if (silence != null) {
+      builder.silentChannel(silentChannel.getFailedCalls(), silence);
+    }
+    builder.retireSilentChannels(silentChannel.isRetire());
     Duration gracePeriod = properties.getShutdown().getGracePeriod();
     if (gracePeriod != null) {
       builder.shutdownGracePeriod(gracePeriod);

@@ -64,6 +64,8 @@ public class CachingConnectorProperties implements Validator {
 
   private final Pool pool = new Pool();
 
+  private final SilentChannel silentChannel = new SilentChannel();
+
   private final Shutdown shutdown = new Shutdown();
 
   @NestedConfigurationProperty private final ChannelProperties channel = new ChannelProperties();
@@ -129,6 +131,10 @@ public class CachingConnectorProperties implements Validator {
 
   public Pool getPool() {
     return this.pool;
+  }
+
+  public SilentChannel getSilentChannel() {
+    return this.silentChannel;
   }
 
   public Shutdown getShutdown() {
@@ -208,6 +214,26 @@ public class CachingConnectorProperties implements Validator {
         "pool.max-channels-per-address",
         properties.pool.maxChannelsPerAddress,
         8);
+    positive(
+        errors,
+        "silentChannel.failedCalls",
+        "silent-channel.failed-calls",
+        properties.silentChannel.failedCalls,
+        3);
+    Duration silence = properties.silentChannel.silence;
+    if (silence == null) {
+      reject(
+          errors,
+          "silentChannel.silence",
+          "silent-channel.silence",
+          "must be set, for example 10s");
+    } else if (silence.toMillis() <= 0) {
+      reject(
+          errors,
+          "silentChannel.silence",
+          "silent-channel.silence",
+          "must be at least 1ms, was " + silence + " (for example 10s)");
+    }
     if (properties.observation.maxMethodTags < 0) {
       reject(
           errors,
@@ -376,6 +402,62 @@ public class CachingConnectorProperties implements Validator {
     }
   }
 
+  /**
+   * Channels whose connection went silent: it stopped carrying anything from the server without
+   * closing (a dropped NAT or load-balancer entry, a frozen backend), so the channel stays READY
+   * and every call on it runs into its deadline. Such a channel is retired, as one past its maximum
+   * age is: new dials get a fresh channel, and the old one closes once its leases and calls have
+   * ended (counted in grpc.connector.channels.closed with cause unhealthy). An address retires at
+   * most half its channels (at least one) between two expiry passes.
+   */
+  public static class SilentChannel {
+
+    /**
+     * Whether to retire silent channels. Off: failed calls are not counted and no probe is sent, so
+     * a silent channel stays until its connection closes (keepalive, see channel.keepalive.*) or it
+     * expires.
+     */
+    private boolean retire = true;
+
+    /**
+     * Calls in a row on a channel that must end DEADLINE_EXCEEDED (or UNAVAILABLE because keepalive
+     * failed), with nothing from the server in between, before the channel counts as silent.
+     */
+    private int failedCalls = 3;
+
+    /**
+     * How long the server must stay silent: the first failed call of a run sends one probe (a
+     * grpc.health.v1.Health/Check call, which any live gRPC server answers, if only with
+     * UNIMPLEMENTED) with this deadline; the channel counts as silent only if the probe heard
+     * nothing. A backend that is merely slow answers the probe and is never retired.
+     */
+    private @Nullable Duration silence = Duration.ofSeconds(10);
+
+    public boolean isRetire() {
+      return this.retire;
+    }
+
+    public void setRetire(boolean retire) {
+      this.retire = retire;
+    }
+
+    public int getFailedCalls() {
+      return this.failedCalls;
+    }
+
+    public void setFailedCalls(int failedCalls) {
+      this.failedCalls = failedCalls;
+    }
+
+    public @Nullable Duration getSilence() {
+      return this.silence;
+    }
+
+    public void setSilence(@Nullable Duration silence) {
+      this.silence = silence;
+    }
+  }
+
   /** Closing of the connector with the application context. */
   public static class Shutdown {
 
@@ -433,8 +515,10 @@ public class CachingConnectorProperties implements Validator {
   public static class Health {
 
     /**
-     * Whether a channel in TRANSIENT_FAILURE makes the grpcConnector health DOWN. Off by default: a
-     * backend being down does not make this application down.
+     * Whether an address all of whose channels are in TRANSIENT_FAILURE makes the grpcConnector
+     * health DOWN (one failing channel beside a working sibling does not). Off by default: a
+     * backend being down does not make this application down; the health lists such addresses, with
+     * since when, either way.
      */
     private boolean downOnTransientFailure = false;
 

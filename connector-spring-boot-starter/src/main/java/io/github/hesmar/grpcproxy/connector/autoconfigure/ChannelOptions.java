@@ -15,12 +15,15 @@ import org.springframework.util.unit.DataSize;
  * or those of the matching {@code grpc.connector.targets.<name>} over them. Immutable.
  *
  * @param sslBundleProperty the property that named {@code sslBundle}, for start-up errors
+ * @param keepalive whether the channels send keepalive pings; when false the other keepalive
+ *     options are not applied (grpc-java's default: no pings)
  */
 record ChannelOptions(
     boolean plaintext,
     @Nullable String sslBundle,
     String sslBundleProperty,
     @Nullable Duration idleTimeout,
+    boolean keepalive,
     @Nullable Duration keepaliveTime,
     @Nullable Duration keepaliveTimeout,
     boolean keepaliveWithoutCalls,
@@ -44,6 +47,7 @@ record ChannelOptions(
         StringUtils.hasText(bundle) ? bundle : null,
         CachingConnectorProperties.PREFIX + ".channel.ssl.bundle",
         channel.getIdle().getTimeout(),
+        Boolean.TRUE.equals(channel.getKeepalive().getEnabled()),
         channel.getKeepalive().getTime(),
         channel.getKeepalive().getTimeout(),
         Boolean.TRUE.equals(channel.getKeepalive().getWithoutCalls()),
@@ -55,13 +59,15 @@ record ChannelOptions(
 
   /**
    * These options with those that {@code target} sets in their place. A target that names an SSL
-   * bundle and does not set plaintext uses TLS, whatever the global plaintext.
+   * bundle and does not set plaintext uses TLS, whatever the global plaintext; one that sets a
+   * keepalive time and does not set keepalive.enabled has keepalive on, whatever the global switch.
    */
   ChannelOptions overriddenBy(String name, TargetProperties target) {
     String bundle = target.getSsl().getBundle();
     @Nullable Boolean targetPlaintext = target.getPlaintext();
-    ChannelProperties.Keepalive keepalive = target.getKeepalive();
-    @Nullable Boolean withoutCalls = keepalive.getWithoutCalls();
+    ChannelProperties.Keepalive targetKeepalive = target.getKeepalive();
+    @Nullable Boolean withoutCalls = targetKeepalive.getWithoutCalls();
+    @Nullable Boolean keepaliveOn = targetKeepalive.getEnabled();
     @Nullable DataSize messageSize = target.getInbound().getMessage().getMaxSize();
     @Nullable DataSize metadataSize = target.getInbound().getMetadata().getMaxSize();
     return new ChannelOptions(
@@ -71,8 +77,9 @@ record ChannelOptions(
             ? CachingConnectorProperties.PREFIX + ".targets." + name + ".ssl.bundle"
             : sslBundleProperty,
         or(target.getIdle().getTimeout(), idleTimeout),
-        or(keepalive.getTime(), keepaliveTime),
-        or(keepalive.getTimeout(), keepaliveTimeout),
+        keepaliveOn != null ? keepaliveOn : (targetKeepalive.getTime() != null || keepalive),
+        or(targetKeepalive.getTime(), keepaliveTime),
+        or(targetKeepalive.getTimeout(), keepaliveTimeout),
         withoutCalls != null ? withoutCalls : keepaliveWithoutCalls,
         or(messageSize, maxInboundMessageSize),
         or(metadataSize, maxInboundMetadataSize),
@@ -87,10 +94,12 @@ record ChannelOptions(
   /** Sets every option but the credentials on {@code builder}. */
   void applyTo(ManagedChannelBuilder<?> builder) {
     MAP.from(idleTimeout).to(timeout -> builder.idleTimeout(timeout.toNanos(), NANOSECONDS));
-    MAP.from(keepaliveTime).to(time -> builder.keepAliveTime(time.toNanos(), NANOSECONDS));
-    MAP.from(keepaliveTimeout)
-        .to(timeout -> builder.keepAliveTimeout(timeout.toNanos(), NANOSECONDS));
-    MAP.from(keepaliveWithoutCalls).to(builder::keepAliveWithoutCalls);
+    if (keepalive) {
+      MAP.from(keepaliveTime).to(time -> builder.keepAliveTime(time.toNanos(), NANOSECONDS));
+      MAP.from(keepaliveTimeout)
+          .to(timeout -> builder.keepAliveTimeout(timeout.toNanos(), NANOSECONDS));
+      MAP.from(keepaliveWithoutCalls).to(builder::keepAliveWithoutCalls);
+    }
     MAP.from(maxInboundMessageSize)
         .to(size -> builder.maxInboundMessageSize(Math.toIntExact(size.toBytes())));
     MAP.from(maxInboundMetadataSize)

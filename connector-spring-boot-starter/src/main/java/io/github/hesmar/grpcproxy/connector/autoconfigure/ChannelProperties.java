@@ -77,6 +77,9 @@ public class ChannelProperties {
    */
   final void unsetDefaults() {
     this.plaintext = null;
+    this.keepalive.enabled = null;
+    this.keepalive.time = null;
+    this.keepalive.timeout = null;
     this.keepalive.withoutCalls = null;
     this.inbound.message.maxSize = null;
     this.inbound.metadata.maxSize = null;
@@ -118,20 +121,44 @@ public class ChannelProperties {
     }
   }
 
-  /** HTTP/2 keepalive pings of the channels. */
+  /**
+   * HTTP/2 keepalive pings of the channels, on by default: a connection that nothing arrives on for
+   * {@code time} is pinged, and closed if the ping is not acknowledged within {@code timeout}, so
+   * that a dead connection (a dropped NAT or load-balancer entry, a peer gone without a FIN) is
+   * found instead of holding calls until their deadlines.
+   */
   public static class Keepalive {
 
-    /** Delay between keepalive pings. Unset: no keepalive pings. */
-    private @Nullable Duration time;
+    /**
+     * Whether to send keepalive pings. Off: grpc-java's default, no pings (time, timeout and
+     * without-calls are then not applied).
+     */
+    private @Nullable Boolean enabled = true;
 
     /**
-     * How long to wait for a ping's acknowledgement before closing the transport. Unset:
-     * grpc-java's default (20 seconds).
+     * How long a connection may receive nothing before it is pinged. Not below the servers' minimum
+     * (permitKeepAliveTime, 5 minutes by default in grpc-java and grpc-go): a client that pings
+     * more often is sent GOAWAY too_many_pings and loses its connection.
      */
-    private @Nullable Duration timeout;
+    private @Nullable Duration time = Duration.ofMinutes(5);
 
-    /** Whether to send keepalive pings while there are no calls. */
+    /** How long to wait for a ping's acknowledgement before closing the connection. */
+    private @Nullable Duration timeout = Duration.ofSeconds(20);
+
+    /**
+     * Whether to send keepalive pings while there are no calls. Servers refuse those by default
+     * (permitKeepAliveWithoutCalls is false in grpc-java and grpc-go) and answer with GOAWAY
+     * too_many_pings.
+     */
     private @Nullable Boolean withoutCalls = false;
+
+    public @Nullable Boolean getEnabled() {
+      return this.enabled;
+    }
+
+    public void setEnabled(@Nullable Boolean enabled) {
+      this.enabled = enabled;
+    }
 
     public @Nullable Duration getTime() {
       return this.time;

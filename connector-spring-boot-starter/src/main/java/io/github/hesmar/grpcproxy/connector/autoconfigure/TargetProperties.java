@@ -96,6 +96,7 @@ public class TargetProperties extends ChannelProperties {
     return getPlaintext() != null
         || getSsl().getBundle() != null
         || getIdle().getTimeout() != null
+        || getKeepalive().getEnabled() != null
         || getKeepalive().getTime() != null
         || getKeepalive().getTimeout() != null
         || getKeepalive().getWithoutCalls() != null

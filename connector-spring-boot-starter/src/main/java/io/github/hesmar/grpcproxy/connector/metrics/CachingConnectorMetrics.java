@@ -40,7 +40,7 @@ import org.jspecify.annotations.Nullable;
  *   <tr><td>{@value #CHANNELS_CREATION}</td><td>timer</td><td>seconds</td>
  *       <td>{@code result}: success, failure</td><td>{@code onDialComplete}</td></tr>
  *   <tr><td>{@value #CHANNELS_CLOSED}</td><td>counter</td><td>channels</td><td>{@code cause}:
- *       expired, released, stale, shutdown, evicted, max_age</td><td>{@code onClose}</td></tr>
+ *       expired, released, stale, shutdown, evicted, max_age, unhealthy</td><td>{@code onClose}</td></tr>
  *   <tr><td>{@value #LEASES_ACTIVE}</td><td>gauge</td><td>leases</td><td></td>
  *       <td>{@link CachingConnector#leaseCount()}</td></tr>
  *   <tr><td>{@value #CALLS_ACTIVE}</td><td>gauge</td><td>calls</td><td></td>

@@ -4,8 +4,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
+import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
 import io.github.hesmar.grpcproxy.connector.Dialer;
 import io.github.hesmar.grpcproxy.connector.LeasedChannel;
+import io.grpc.ConnectivityState;
+import java.io.IOException;
+import java.net.ServerSocket;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
@@ -17,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Nested;
@@ -147,7 +152,8 @@ class CachingConnectorActuatorHttpTest {
             .containsEntry("idlePasses", 0)
             .containsEntry("state", "READY")
             .containsEntry("closing", false)
-            .containsKeys("createdAt", "lastDialedAt", "age");
+            .doesNotContainKey("closeCause")
+            .containsKeys("stateSince", "createdAt", "lastDialedAt", "age");
         assertThat(connections.get(1))
             .containsEntry("leases", 1)
             .containsEntry("calls", 0)
@@ -332,7 +338,49 @@ class CachingConnectorActuatorHttpTest {
         assertThat(details)
             .containsEntry("connections", connector.connectionCount())
             .containsEntry("leases", connector.leaseCount())
-            .containsEntry("transientFailures", List.of());
+            .containsEntry("transientFailures", List.of())
+            .containsEntry("downSince", Map.of());
+      }
+    }
+
+    @Test
+    void healthListsAnAddressWhoseChannelsAllFailWithSinceWhenAndStaysUp() throws IOException {
+      String address;
+      try (ServerSocket closed = new ServerSocket(0)) {
+        address = "localhost:" + closed.getLocalPort(); // nothing listens once closed
+      }
+      try {
+        try (LeasedChannel channel = connector.dial(address)) {
+          channel.getState(/* requestConnection= */ true);
+          await()
+              .atMost(Duration.ofSeconds(10))
+              .until(() -> channel.getState(false) == ConnectivityState.TRANSIENT_FAILURE);
+        }
+        Instant since =
+            connector.connections().stream()
+                .filter(info -> info.address().equals(address))
+                .findFirst()
+                .orElseThrow()
+                .stateSince();
+        Map<String, Object> health =
+            client(port).get().uri("/actuator/health/grpcConnector").retrieve().body(JSON);
+        assertThat(health).containsEntry("status", "UP");
+        @SuppressWarnings("unchecked")
+        Map<String, Object> details = (Map<String, Object>) health.get("details");
+        assertThat(details)
+            .containsEntry("transientFailures", List.of(address))
+            .containsEntry("downSince", Map.of(address, since.toString()));
+      } finally {
+        // The class's tests share the context: leave no failing channel behind.
+        connector.closeOnRelease(address);
+        await()
+            .atMost(Duration.ofSeconds(10))
+            .until(
+                () -> {
+                  connector.expire();
+                  return connector.connections().stream()
+                      .noneMatch(info -> info.address().equals(address));
+                });
       }
     }
   }
@@ -398,6 +446,51 @@ class CachingConnectorActuatorHttpTest {
         assertThat(withoutAge(connectionsIn(byAddress.getBody())))
             .isEqualTo(withoutAge(connections));
       }
+    }
+
+    @Test
+    void endpointShowsSinceWhenEachChannelIsInItsStateAndWhyAClosingOneCloses() {
+      try (LeasedChannel kept = connector.dial(backend.address());
+          LeasedChannel detached = connector.dial(backend.dnsAddress())) {
+        LoopbackBackend.check(kept);
+        LoopbackBackend.check(detached);
+        assertThat(connector.closeOnRelease(backend.dnsAddress())).isTrue();
+        Map<Long, ConnectionInfo> infos =
+            connector.connections().stream()
+                .collect(Collectors.toMap(ConnectionInfo::id, info -> info));
+
+        List<Map<String, Object>> channels =
+            connectionsIn(
+                client(port).get().uri("/actuator/grpcconnections").retrieve().body(JSON));
+        assertThat(channels)
+            .extracting(channel -> channel.get("address"))
+            .containsExactly(backend.dnsAddress(), backend.address());
+        assertThat(channels.get(0))
+            .containsEntry("state", "READY")
+            .containsEntry("closing", true)
+            .containsEntry("closeCause", "RELEASED");
+        assertThat(channels.get(1))
+            .containsEntry("state", "READY")
+            .containsEntry("closing", false)
+            .doesNotContainKey("closeCause");
+        assertThat(channels)
+            .allSatisfy(
+                channel -> {
+                  ConnectionInfo info = infos.get(((Number) channel.get("id")).longValue());
+                  Instant stateSince = Instant.parse((String) channel.get("stateSince"));
+                  assertThat(stateSince)
+                      .isEqualTo(info.stateSince())
+                      .isAfterOrEqualTo(Instant.parse((String) channel.get("createdAt")));
+                });
+      }
+      // The class's tests share the context: leave no closing channel behind.
+      await()
+          .atMost(Duration.ofSeconds(10))
+          .until(
+              () -> {
+                connector.expire();
+                return connector.connections().stream().noneMatch(ConnectionInfo::closing);
+              });
     }
 
     @Test

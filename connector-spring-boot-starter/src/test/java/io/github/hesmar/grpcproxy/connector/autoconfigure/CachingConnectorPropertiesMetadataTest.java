@@ -25,6 +25,9 @@ class CachingConnectorPropertiesMetadataTest {
     "grpc.connector.pool.max-calls-per-channel, 100, HTTP/2 connection",
     "grpc.connector.pool.max-channels-per-address, 8, one channel per address",
     "grpc.connector.dial-timeout, 30s, How long a dial may be in flight",
+    "grpc.connector.silent-channel.retire, true, Whether to retire silent channels",
+    "grpc.connector.silent-channel.failed-calls, 3, Calls in a row on a channel",
+    "grpc.connector.silent-channel.silence, 10s, How long the server must stay silent",
   })
   void metadataDescribesThePropertyWithItsDefault(
       String property, String defaultValue, String described) throws Exception {
@@ -33,6 +36,20 @@ class CachingConnectorPropertiesMetadataTest {
     assertThat((String) entry.get("description")).contains(described);
     assertThat((String) entry.get("sourceType"))
         .startsWith(CachingConnectorProperties.class.getName());
+  }
+
+  @ParameterizedTest(name = "{0} defaults to {1}")
+  @CsvSource({
+    "grpc.connector.channel.keepalive.enabled, true, Whether to send keepalive pings",
+    "grpc.connector.channel.keepalive.time, 5m, too_many_pings",
+    "grpc.connector.channel.keepalive.timeout, 20s, acknowledgement",
+    "grpc.connector.channel.keepalive.without-calls, false, Servers refuse those by default",
+  })
+  void metadataDescribesTheKeepaliveOptionsWithTheirDefaults(
+      String property, String defaultValue, String described) throws Exception {
+    Map<String, Object> entry = entry(property);
+    assertThat(String.valueOf(entry.get("defaultValue"))).isEqualTo(defaultValue);
+    assertThat((String) entry.get("description")).contains(described);
   }
 
   @ParameterizedTest(name = "{0} has no default")

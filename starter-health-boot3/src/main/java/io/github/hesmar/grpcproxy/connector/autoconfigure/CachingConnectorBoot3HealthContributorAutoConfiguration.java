@@ -14,7 +14,9 @@ import org.springframework.core.env.Environment;
 /**
  * Auto-configuration of the {@code grpcConnector} health contributor on Spring Boot 3.5, whose
  * health API is in {@code spring-boot-actuator}. Switched off with {@code
- * management.health.grpcconnector.enabled=false}.
+ * management.health.grpcconnector.enabled=false}. The contributor lists the addresses all of whose
+ * channels are in TRANSIENT_FAILURE, with since when, and is DOWN for them only with {@code
+ * grpc.connector.health.down-on-transient-failure=true}.
  *
  * <p>Compiled against Boot 3.5 in its own module and merged into the starter jar. On Boot 4 the
  * class condition, which names its classes as strings, skips it before any Boot 3 type is loaded,

@@ -5,58 +5,110 @@ import static java.util.Objects.requireNonNull;
 import io.github.hesmar.grpcproxy.connector.CachingConnector;
 import io.github.hesmar.grpcproxy.connector.ConnectionInfo;
 import io.grpc.ConnectivityState;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
+import java.util.TreeMap;
+import java.util.function.Supplier;
+import org.jspecify.annotations.Nullable;
 import org.springframework.boot.health.contributor.AbstractHealthIndicator;
 import org.springframework.boot.health.contributor.Health;
 
 /**
- * Health of a {@link CachingConnector}: its counts of channels and leases, and the addresses with a
- * channel in {@link ConnectivityState#TRANSIENT_FAILURE}, each once.
+ * Health of a {@link CachingConnector}: its counts of channels and leases, the addresses with a
+ * channel in {@link ConnectivityState#TRANSIENT_FAILURE}, and the addresses that are down, each
+ * with since when.
  *
- * <p>UP by default even when channels fail: a backend being down does not make this application
- * down. With {@code downOnTransientFailure}, any failing channel makes it DOWN. Thread-safe.
+ * <p>An address is down when all its channels are in TRANSIENT_FAILURE: one failing channel beside
+ * a sibling that works leaves it up. Only the channels that new dials can lease are judged (not
+ * those closing), unless all of the address's channels are closing. It is down since the latest
+ * time one of them entered TRANSIENT_FAILURE, that is since all of them fail.
+ *
+ * <p>UP by default even when addresses are down: a backend being down does not make this
+ * application down. With {@code downOnTransientFailure}, an address down makes it DOWN.
+ * Thread-safe.
  */
 public class CachingConnectorHealthIndicator extends AbstractHealthIndicator {
 
-  private final CachingConnector connector;
+  private final Supplier<List<ConnectionInfo>> connections;
   private final boolean downOnTransientFailure;
 
   /**
    * Creates the indicator.
    *
    * @param connector the connector to report on
-   * @param downOnTransientFailure whether a channel in {@code TRANSIENT_FAILURE} makes the health
-   *     DOWN
+   * @param downOnTransientFailure whether an address all of whose channels are in {@code
+   *     TRANSIENT_FAILURE} makes the health DOWN
    */
   public CachingConnectorHealthIndicator(
       CachingConnector connector, boolean downOnTransientFailure) {
+    this(requireNonNull(connector, "connector")::connections, downOnTransientFailure);
+  }
+
+  /** Creates an indicator over the channels that {@code connections} lists. */
+  CachingConnectorHealthIndicator(
+      Supplier<List<ConnectionInfo>> connections, boolean downOnTransientFailure) {
     super("gRPC connector health check failed");
-    this.connector = requireNonNull(connector, "connector");
+    this.connections = requireNonNull(connections, "connections");
     this.downOnTransientFailure = downOnTransientFailure;
   }
 
   @Override
   protected void doHealthCheck(Health.Builder builder) {
-    List<ConnectionInfo> connections = connector.connections();
-    // An address can have several channels: each failing address is reported once.
+    List<ConnectionInfo> channels = connections.get();
+    // An address can have several channels: each address is reported once.
     Set<String> failing = new LinkedHashSet<>();
+    Map<String, List<ConnectionInfo>> byAddress = new LinkedHashMap<>();
     int leases = 0;
-    for (ConnectionInfo info : connections) {
+    for (ConnectionInfo info : channels) {
       leases += info.leases();
+      byAddress.computeIfAbsent(info.address(), address -> new ArrayList<>()).add(info);
       if (info.state() == ConnectivityState.TRANSIENT_FAILURE) {
         failing.add(info.address());
       }
     }
-    if (downOnTransientFailure && !failing.isEmpty()) {
+    Map<String, Instant> downSince = new TreeMap<>();
+    for (String address : failing) {
+      Instant since = downSince(requireNonNull(byAddress.get(address), address));
+      if (since != null) {
+        downSince.put(address, since);
+      }
+    }
+    if (downOnTransientFailure && !downSince.isEmpty()) {
       builder.down();
     } else {
       builder.up();
     }
     builder
-        .withDetail("connections", connections.size())
+        .withDetail("connections", channels.size())
         .withDetail("leases", leases)
-        .withDetail("transientFailures", List.copyOf(failing));
+        .withDetail("transientFailures", List.copyOf(failing))
+        .withDetail("downSince", Collections.unmodifiableMap(downSince));
+  }
+
+  /**
+   * Since when all the judged channels of one address are in TRANSIENT_FAILURE (see the class
+   * comment), or null if one of them is not.
+   */
+  private static @Nullable Instant downSince(List<ConnectionInfo> channels) {
+    List<ConnectionInfo> leasable = channels.stream().filter(info -> !info.closing()).toList();
+    Instant since = null;
+    for (ConnectionInfo info : leasable.isEmpty() ? channels : leasable) {
+      if (info.state() != ConnectivityState.TRANSIENT_FAILURE) {
+        return null;
+      }
+      // A channel that reports its state has stateSince; createdAt only stands in for safety.
+      Instant entered = Objects.requireNonNullElse(info.stateSince(), info.createdAt());
+      if (since == null || entered.isAfter(since)) {
+        since = entered;
+      }
+    }
+    return since;
   }
 }
