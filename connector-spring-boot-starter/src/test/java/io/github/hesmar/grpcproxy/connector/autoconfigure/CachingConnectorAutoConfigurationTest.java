@@ -340,15 +340,6 @@ class CachingConnectorAutoConfigurationTest {
         });
   }
 
-  /**
-   * Channels without grpc-java's retries. With them (the default), a call that runs into its
-   * deadline is reported to the connector's stream tracer as CANCELLED ("Stream thrown away because
-   * RetriableStream committed"), not DEADLINE_EXCEEDED, and the connector does not count it as a
-   * failed call; see the report on issue 23.
-   */
-  private static final ChannelBuilderCustomizer WITHOUT_RETRIES =
-      (address, builder) -> builder.disableRetry();
-
   @Test
   void silentChannelPropertiesReachTheConnectorSoTwoUnansweredCallsRetireTheChannel()
       throws InterruptedException {
@@ -361,7 +352,6 @@ class CachingConnectorAutoConfigurationTest {
               "grpc.connector.silent-channel.failed-calls=2",
               "grpc.connector.silent-channel.silence=1s")
           .withBean(CachingConnectorBuilderCustomizer.class, () -> recordingCloses(causes))
-          .withBean(ChannelBuilderCustomizer.class, () -> WITHOUT_RETRIES)
           .run(
               context -> {
                 CachingConnector connector = context.getBean(CachingConnector.class);
@@ -431,7 +421,6 @@ class CachingConnectorAutoConfigurationTest {
               "grpc.connector.silent-channel.retire=false",
               "grpc.connector.silent-channel.failed-calls=1",
               "grpc.connector.silent-channel.silence=1ms")
-          .withBean(ChannelBuilderCustomizer.class, () -> WITHOUT_RETRIES)
           .run(
               context -> {
                 CachingConnector connector = context.getBean(CachingConnector.class);
