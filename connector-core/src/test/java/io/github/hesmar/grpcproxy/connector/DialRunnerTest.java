@@ -116,6 +116,7 @@ class DialRunnerTest {
     ChannelCount count = new ChannelCount(recording, null);
     ChannelTable table =
         new ChannelTable(new Drainer(Duration.ZERO, scheduler), count, Watches.of(1));
+    CountDownLatch dialing = new CountDownLatch(1);
     CountDownLatch returnChannel = new CountDownLatch(1);
     List<TrackedChannel> returned = new CopyOnWriteArrayList<>();
     DialRunner runner =
@@ -124,6 +125,7 @@ class DialRunnerTest {
             count,
             null,
             address -> {
+              dialing.countDown();
               returnChannel.await();
               TrackedChannel channel = channelFor(address);
               returned.add(channel);
@@ -133,6 +135,8 @@ class DialRunnerTest {
     table.putIfAbsent(entry);
     PendingDial pending = requireNonNull(entry.pendingDial());
     runner.start(entry, pending);
+    // Abandoned while its dialer runs (abandoned before, the dialer would never be called).
+    assertThat(dialing.await(10, TimeUnit.SECONDS)).isTrue();
 
     runner.abandon(entry, pending);
     returnChannel.countDown();
