@@ -21,8 +21,8 @@ import org.jspecify.annotations.Nullable;
  * timeout, cancellation, interrupt); an asynchronous caller ({@code dialAsync}) puts a continuation
  * in {@link #continuations} instead, and takes it out if it gives up first. The outcome is written
  * before the waiters are read, and a waiter adds itself before it reads the outcome (both
- * volatile), so no waiter misses its wake-up. Nothing is registered on the outcome itself, so
- * callers that give up on a hung dial, however many, retain no memory.
+ * volatile), so no waiter misses its wake-up. Whoever gives up takes out what it put in, so callers
+ * that give up on a hung dial, however many, retain no memory.
  *
  * <p>{@link WaitBound} is how long one caller may wait in all: fixed at its first wait, it bounds
  * every later wait of the same {@code dial()} call too.

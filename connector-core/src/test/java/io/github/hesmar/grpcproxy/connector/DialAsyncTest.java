@@ -176,16 +176,7 @@ class DialAsyncTest {
           throw new IOException("refused");
         };
     CompletableFuture<LeasedChannel> future = connector.dialAsync("alpha");
-    assertThat(future)
-        .failsWithin(Duration.ofSeconds(10))
-        .withThrowableThat()
-        .havingCause()
-        .isInstanceOfSatisfying(
-            StatusRuntimeException.class,
-            e -> {
-              assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
-              assertThat(e.getStatus().getDescription()).contains("alpha", "refused");
-            });
+    assertFailsWith(future, Status.Code.UNAVAILABLE, "alpha", "refused");
     assertThat(connector.connections()).isEmpty();
   }
 
@@ -216,16 +207,7 @@ class DialAsyncTest {
     CachingConnector connector = connector();
     dialer.holdDials(address -> {});
     CompletableFuture<LeasedChannel> future = connector.dialAsync("alpha", Duration.ofMillis(50));
-    assertThat(future)
-        .failsWithin(Duration.ofSeconds(10))
-        .withThrowableThat()
-        .havingCause()
-        .isInstanceOfSatisfying(
-            StatusRuntimeException.class,
-            e -> {
-              assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED);
-              assertThat(e.getStatus().getDescription()).contains("alpha", "PT0.05S");
-            });
+    assertFailsWith(future, Status.Code.DEADLINE_EXCEEDED, "alpha", "PT0.05S");
     assertThat(requirePending(connector, "alpha").waiterCount()).isZero();
 
     dialer.proceed.countDown();
@@ -239,16 +221,7 @@ class DialAsyncTest {
         connector(CachingConnector.builder().dialTimeout(Duration.ofMillis(100)));
     dialer.holdDials(address -> {});
     CompletableFuture<LeasedChannel> future = connector.dialAsync("alpha");
-    assertThat(future)
-        .failsWithin(Duration.ofSeconds(10))
-        .withThrowableThat()
-        .havingCause()
-        .isInstanceOfSatisfying(
-            StatusRuntimeException.class,
-            e -> {
-              assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED);
-              assertThat(e.getStatus().getDescription()).contains("dial timeout");
-            });
+    assertFailsWith(future, Status.Code.DEADLINE_EXCEEDED, "dial timeout");
   }
 
   @Test
@@ -320,6 +293,21 @@ class DialAsyncTest {
     }
     await().atMost(Duration.ofSeconds(10)).until(() -> connector.connectionCount() == 1);
     await().atMost(Duration.ofSeconds(10)).until(() -> connector.leaseCount() == 0);
+  }
+
+  /** Asserts that {@code future} fails as {@code dial()} would throw: the status and its words. */
+  private static void assertFailsWith(
+      CompletableFuture<LeasedChannel> future, Status.Code code, String... described) {
+    assertThat(future)
+        .failsWithin(Duration.ofSeconds(10))
+        .withThrowableThat()
+        .havingCause()
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> {
+              assertThat(e.getStatus().getCode()).isEqualTo(code);
+              assertThat(e.getStatus().getDescription()).contains(described);
+            });
   }
 
   private static PendingDial requirePending(CachingConnector connector, String address) {
